@@ -1,0 +1,48 @@
+# Two commands on a fresh machine:  `make run` (serve on SQLite)  and  `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+# pytest-xdist workers; the suite is sized for the 2-core machine.
+WORKERS ?= 2
+
+.PHONY: setup run test lint bench bench-migrate prisma clean
+
+$(PY_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Prisma's own schema validator (npm), used only by the tests.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(PY_STAMP)
+
+run: $(PY_STAMP)
+	$(BIN)/mobility db upgrade
+	$(BIN)/mobility seed
+	$(BIN)/mobility serve
+
+test: $(PY_STAMP) $(NODE_STAMP)
+	$(BIN)/pytest -n $(WORKERS) $(PYTEST_ARGS)
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+
+prisma: $(PY_STAMP)
+	$(BIN)/mobility prisma export
+
+bench: bench-migrate
+
+bench-migrate: $(PY_STAMP)
+	$(BIN)/python bench/migrate.py
+
+clean:
+	rm -rf $(VENV) node_modules data

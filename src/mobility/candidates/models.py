@@ -1,0 +1,140 @@
+"""Candidates (workers preparing for overseas employment) and their documents."""
+
+import enum
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mobility.core.db import Base
+from mobility.core.models import (
+    CountryCode,
+    JSONType,
+    TenantScopedMixin,
+    UTCDateTime,
+    db_enum,
+    same_tenant_fk,
+    tenant_table_args,
+)
+
+
+class CandidateStatus(enum.StrEnum):
+    """The pipeline; the candidates service allows only the transitions of DESIGN.md."""
+
+    registered = "registered"
+    in_training = "in_training"
+    trained = "trained"
+    vetting = "vetting"
+    ready = "ready"
+    placed = "placed"
+    deployed = "deployed"
+    returned = "returned"
+    withdrawn = "withdrawn"
+    rejected = "rejected"
+
+
+class Gender(enum.StrEnum):
+    female = "female"
+    male = "male"
+    other = "other"
+    undisclosed = "undisclosed"
+
+
+class DocumentType(enum.StrEnum):
+    passport = "passport"
+    national_id = "national_id"
+    birth_certificate = "birth_certificate"
+    police_clearance = "police_clearance"
+    medical = "medical"
+    visa = "visa"
+    contract = "contract"
+    certificate = "certificate"
+    photo = "photo"
+    cv = "cv"
+    reference = "reference"
+    other = "other"
+
+
+class DocumentStatus(enum.StrEnum):
+    pending = "pending"
+    verified = "verified"
+    rejected = "rejected"
+
+
+class Candidate(TenantScopedMixin, Base):
+    __tablename__ = "candidates"
+    __table_args__ = tenant_table_args(
+        UniqueConstraint("tenantId", "referenceNumber"),
+        same_tenant_fk("agentId", "agents"),
+        same_tenant_fk("brokerId", "brokers"),
+        Index(None, "tenantId", "status"),
+        Index(None, "tenantId", "agentId"),
+        Index(None, "tenantId", "brokerId"),
+        Index(None, "tenantId", "lastName", "firstName"),
+        Index(None, "tenantId", "passportNumber"),
+    )
+
+    # Human-facing number, e.g. WTI-2026-000123; unique per tenant.
+    reference_number: Mapped[str] = mapped_column("referenceNumber", String(32))
+    first_name: Mapped[str] = mapped_column("firstName", String(100))
+    middle_name: Mapped[str | None] = mapped_column("middleName", String(100))
+    last_name: Mapped[str] = mapped_column("lastName", String(100))
+    date_of_birth: Mapped[date | None] = mapped_column("dateOfBirth", Date)
+    gender: Mapped[Gender | None] = mapped_column(db_enum(Gender))
+    nationality: Mapped[str | None] = mapped_column(CountryCode)
+    national_id: Mapped[str | None] = mapped_column("nationalId", String(64))
+    passport_number: Mapped[str | None] = mapped_column("passportNumber", String(32))
+    passport_expiry: Mapped[date | None] = mapped_column("passportExpiry", Date)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    emergency_contact: Mapped[dict[str, Any] | None] = mapped_column("emergencyContact", JSONType)
+    skills: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    languages: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    education: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    work_history: Mapped[list[Any]] = mapped_column("workHistory", JSONType, default=list)
+    photo_url: Mapped[str | None] = mapped_column("photoUrl", String(1024))
+    cv_url: Mapped[str | None] = mapped_column("cvUrl", String(1024))
+    status: Mapped[CandidateStatus] = mapped_column(
+        db_enum(CandidateStatus), default=CandidateStatus.registered, server_default="registered"
+    )
+    agent_id: Mapped[uuid.UUID | None] = mapped_column("agentId", Uuid)
+    broker_id: Mapped[uuid.UUID | None] = mapped_column("brokerId", Uuid)
+    # The candidate's own login, when they have one.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        "userId", Uuid, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class CandidateDocument(TenantScopedMixin, Base):
+    """An uploaded file; deleting the candidate deletes these rows (and the service, the files)."""
+
+    __tablename__ = "candidate_documents"
+    __table_args__ = tenant_table_args(
+        same_tenant_fk("candidateId", "candidates", ondelete="CASCADE"),
+        Index(None, "tenantId", "candidateId", "type"),
+        Index(None, "tenantId", "expiresOn"),
+    )
+
+    candidate_id: Mapped[uuid.UUID] = mapped_column("candidateId", Uuid)
+    type: Mapped[DocumentType] = mapped_column(db_enum(DocumentType))
+    file_name: Mapped[str] = mapped_column("fileName", String(255))
+    content_type: Mapped[str] = mapped_column("contentType", String(127))
+    size_bytes: Mapped[int] = mapped_column("sizeBytes", BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Where the file lives in the document store (never a client-supplied path).
+    storage_key: Mapped[str] = mapped_column("storageKey", String(512))
+    document_number: Mapped[str | None] = mapped_column("documentNumber", String(64))
+    issued_on: Mapped[date | None] = mapped_column("issuedOn", Date)
+    expires_on: Mapped[date | None] = mapped_column("expiresOn", Date)
+    status: Mapped[DocumentStatus] = mapped_column(
+        db_enum(DocumentStatus), default=DocumentStatus.pending, server_default="pending"
+    )
+    verified_by: Mapped[uuid.UUID | None] = mapped_column(
+        "verifiedBy", Uuid, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    verified_at: Mapped[datetime | None] = mapped_column("verifiedAt", UTCDateTime())
+    notes: Mapped[str | None] = mapped_column(Text)

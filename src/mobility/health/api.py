@@ -1,0 +1,12 @@
+from fastapi import APIRouter
+
+from mobility.core.deps import DbSession
+from mobility.health import service
+from mobility.health.schemas import HealthRead
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthRead, responses={503: {"description": "Database not ready"}})
+async def health(session: DbSession) -> dict[str, str | None]:
+    return await service.check(session)

@@ -1,0 +1,7 @@
+from pydantic import BaseModel
+
+
+class HealthRead(BaseModel):
+    status: str
+    database: str
+    revision: str | None

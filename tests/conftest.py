@@ -1,0 +1,43 @@
+"""Every test that asks for `backend` runs twice: on SQLite and on PostgreSQL.
+
+Tests marked `postgres_only` run on PostgreSQL alone. PostgreSQL is required: the run fails when it
+cannot be reached, rather than passing on SQLite alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+
+from tests.support.databases import BACKENDS, DatabaseFactory, postgres_reachable
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problem = postgres_reachable()
+    if problem is not None:
+        raise pytest.UsageError(f"PostgreSQL is required for the test suite and cannot be reached: {problem}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        only_pg = metafunc.definition.get_closest_marker("postgres_only") is not None
+        params = ["postgresql"] if only_pg else list(BACKENDS)
+        metafunc.parametrize("backend", params, scope="session")
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory: pytest.TempPathFactory):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    factory = DatabaseFactory(tmp_path_factory.mktemp("databases"), f"{worker}_{secrets.token_hex(3)}")
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def empty_database_url(backend: str, database_factory: DatabaseFactory):
+    """An async URL of a brand-new empty database on the test's backend, dropped after the test."""
+    url = database_factory.create(backend)
+    yield url
+    database_factory.drop(url)
