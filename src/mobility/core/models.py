@@ -52,7 +52,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import TIMESTAMP
 
-            return dialect.type_descriptor(TIMESTAMP(timezone=self.impl.timezone, precision=self.precision))
+            # Returned as is: type_descriptor() would adapt it and drop the precision.
+            return TIMESTAMP(timezone=self.impl.timezone, precision=self.precision)
         return dialect.type_descriptor(DateTime(timezone=self.impl.timezone))
 
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
