@@ -41,3 +41,16 @@ def empty_database_url(backend: str, database_factory: DatabaseFactory):
     url = database_factory.create(backend)
     yield url
     database_factory.drop(url)
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(backend: str, database_factory: DatabaseFactory) -> str:
+    """An async URL of a database at the head revision, shared by the session's tests on `backend`.
+
+    Tests that write to it clean up after themselves (or use their own `empty_database_url`).
+    """
+    from mobility.core import migrations
+
+    url = database_factory.create(backend, "head")
+    migrations.upgrade(url)
+    return url

@@ -57,8 +57,10 @@ class DatabaseFactory:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self._pg_names.append(name)
-        return make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name).render_as_string(
-            hide_password=False
+        return (
+            make_url(PG_ADMIN_URL)
+            .set(drivername="postgresql+asyncpg", database=name)
+            .render_as_string(hide_password=False)
         )
 
     def drop(self, url: str) -> None:
