@@ -1,0 +1,20 @@
+"""An app on a given database, driven in-process over ASGI (with its lifespan, so the engine is real)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from mobility.core.config import Settings
+from mobility.main import create_app
+
+
+@asynccontextmanager
+async def api_client(database_url: str, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(database_url=database_url, **settings))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
