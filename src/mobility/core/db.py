@@ -55,7 +55,13 @@ def create_engine(url: str | None = None, settings: Settings | None = None, **kw
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    """Sessions of the application's session class: tenant-scoped and audited (see core.tenancy)."""
+    from mobility.core import audit  # noqa: F401  (registers the audit trail on ScopedSession)
+    from mobility.core.tenancy import ScopedSession
+
+    return async_sessionmaker(
+        engine, sync_session_class=ScopedSession, expire_on_commit=False, autoflush=False
+    )
 
 
 @asynccontextmanager

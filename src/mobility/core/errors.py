@@ -21,6 +21,9 @@ class AppError(Exception):
     status: int = 400
     code: str = "bad_request"
     title: str = "Bad request"
+    # Most errors undo the request's writes. A few must keep them: a failed login still counts
+    # towards throttling and is logged.
+    keeps_writes: bool = False
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)

@@ -1,0 +1,145 @@
+"""The audit trail: every write through the ORM records an `audit_logs` row in the same transaction.
+
+Hooked into the session's flush, so no endpoint can forget it: for each inserted, changed or deleted
+row it records the actor, tenant, action, entity and the changed fields before and after. Secrets
+(password hashes, TOTP secrets, token hashes, recovery codes) are redacted: the trail shows that they
+changed, never their value. Tables that are themselves logs or login bookkeeping opt out with
+`__audited__ = False` (their events go to activity_logs instead).
+Deletes by bulk statement (`delete(Model).where(...)`) bypass the flush and so the trail: services
+delete through `session.delete(obj)`.
+A service may name the business action of its next flush with `describe(session, "user.suspend")`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import uuid
+from typing import Any
+
+from sqlalchemy import event, insert, inspect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from mobility.audit.models import AuditLog
+from mobility.core.models import new_id, utcnow
+from mobility.core.tenancy import ScopedSession
+
+REDACTED = "[redacted]"
+_ACTION_KEY = "audit_action"
+
+
+def describe(session: AsyncSession | Session, action: str) -> None:
+    """Name the business action (e.g. "user.suspend") of the rows the next flush writes."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    sync.info[_ACTION_KEY] = action
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | dt.date | dt.datetime | dt.time):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _audited(obj: Any) -> bool:
+    return getattr(type(obj), "__audited__", True) and hasattr(obj, "__table__")
+
+
+def _redacted(obj: Any) -> frozenset[str]:
+    return getattr(type(obj), "__audit_redact__", frozenset())
+
+
+def _column_attrs(obj: Any):
+    return inspect(obj).mapper.column_attrs
+
+
+def _snapshot(obj: Any) -> dict[str, Any]:
+    secret = _redacted(obj)
+    out: dict[str, Any] = {}
+    for attr in _column_attrs(obj):
+        column_name = attr.columns[0].name
+        value = getattr(obj, attr.key)
+        out[column_name] = REDACTED if attr.key in secret and value is not None else _json_safe(value)
+    return out
+
+
+def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    secret = _redacted(obj)
+    state = inspect(obj)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for attr in _column_attrs(obj):
+        history = state.attrs[attr.key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if old == new:
+            continue
+        column_name = attr.columns[0].name
+        if attr.key in secret:
+            before[column_name] = REDACTED if old is not None else None
+            after[column_name] = REDACTED if new is not None else None
+        else:
+            before[column_name] = _json_safe(old)
+            after[column_name] = _json_safe(new)
+    return before, after
+
+
+@event.listens_for(ScopedSession, "after_flush")
+def _record(session: Session, _flush_context: Any) -> None:
+    """Write the trail of this flush on the flush's own connection, i.e. in the same transaction.
+
+    After the flush, new rows carry their generated values (ids, defaults); the pre-flush history is
+    still there for changed rows. Inserted with Core, so the trail itself is not audited or filtered.
+    """
+    scope = session.info.get("scope")
+    label = session.info.pop(_ACTION_KEY, None)
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+
+    def entry(obj: Any, operation: str, before: dict | None, after: dict | None) -> None:
+        table = obj.__tablename__
+        rows.append(
+            {
+                "id": new_id(),
+                "tenant_id": getattr(obj, "tenant_id", None) or (scope.tenant_id if scope else None),
+                "actor_id": scope.actor_id if scope else None,
+                "action": label or f"{table}.{operation}",
+                "entity_type": table,
+                "entity_id": obj.id,
+                "before": before,
+                "after": after,
+                "ip_address": scope.ip_address if scope else None,
+                "request_id": scope.request_id if scope else None,
+                "created_at": now,
+            }
+        )
+
+    for obj in session.new:
+        if _audited(obj):
+            entry(obj, "create", None, _snapshot(obj))
+    for obj in session.dirty:
+        if _audited(obj) and session.is_modified(obj, include_collections=False):
+            before, after = _changes(obj)
+            if after or before:
+                entry(obj, "update", before, after)
+    for obj in session.deleted:
+        if _audited(obj):
+            entry(obj, "delete", _snapshot(obj), None)
+    if rows:
+        table = AuditLog.__table__
+        keyed = [
+            {AuditLog.__mapper__.attrs[key].columns[0].key: value for key, value in row.items()}
+            for row in rows
+        ]
+        session.connection().execute(insert(table), keyed)

@@ -1,0 +1,213 @@
+"""Row rules: which rows of each table a scope may see, update or delete.
+
+Applied to every ORM statement by `mobility.core.tenancy`. Two layers, one function per table:
+1. the tenant: a row of another tenant does not exist for the caller;
+2. the object rules of DESIGN.md, by role: a Candidate sees only their own record and what hangs off
+   it; an Agent or Broker only the candidates, placements and payments linked to their partner record;
+   a Trainer only the courses they teach and those courses' enrollments. Other roles see the whole
+   tenant, and the permission matrix decides what they may do with it.
+Never compare with a None id here: `column == None` means IS NULL; use `_is(column, value)`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import ColumnElement, false, or_, select, true
+
+from mobility import models as m
+from mobility.core.permissions import SystemRole
+from mobility.core.tenancy import Scope, tenant_scoped
+
+Rule = Callable[[Scope], ColumnElement[bool]]
+
+_STAFF = {SystemRole.system_admin.value, SystemRole.admin.value, SystemRole.recruiter.value}
+
+
+def _is(column, value: uuid.UUID | None) -> ColumnElement[bool]:
+    return false() if value is None else column == value
+
+
+def _role(scope: Scope) -> str | None:
+    return SystemRole.system_admin.value if scope.is_system_admin else scope.role
+
+
+def _own_candidates(scope: Scope):
+    """Ids of the candidates the caller may see, or None when the role sees the whole tenant."""
+    role = _role(scope)
+    if role == SystemRole.candidate:
+        return select(m.Candidate.id).where(_is(m.Candidate.id, scope.candidate_id))
+    if role == SystemRole.agent:
+        return select(m.Candidate.id).where(_is(m.Candidate.agent_id, scope.agent_id))
+    if role == SystemRole.broker:
+        return select(m.Candidate.id).where(_is(m.Candidate.broker_id, scope.broker_id))
+    if role == SystemRole.trainer:
+        return select(m.Enrollment.candidate_id).where(m.Enrollment.course_id.in_(_taught_courses(scope)))
+    return None
+
+
+def _taught_courses(scope: Scope):
+    return select(m.Course.id).where(_is(m.Course.trainer_id, scope.actor_id))
+
+
+def _own_enrollments(scope: Scope):
+    if _role(scope) == SystemRole.trainer:
+        return select(m.Enrollment.id).where(m.Enrollment.course_id.in_(_taught_courses(scope)))
+    candidates = _own_candidates(scope)
+    return (
+        None
+        if candidates is None
+        else select(m.Enrollment.id).where(m.Enrollment.candidate_id.in_(candidates))
+    )
+
+
+def _by_candidate(model) -> Rule:
+    def rule(scope: Scope) -> ColumnElement[bool]:
+        candidates = _own_candidates(scope)
+        return true() if candidates is None else model.candidate_id.in_(candidates)
+
+    return rule
+
+
+def _by_enrollment(model) -> Rule:
+    def rule(scope: Scope) -> ColumnElement[bool]:
+        enrollments = _own_enrollments(scope)
+        return true() if enrollments is None else model.enrollment_id.in_(enrollments)
+
+    return rule
+
+
+def _by_partner(model) -> Rule:
+    """Placements, payments, invoices: an Agent or Broker sees those linked to them, a Candidate theirs."""
+
+    def rule(scope: Scope) -> ColumnElement[bool]:
+        role = _role(scope)
+        if role == SystemRole.agent:
+            return _is(model.agent_id, scope.agent_id)
+        if role == SystemRole.broker:
+            return _is(model.broker_id, scope.broker_id)
+        if role == SystemRole.candidate:
+            return _is(model.candidate_id, scope.candidate_id)
+        if role == SystemRole.trainer:
+            return false()
+        return true()
+
+    return rule
+
+
+def _candidates(scope: Scope) -> ColumnElement[bool]:
+    candidates = _own_candidates(scope)
+    return true() if candidates is None else m.Candidate.id.in_(candidates)
+
+
+def _partner(model, own_role: SystemRole, own_id: Callable[[Scope], uuid.UUID | None]) -> Rule:
+    def rule(scope: Scope) -> ColumnElement[bool]:
+        role = _role(scope)
+        if role == own_role:
+            return _is(model.id, own_id(scope))
+        return true() if role in _STAFF or role not in set(SystemRole) else false()
+
+    return rule
+
+
+def _courses(scope: Scope) -> ColumnElement[bool]:
+    role = _role(scope)
+    if role == SystemRole.trainer:
+        return _is(m.Course.trainer_id, scope.actor_id)
+    if role == SystemRole.candidate:
+        return m.Course.id.in_(
+            select(m.Enrollment.course_id).where(_is(m.Enrollment.candidate_id, scope.candidate_id))
+        )
+    if role in (SystemRole.agent, SystemRole.broker):
+        return false()
+    return true()
+
+
+def _notifications(scope: Scope) -> ColumnElement[bool]:
+    if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
+        return true()
+    return _is(m.Notification.recipient_id, scope.actor_id)
+
+
+def _members_of_tenant(scope: Scope):
+    return select(m.UserTenant.user_id).where(_is(m.UserTenant.tenant_id, scope.tenant_id))
+
+
+# Tables without a tenantId of their own, or shared across tenants.
+def _users(scope: Scope) -> ColumnElement[bool]:
+    return or_(_is(m.User.id, scope.actor_id), m.User.id.in_(_members_of_tenant(scope)))
+
+
+def _user_tenants(scope: Scope) -> ColumnElement[bool]:
+    # The tenant's memberships, and the caller's own in other tenants (for /me and switching).
+    return or_(_is(m.UserTenant.tenant_id, scope.tenant_id), _is(m.UserTenant.user_id, scope.actor_id))
+
+
+def _roles(scope: Scope) -> ColumnElement[bool]:
+    return or_(m.Role.tenant_id.is_(None), _is(m.Role.tenant_id, scope.tenant_id))
+
+
+def _tenants(scope: Scope) -> ColumnElement[bool]:
+    if scope.is_system_admin:
+        return true()
+    mine = select(m.UserTenant.tenant_id).where(_is(m.UserTenant.user_id, scope.actor_id))
+    return or_(_is(m.Tenant.id, scope.tenant_id), m.Tenant.id.in_(mine))
+
+
+def _sessions(scope: Scope) -> ColumnElement[bool]:
+    return _is(m.Session.user_id, scope.actor_id)
+
+
+def _activity_logs(scope: Scope) -> ColumnElement[bool]:
+    if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
+        return or_(
+            _is(m.ActivityLog.user_id, scope.actor_id), m.ActivityLog.user_id.in_(_members_of_tenant(scope))
+        )
+    return _is(m.ActivityLog.user_id, scope.actor_id)
+
+
+def _audit_logs(scope: Scope) -> ColumnElement[bool]:
+    return _is(m.AuditLog.tenant_id, scope.tenant_id)
+
+
+_RULES: dict[type, Rule] = {
+    m.Candidate: _candidates,
+    m.CandidateDocument: _by_candidate(m.CandidateDocument),
+    m.VettingRecord: _by_candidate(m.VettingRecord),
+    m.Enrollment: lambda scope: (
+        true() if (enrollments := _own_enrollments(scope)) is None else m.Enrollment.id.in_(enrollments)
+    ),
+    m.AttendanceRecord: _by_enrollment(m.AttendanceRecord),
+    m.Assessment: _by_enrollment(m.Assessment),
+    m.Certificate: _by_enrollment(m.Certificate),
+    m.Course: _courses,
+    m.Placement: _by_partner(m.Placement),
+    m.Payment: _by_partner(m.Payment),
+    m.Invoice: _by_partner(m.Invoice),
+    m.Agent: _partner(m.Agent, SystemRole.agent, lambda scope: scope.agent_id),
+    m.Broker: _partner(m.Broker, SystemRole.broker, lambda scope: scope.broker_id),
+    m.Notification: _notifications,
+    m.Setting: lambda scope: true(),
+    # Not tenant-scoped by a tenantId of their own: the whole rule is here.
+    m.User: _users,
+    m.UserTenant: _user_tenants,
+    m.Role: _roles,
+    m.Tenant: _tenants,
+    m.Session: _sessions,
+    m.ActivityLog: _activity_logs,
+    m.AuditLog: _audit_logs,
+}
+
+
+def has_row_filter(cls: type) -> bool:
+    return cls in _RULES or tenant_scoped(cls)
+
+
+def row_filter(cls: type, scope: Scope) -> ColumnElement[bool]:
+    """The WHERE clause the scope puts on `cls`: its tenant, then the object rule of the role."""
+    rule = _RULES.get(cls)
+    if not tenant_scoped(cls):
+        return rule(scope) if rule else true()
+    in_tenant = _is(cls.tenant_id, scope.tenant_id)
+    return in_tenant if rule is None else in_tenant & rule(scope)

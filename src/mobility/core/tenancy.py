@@ -1,0 +1,185 @@
+"""Tenant scoping, enforced once, in the data layer.
+
+Every database session carries a `Scope` (who acts, in which tenant, with which permissions). The
+`ScopedSession` below applies it to every ORM statement, whatever the calling code forgets:
+
+- SELECT, UPDATE and DELETE on a tenant-scoped model get the scope's row filter (the tenant, plus the
+  row rules of `mobility.core.policies` for the actor's role), through `with_loader_criteria`;
+- new rows get the scope's tenant and `createdBy`/`updatedBy` stamped; a row of another tenant cannot be
+  written; changed rows get `updatedBy`;
+- a session with no scope refuses to touch a tenant-scoped model at all (fail closed). Code that must
+  work across tenants (the CLI, seeding, looking up a session token) says so with `Scope.system()`.
+
+On PostgreSQL, row-level security keyed on the same tenant (`mobility.tenant_id`, set per transaction
+by `apply_to_database`) is the second wall.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from mobility.core.errors import AppError, NotFound
+
+
+class TenancyViolation(AppError):
+    """A bug, not bad input: code tried to act outside its scope. Logged and answered as 403."""
+
+    status, code, title = 403, "tenancy_violation", "Not allowed in this tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who acts, where, with what rights: bound to a session for its whole life."""
+
+    tenant_id: uuid.UUID | None = None
+    actor_id: uuid.UUID | None = None
+    role: str | None = None
+    permissions: frozenset[str] = frozenset()
+    is_system_admin: bool = False
+    # Bypasses the tenant filters; only for the CLI, seeding and authentication lookups.
+    system: bool = False
+    # The actor's own records in this tenant, for the row rules (a Candidate's record, an Agent's).
+    candidate_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    broker_id: uuid.UUID | None = None
+    request_id: str | None = None
+    ip_address: str | None = field(default=None)
+
+    @classmethod
+    def for_system(cls, actor_id: uuid.UUID | None = None, **kwargs: Any) -> Scope:
+        return cls(actor_id=actor_id, system=True, **kwargs)
+
+    def can(self, permission: str) -> bool:
+        return self.system or permission in self.permissions
+
+    def but(self, **changes: Any) -> Scope:
+        return replace(self, **changes)
+
+
+def tenant_scoped(cls: type) -> bool:
+    return getattr(cls, "__tenant_scoped__", False)
+
+
+class ScopedSession(Session):
+    """The ORM session class of the whole application (see module doc)."""
+
+
+def bind_scope(session: AsyncSession | Session, scope: Scope) -> None:
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    sync.info["scope"] = scope
+
+
+def get_scope(session: AsyncSession | Session) -> Scope | None:
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    return sync.info.get("scope")
+
+
+def require_scope(session: AsyncSession | Session) -> Scope:
+    scope = get_scope(session)
+    if scope is None:
+        raise TenancyViolation("No scope is bound to this database session.")
+    return scope
+
+
+async def apply_to_database(session: AsyncSession, scope: Scope) -> None:
+    """Bind the scope and tell PostgreSQL's row-level security about it, for this transaction only."""
+    bind_scope(session, scope)
+    if session.bind.dialect.name != "postgresql":
+        return
+    await session.execute(
+        text(
+            "SELECT set_config('mobility.tenant_id', :tenant, true),"
+            " set_config('mobility.system', :system, true),"
+            " set_config('mobility.actor_id', :actor, true)"
+        ),
+        {
+            "tenant": str(scope.tenant_id) if scope.tenant_id else "",
+            "system": "on" if scope.system else "off",
+            "actor": str(scope.actor_id) if scope.actor_id else "",
+        },
+    )
+
+
+@event.listens_for(ScopedSession, "do_orm_execute")
+def _filter_statements(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    scoped = [mapper.class_ for mapper in state.all_mappers if _has_row_filter(mapper.class_)]
+    if not scoped:
+        return
+    scope = get_scope(state.session)
+    if scope is None:
+        names = ", ".join(sorted(cls.__tablename__ for cls in scoped))
+        raise TenancyViolation(f"Query on {names} without a scope.")
+    if scope.system:
+        return
+    from mobility.core import policies
+
+    options = [
+        with_loader_criteria(cls, policies.row_filter(cls, scope), include_aliases=True)
+        for cls in _unique(scoped)
+    ]
+    state.statement = state.statement.options(*options)
+
+
+def _has_row_filter(cls: type) -> bool:
+    from mobility.core import policies
+
+    return policies.has_row_filter(cls)
+
+
+def _unique(classes: list[type]) -> list[type]:
+    return list(dict.fromkeys(classes))
+
+
+@event.listens_for(ScopedSession, "before_flush")
+def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> None:
+    scope = session.info.get("scope")
+    for obj in session.new:
+        if not tenant_scoped(type(obj)):
+            continue
+        if scope is None:
+            raise TenancyViolation(f"Insert into {obj.__tablename__} without a scope.")
+        if obj.tenant_id is None:
+            if scope.tenant_id is None:
+                raise TenancyViolation(f"Insert into {obj.__tablename__} without a tenant.")
+            obj.tenant_id = scope.tenant_id
+        elif not scope.system and obj.tenant_id != scope.tenant_id:
+            raise TenancyViolation(f"Insert into {obj.__tablename__} for another tenant.")
+        if obj.created_by is None:
+            obj.created_by = scope.actor_id
+        if obj.updated_by is None:
+            obj.updated_by = scope.actor_id
+    for obj in session.dirty:
+        if not tenant_scoped(type(obj)) or not session.is_modified(obj, include_collections=False):
+            continue
+        if scope is None:
+            raise TenancyViolation(f"Update of {obj.__tablename__} without a scope.")
+        if inspect(obj).attrs.tenant_id.history.has_changes():
+            raise TenancyViolation(f"A {obj.__tablename__} row cannot move to another tenant.")
+        obj.updated_by = scope.actor_id
+    for obj in session.deleted:
+        if tenant_scoped(type(obj)) and scope is None:
+            raise TenancyViolation(f"Delete from {obj.__tablename__} without a scope.")
+
+
+async def get_visible(session: AsyncSession, model: type, object_id: Any, *, field_name: str | None = None):
+    """The row with this id if the session's scope may see it; NotFound otherwise.
+
+    With `field_name`, the id came in a request body as a reference (e.g. a candidate's `agentId`):
+    a row of another tenant is then refused as invalid input, exactly as a row that does not exist.
+    """
+    row = (await session.execute(select(model).where(model.id == object_id))).scalar_one_or_none()
+    if row is None:
+        if field_name is not None:
+            from mobility.core.errors import InvalidInput
+
+            raise InvalidInput(f"{field_name} does not refer to an existing record.", field=field_name)
+        raise NotFound(f"No such {model.__tablename__.removesuffix('s').replace('_', ' ')}.")
+    return row
