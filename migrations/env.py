@@ -6,7 +6,7 @@ import asyncio
 import logging.config
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import Enum, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -22,6 +22,21 @@ def _database_url() -> str:
     return config.get_main_option("sqlalchemy.url") or get_settings().effective_database_url
 
 
+def _compare_type(
+    _context, _inspected_column, _metadata_column, inspected_type, metadata_type
+) -> bool | None:
+    """Autogenerate's type comparison, plus the labels of PostgreSQL enum types.
+
+    Alembic compares an enum column's type but not its labels; the reflected PostgreSQL type carries
+    them, so a label added to (or reordered in) a model without a migration shows up as a difference.
+    None leaves every other comparison to alembic.
+    """
+    if isinstance(inspected_type, Enum) and isinstance(metadata_type, Enum) and inspected_type.native_enum:
+        inspected = (inspected_type.name, list(inspected_type.enums))
+        return True if inspected != (metadata_type.name, list(metadata_type.enums)) else None
+    return None
+
+
 def _configure(connection: Connection | None = None, **kwargs) -> None:
     context.configure(
         connection=connection,
@@ -29,7 +44,8 @@ def _configure(connection: Connection | None = None, **kwargs) -> None:
         # Each revision commits on its own: a failure leaves the database at the last good revision,
         # and a retry picks up from there.
         transaction_per_migration=True,
-        compare_type=True,
+        compare_type=_compare_type,
+        compare_server_default=True,
         # SQLite cannot ALTER constraints: batch operations rebuild the table there (a no-op elsewhere).
         render_as_batch=True,
         **kwargs,
@@ -37,25 +53,32 @@ def _configure(connection: Connection | None = None, **kwargs) -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
+    # A connection handed over inside its caller's transaction (pytest-alembic's
+    # downgrade-leaves-no-trace test runs each step in a savepoint it then rolls back) is the caller's
+    # to commit or roll back: alembic runs inside it (it sees an "external" transaction) and so do we.
+    external = connection.in_transaction()
     if connection.dialect.name == "postgresql":
         # Wait this long for a lock, then fail cleanly instead of queueing every query behind us.
         timeout = config.attributes.get("lock_timeout") or get_settings().migration_lock_timeout
         connection.exec_driver_sql(f"SET lock_timeout = '{timeout}'")
-    elif connection.dialect.name == "sqlite":
+    elif connection.dialect.name == "sqlite" and not external:
         # A batch rebuild drops and recreates a table: with foreign keys on, dropping a parent would
         # cascade into its children. Must be set outside a transaction, which is why it is here.
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    if connection.in_transaction():
+    if connection.in_transaction() and not external:
         # End the implicit transaction the settings above opened, so each revision gets its own.
         connection.commit()
     _configure(connection)
     with context.begin_transaction():
         context.run_migrations()
+    if external:
+        return
     if connection.dialect.name == "sqlite":
         broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
         if broken:
             raise RuntimeError(f"foreign keys broken after migrating: {broken[:5]}")
         connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+    if connection.in_transaction():
         connection.commit()
 
 
@@ -70,12 +93,16 @@ async def _run_async(url: str) -> None:
 
 
 def run_migrations_online() -> None:
-    # Tests and the CLI may hand us a connection (pytest-alembic does); otherwise open our own.
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        do_run_migrations(connection)
-        return
-    asyncio.run(_run_async(_database_url()))
+    # Tests and the CLI may hand us a connection, or an engine (pytest-alembic passes its
+    # `alembic_engine`, or a wrapper whose connect() returns the connection it holds open).
+    connectable = config.attributes.get("connection")
+    if connectable is None:
+        asyncio.run(_run_async(_database_url()))
+    elif isinstance(connectable, Connection):
+        do_run_migrations(connectable)
+    else:
+        with connectable.connect() as connection:
+            do_run_migrations(connection)
 
 
 def run_migrations_offline() -> None:
