@@ -13,6 +13,7 @@ class ActivityLog(IdMixin, Base):
     """Legacy table (Prisma app): sign-in activity and other user events."""
 
     __tablename__ = "activity_logs"
+    __audited__ = False
     __table_args__ = (Index(None, "userId"),)
 
     user_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -35,6 +36,7 @@ class AuditLog(IdMixin, Base):
     """
 
     __tablename__ = "audit_logs"
+    __audited__ = False
     __table_args__ = (
         Index(None, "tenantId", "entityType", "entityId"),
         Index(None, "tenantId", "createdAt"),

@@ -12,6 +12,8 @@ class Session(IdMixin, Base):
     """Legacy table (Prisma app): a login session; `token` holds only a hash of the bearer token."""
 
     __tablename__ = "sessions"
+    # Logins and logouts are recorded in activity_logs; the token column holds a hash only.
+    __audited__ = False
     __table_args__ = (Index(None, "userId"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(

@@ -13,6 +13,7 @@ class User(IdMixin, Base):
 
     __tablename__ = "users"
     __table_args__ = (Index(None, "tenantId", "email"),)
+    __audit_redact__ = frozenset({"password_hash"})
 
     email: Mapped[str] = mapped_column(Text, unique=True)
     password_hash: Mapped[str | None] = mapped_column("passwordHash", Text)

@@ -1,0 +1,406 @@
+"""The `mobility` command: database migrations, backups, seeding, serving, the Prisma schema.
+
+Settings are read afresh on every invocation (environment and `.env`). Expected failures (a bad
+revision, an unreachable database, a missing file, a refused confirmation) print one line starting
+with `error:` on stderr and exit with status 1; `--traceback` shows the Python traceback as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from mobility.core import backup as backups
+from mobility.core import migrations
+from mobility.core.config import Settings, get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="mobility",
+    help="WTI Labour Mobility platform: database, seed data, API server.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Migrate, inspect, adopt, back up and restore the database.", no_args_is_help=True)
+prisma_app = typer.Typer(help="The Prisma schema generated from the models.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(prisma_app, name="prisma")
+
+_options = {"traceback": False}
+
+
+class CliError(Exception):
+    """A failure to report as one line."""
+
+
+@app.callback()
+def main(
+    show_traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the Python traceback of a failure.")
+    ] = False,
+) -> None:
+    _options["traceback"] = show_traceback
+
+
+def _settings() -> Settings:
+    """This invocation's settings, read afresh (so `get_settings()` users agree with the CLI)."""
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = str(exc).splitlines()
+        raise CliError(f"invalid settings: {' '.join(line.strip() for line in first[:3])}") from exc
+    try:
+        backend = make_url(settings.effective_database_url).get_backend_name()
+    except ArgumentError as exc:
+        raise CliError(f"MOBILITY_DATABASE_URL is not a database URL: {exc}") from exc
+    if backend not in ("postgresql", "sqlite"):
+        raise CliError(
+            f"unsupported database {backend!r} in MOBILITY_DATABASE_URL; use postgresql:// or sqlite://"
+        )
+    return settings
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _message(exc: BaseException) -> str:
+    """One line describing `exc`."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = str(exc.orig)
+    elif isinstance(exc, SQLAlchemyError):
+        text = str(exc).split("\n(Background on this error")[0]
+    else:
+        text = str(exc) or type(exc).__name__
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _fail(message: str, details: list[str] | None = None) -> None:
+    typer.echo(f"error: {message}", err=True)
+    for line in details or []:
+        typer.echo(f"  {line}", err=True)
+    raise typer.Exit(1)
+
+
+def _command(group: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """Registers a command whose expected failures become one `error:` line and exit status 1."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                return function(*args, **kw)
+            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+                raise
+            except migrations.NotAdoptable as exc:
+                for note in exc.notes:
+                    typer.echo(f"warning: {note}", err=True)
+                _fail(f"{exc}; nothing was changed:", exc.differences)
+            except (CliError, migrations.MigrationError, backups.BackupError) as exc:
+                _fail(str(exc))
+            except OSError as exc:  # connection failures were told apart already: files, pipes, ...
+                if _options["traceback"]:
+                    traceback.print_exc()
+                _fail(f"{type(exc).__name__}: {_message(exc)}")
+            except (CommandError, ArgumentError) as exc:
+                _fail(_message(exc))
+            except SQLAlchemyError as exc:
+                if _options["traceback"]:
+                    traceback.print_exc()
+                _fail(f"database error: {_message(exc)}")
+            except Exception as exc:
+                if _options["traceback"]:
+                    traceback.print_exc()
+                _fail(f"unexpected {type(exc).__name__}: {_message(exc)} (run with --traceback for details)")
+
+        group.command(name, **kwargs)(wrapper)
+        return function
+
+    return decorate
+
+
+def _confirm(question: str, yes: bool, refusal: str) -> None:
+    """Goes on with --yes or an interactive "y"; otherwise fails without changing anything."""
+    if yes:
+        return
+    if not _stdin_is_tty():
+        raise CliError(f"{refusal}: confirmation needed; re-run with --yes")
+    if not typer.confirm(question, default=False):
+        raise CliError(f"{refusal}: not confirmed")
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _check_sqlite_exists(url: str) -> None:
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database
+        and parsed.database != ":memory:"
+        and not Path(parsed.database).expanduser().is_file()
+    ):
+        raise CliError(f"database file {parsed.database} does not exist")
+
+
+def _take_backup(url: str, settings: Settings, revision: str | None, reason: str) -> Path:
+    path = backups.backup(url, directory=settings.effective_backup_dir, revision=revision, reason=reason)
+    typer.echo(f"backup written to {path}")
+    return path
+
+
+# --- db ----------------------------------------------------------------------------------------------
+
+
+@_command(db_app, "upgrade")
+def db_upgrade(
+    to: Annotated[str, typer.Option("--to", help="Target revision (default: head).")] = "head",
+) -> None:
+    """Migrate the database up to head (or to --to REV)."""
+    settings = _settings()
+    url = settings.effective_database_url
+    target = migrations.resolve_revision(to)
+    state = migrations.status(url, settings=settings)
+    migrations.check_upgrade(state, target)
+    if target == state.current:
+        typer.echo(f"already at {migrations.describe(target)}; nothing to do")
+        return
+    _migrate(migrations.upgrade, url, target or "base", settings)
+    typer.echo(f"upgraded {_shown(url)} from {state.current or 'an empty database'} to {target}")
+
+
+@_command(db_app, "downgrade")
+def db_downgrade(
+    to: Annotated[str, typer.Option("--to", help="Target revision (an id, or base).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Migrate the database down to --to REV, after a confirmation and a backup."""
+    settings = _settings()
+    url = settings.effective_database_url
+    target = migrations.resolve_revision(to)
+    state = migrations.status(url, settings=settings)
+    migrations.check_downgrade(state, target)
+    if target == state.current:
+        typer.echo(f"already at {migrations.describe(target)}; nothing to do")
+        return
+    reverted = ", ".join(script.revision for script in reversed(migrations.between(target, state.current)))
+    _confirm(
+        f"Downgrade {_shown(url)} from {state.current} to {target or 'base'}, reverting {reverted}? "
+        "What those revisions added (tables, columns and their data) is dropped; a backup is taken first.",
+        yes,
+        "downgrade refused",
+    )
+    _take_backup(url, settings, state.current, "before-downgrade")
+    _migrate(migrations.downgrade, url, target or "base", settings)
+    typer.echo(f"downgraded {_shown(url)} from {state.current} to {target or 'base'}")
+
+
+def _migrate(run: Callable[..., None], url: str, target: str, settings: Settings) -> None:
+    try:
+        run(url, target, lock_timeout=settings.migration_lock_timeout, progress=typer.echo)
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        try:
+            now = migrations.current_revision(url, settings=settings)
+        except Exception:
+            now = "unknown"
+        raise CliError(
+            f"migration failed: {_message(exc)}; the database is at revision {now or 'none'} "
+            f"(each revision commits on its own: fix the cause and run the command again)"
+        ) from exc
+
+
+@_command(db_app, "status")
+def db_status() -> None:
+    """Show the current revision, the head and the pending revisions."""
+    settings = _settings()
+    url = settings.effective_database_url
+    typer.echo(f"database: {_shown(url)}")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_file():
+        head = migrations.head_revision()
+        typer.echo("current:  none (the database file does not exist yet)")
+        typer.echo(f"head:     {migrations.describe(head)}")
+        _print_pending(migrations.between(None, head))
+        return
+    state = migrations.status(url, settings=settings)
+    if state.current is not None:
+        current = migrations.describe(state.current)
+    elif state.legacy_unstamped:
+        current = "none (legacy tables without a revision: run `mobility db adopt`)"
+    elif state.table_count:
+        current = f"none ({state.table_count} tables, none of them ours or legacy)"
+    else:
+        current = "none (empty database)"
+    typer.echo(f"current:  {current}")
+    typer.echo(f"head:     {migrations.describe(state.head)}")
+    _print_pending(state.pending)
+
+
+def _print_pending(pending: list[Any]) -> None:
+    if not pending:
+        typer.echo("pending:  none (up to date)")
+        return
+    typer.echo(f"pending:  {len(pending)}")
+    for script in pending:
+        typer.echo(f"  {script.revision}  {migrations.summary(script)}")
+
+
+@_command(db_app, "adopt")
+def db_adopt() -> None:
+    """Check that an existing legacy database has the expected shape, then stamp the baseline (0000)."""
+    settings = _settings()
+    url = settings.effective_database_url
+    _check_sqlite_exists(url)
+    adoption = migrations.adopt(url, settings=settings)
+    if adoption.already:
+        typer.echo(f"already adopted: the database is at the baseline revision {migrations.BASELINE}")
+        typer.echo("next: `mobility db upgrade`")
+        return
+    for note in adoption.notes:
+        typer.echo(f"warning: {note}", err=True)
+    typer.echo(f"adopted: {_shown(url)} has the legacy shape; stamped revision {migrations.BASELINE}")
+    typer.echo("next: `mobility db upgrade`")
+
+
+@_command(db_app, "backup")
+def db_backup(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default: a new file in the backup dir)."),
+    ] = None,
+) -> None:
+    """Back the database up (pg_dump custom format on PostgreSQL, a consistent copy on SQLite)."""
+    settings = _settings()
+    url = settings.effective_database_url
+    _check_sqlite_exists(url)
+    revision = migrations.status(url, settings=settings).current
+    path = backups.backup(
+        url, directory=settings.effective_backup_dir, output=output, revision=revision, reason=None
+    )
+    typer.echo(f"backup of {_shown(url)} at revision {revision or 'none'} written to {path}")
+
+
+@_command(db_app, "restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A backup made by `mobility db backup` (or a downgrade).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the database with a backup, after a confirmation and a backup of its current state."""
+    settings = _settings()
+    url = settings.effective_database_url
+    backups.check_backup_file(url, file)
+    _confirm(
+        f"Replace everything in {_shown(url)} with {file}? A backup of its current state is taken first.",
+        yes,
+        "restore refused",
+    )
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        typer.echo("no current database file: nothing to back up")
+    else:
+        _take_backup(url, settings, migrations.status(url, settings=settings).current, "before-restore")
+    backups.restore(url, file, lock_timeout=settings.migration_lock_timeout)
+    revision = migrations.current_revision(url, settings=settings)
+    typer.echo(f"restored {_shown(url)} from {file}; now at revision {revision or 'none'}")
+
+
+# --- seed, serve, prisma -----------------------------------------------------------------------------
+
+
+@_command(app, "seed")
+def seed_command() -> None:
+    """Create the WTI tenant, the system roles, an admin user and linked sample records (idempotent)."""
+    from mobility.core.db import create_engine, create_sessionmaker, transaction
+    from mobility.seed import SeedError, seed
+
+    settings = _settings()
+    url = settings.effective_database_url
+    state = migrations.status(url, settings=settings)
+    if state.current != state.head:
+        raise CliError(
+            f"the database is at revision {state.current or 'none'}, not at head {state.head}; "
+            "run `mobility db upgrade` first"
+        )
+
+    async def _run():
+        engine = create_engine(url, settings=settings)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                return await seed(
+                    session, admin_email=settings.admin_email, admin_password=settings.admin_password
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(_run())
+    except SeedError as exc:
+        raise CliError(f"seed failed, nothing was written: {exc}") from exc
+    typer.echo(
+        f"seeded {_shown(url)}: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.existing)} already there"
+    )
+    for label in report.created:
+        typer.echo(f"  created  {label}")
+    for label in report.updated:
+        typer.echo(f"  updated  {label}")
+    if report.generated_password:
+        typer.echo(f"admin login: {report.admin_email}")
+        typer.echo(f"admin password (generated, shown only this once): {report.generated_password}")
+
+
+@_command(app, "serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: MOBILITY_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: MOBILITY_PORT).")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the API with uvicorn (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "mobility.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        reload=reload,
+    )
+
+
+@_command(prisma_app, "export")
+def prisma_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: prisma/schema.prisma).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; fail if the file is not what export would write.")
+    ] = False,
+) -> None:
+    """Write prisma/schema.prisma from the models."""
+    try:
+        from mobility.core import prisma
+    except ImportError as exc:
+        raise CliError(f"the Prisma exporter is not available: {exc}") from exc
+    if check:
+        if not prisma.is_up_to_date(output):
+            raise CliError(f"{output or 'prisma/schema.prisma'} is out of date; run `mobility prisma export`")
+        typer.echo(f"{output or 'prisma/schema.prisma'} is up to date")
+        return
+    typer.echo(f"wrote {prisma.export(output)}")

@@ -1,0 +1,45 @@
+"""Password hashing: argon2id (OWASP's first choice), via argon2-cffi.
+
+Parameters are OWASP's recommended argon2id configuration (m = 19 MiB, t = 2, p = 1). Hashes carry their
+own parameters, so raising them later only needs `needs_rehash` on the next successful login.
+"""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+ARGON2_MEMORY_COST_KIB = 19456
+ARGON2_TIME_COST = 2
+ARGON2_PARALLELISM = 1
+
+password_hasher = PasswordHasher(
+    time_cost=ARGON2_TIME_COST,
+    memory_cost=ARGON2_MEMORY_COST_KIB,
+    parallelism=ARGON2_PARALLELISM,
+    hash_len=32,
+    salt_len=16,
+    type=Type.ID,
+)
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash (PHC string: `$argon2id$v=19$m=19456,t=2,p=1$...`) with a random salt."""
+    if not password:
+        raise ValueError("an empty password cannot be hashed")
+    return password_hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches `password_hash`; False for a missing or malformed hash."""
+    if not password_hash:
+        return False
+    try:
+        return password_hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with other (older, weaker) parameters than the current ones."""
+    return password_hasher.check_needs_rehash(password_hash)
