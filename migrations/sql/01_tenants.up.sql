@@ -52,8 +52,8 @@ CREATE TABLE IF NOT EXISTS tenants (
     name VARCHAR(200) NOT NULL,
     -- squawk-ignore prefer-text-field -- taken knowingly: see the header
     code VARCHAR(32) NOT NULL,
-    branding JSONB NOT NULL,
-    "contactInfo" JSONB NOT NULL,
+    branding JSONB DEFAULT '{}' NOT NULL,
+    "contactInfo" JSONB DEFAULT '{}' NOT NULL,
     "isActive" BOOLEAN DEFAULT true NOT NULL,
     "createdAt" TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
     "updatedAt" TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,

@@ -148,7 +148,7 @@ CREATE TABLE IF NOT EXISTS agents (
     -- squawk-ignore prefer-text-field -- taken knowingly: see the header
     "licenceNumber" VARCHAR(100),
     "licenceExpiry" DATE,
-    "paymentTerms" JSONB NOT NULL,
+    "paymentTerms" JSONB DEFAULT '{}' NOT NULL,
     status "PartnerStatus" DEFAULT 'active' NOT NULL,
     notes TEXT,
     "userId" UUID,
@@ -183,7 +183,7 @@ CREATE TABLE IF NOT EXISTS brokers (
     -- squawk-ignore prefer-text-field -- taken knowingly: see the header
     "licenceNumber" VARCHAR(100),
     "licenceExpiry" DATE,
-    "paymentTerms" JSONB NOT NULL,
+    "paymentTerms" JSONB DEFAULT '{}' NOT NULL,
     status "PartnerStatus" DEFAULT 'active' NOT NULL,
     notes TEXT,
     "userId" UUID,
@@ -225,10 +225,10 @@ CREATE TABLE IF NOT EXISTS candidates (
     phone VARCHAR(40),
     address JSONB,
     "emergencyContact" JSONB,
-    skills JSONB NOT NULL,
-    languages JSONB NOT NULL,
-    education JSONB NOT NULL,
-    "workHistory" JSONB NOT NULL,
+    skills JSONB DEFAULT '[]' NOT NULL,
+    languages JSONB DEFAULT '[]' NOT NULL,
+    education JSONB DEFAULT '[]' NOT NULL,
+    "workHistory" JSONB DEFAULT '[]' NOT NULL,
     -- squawk-ignore prefer-text-field -- taken knowingly: see the header
     "photoUrl" VARCHAR(1024),
     -- squawk-ignore prefer-text-field -- taken knowingly: see the header

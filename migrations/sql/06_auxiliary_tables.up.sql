@@ -175,7 +175,7 @@ CREATE TABLE IF NOT EXISTS invoices (
     -- squawk-ignore prefer-text-field -- taken knowingly: see the header
     "billToName" VARCHAR(200) NOT NULL,
     "billToDetails" JSONB,
-    "lineItems" JSONB NOT NULL,
+    "lineItems" JSONB DEFAULT '[]' NOT NULL,
     subtotal NUMERIC(12, 2) DEFAULT '0' NOT NULL,
     tax NUMERIC(12, 2) DEFAULT '0' NOT NULL,
     total NUMERIC(12, 2) DEFAULT '0' NOT NULL,
@@ -212,7 +212,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     channel "NotificationChannel" NOT NULL,
     -- squawk-ignore prefer-text-field -- taken knowingly: see the header
     template VARCHAR(100) NOT NULL,
-    payload JSONB NOT NULL,
+    payload JSONB DEFAULT '{}' NOT NULL,
     status "NotificationStatus" DEFAULT 'queued' NOT NULL,
     -- squawk-ignore prefer-bigint-over-int -- taken knowingly: see the header
     attempts INTEGER DEFAULT '0' NOT NULL,

@@ -116,9 +116,15 @@ ALTER TABLE IF EXISTS certificates DROP CONSTRAINT IF EXISTS "certificates_tenan
 
 ALTER TABLE IF EXISTS courses DROP CONSTRAINT IF EXISTS "courses_tenantId_code_key";
 
+ALTER TABLE IF EXISTS candidates DROP CONSTRAINT IF EXISTS "candidates_tenantId_userId_key";
+
 ALTER TABLE IF EXISTS candidates DROP CONSTRAINT IF EXISTS "candidates_tenantId_referenceNumber_key";
 
+ALTER TABLE IF EXISTS brokers DROP CONSTRAINT IF EXISTS "brokers_tenantId_userId_key";
+
 ALTER TABLE IF EXISTS brokers DROP CONSTRAINT IF EXISTS "brokers_tenantId_code_key";
+
+ALTER TABLE IF EXISTS agents DROP CONSTRAINT IF EXISTS "agents_tenantId_userId_key";
 
 ALTER TABLE IF EXISTS agents DROP CONSTRAINT IF EXISTS "agents_tenantId_code_key";
 

@@ -62,6 +62,15 @@ $$;
 
 DO $$
 BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'agents'::regclass AND conname = 'agents_tenantId_userId_key') THEN
+        -- squawk-ignore constraint-missing-not-valid, disallowed-unique-constraint -- taken knowingly: see the header
+        ALTER TABLE agents ADD CONSTRAINT "agents_tenantId_userId_key" UNIQUE ("tenantId", "userId");
+    END IF;
+END
+$$;
+
+DO $$
+BEGIN
     IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'brokers'::regclass AND conname = 'brokers_tenantId_code_key') THEN
         -- squawk-ignore constraint-missing-not-valid, disallowed-unique-constraint -- taken knowingly: see the header
         ALTER TABLE brokers ADD CONSTRAINT "brokers_tenantId_code_key" UNIQUE ("tenantId", code);
@@ -71,9 +80,27 @@ $$;
 
 DO $$
 BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'brokers'::regclass AND conname = 'brokers_tenantId_userId_key') THEN
+        -- squawk-ignore constraint-missing-not-valid, disallowed-unique-constraint -- taken knowingly: see the header
+        ALTER TABLE brokers ADD CONSTRAINT "brokers_tenantId_userId_key" UNIQUE ("tenantId", "userId");
+    END IF;
+END
+$$;
+
+DO $$
+BEGIN
     IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'candidates'::regclass AND conname = 'candidates_tenantId_referenceNumber_key') THEN
         -- squawk-ignore constraint-missing-not-valid, disallowed-unique-constraint -- taken knowingly: see the header
         ALTER TABLE candidates ADD CONSTRAINT "candidates_tenantId_referenceNumber_key" UNIQUE ("tenantId", "referenceNumber");
+    END IF;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'candidates'::regclass AND conname = 'candidates_tenantId_userId_key') THEN
+        -- squawk-ignore constraint-missing-not-valid, disallowed-unique-constraint -- taken knowingly: see the header
+        ALTER TABLE candidates ADD CONSTRAINT "candidates_tenantId_userId_key" UNIQUE ("tenantId", "userId");
     END IF;
 END
 $$;

@@ -31,8 +31,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("code", sa.String(32), nullable=False),
         # {"logoUrl": str, "colorHex": str}
-        sa.Column("branding", JSON, nullable=False),
-        sa.Column("contactInfo", JSON, nullable=False),
+        sa.Column("branding", JSON, nullable=False, server_default=sa.text("'{}'")),
+        sa.Column("contactInfo", JSON, nullable=False, server_default=sa.text("'{}'")),
         sa.Column("isActive", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("createdAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.Column("updatedAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),

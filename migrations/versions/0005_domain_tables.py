@@ -169,7 +169,7 @@ def _partner_table(table: str) -> None:
         sa.Column("licenceNumber", sa.String(100), nullable=True),
         sa.Column("licenceExpiry", sa.Date(), nullable=True),
         # {"type": "flat" | "percent", "amount" | "percent": "...", "currency": "FJD", "dueDays": 30}
-        sa.Column("paymentTerms", JSON, nullable=False),
+        sa.Column("paymentTerms", JSON, nullable=False, server_default=sa.text("'{}'")),
         sa.Column("status", PARTNER_STATUS, server_default="active", nullable=False),
         sa.Column("notes", sa.Text(), nullable=True),
         # Optional login of the partner's own staff.
@@ -203,10 +203,10 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(40), nullable=True),
         sa.Column("address", JSON, nullable=True),
         sa.Column("emergencyContact", JSON, nullable=True),
-        sa.Column("skills", JSON, nullable=False),
-        sa.Column("languages", JSON, nullable=False),
-        sa.Column("education", JSON, nullable=False),
-        sa.Column("workHistory", JSON, nullable=False),
+        sa.Column("skills", JSON, nullable=False, server_default=sa.text("'[]'")),
+        sa.Column("languages", JSON, nullable=False, server_default=sa.text("'[]'")),
+        sa.Column("education", JSON, nullable=False, server_default=sa.text("'[]'")),
+        sa.Column("workHistory", JSON, nullable=False, server_default=sa.text("'[]'")),
         sa.Column("photoUrl", sa.String(1024), nullable=True),
         sa.Column("cvUrl", sa.String(1024), nullable=True),
         sa.Column("status", CANDIDATE_STATUS, server_default="registered", nullable=False),

@@ -186,7 +186,7 @@ def upgrade() -> None:
         sa.Column("billToName", sa.String(200), nullable=False),
         sa.Column("billToDetails", JSON, nullable=True),
         # [{"description": str, "quantity": "1", "unitPrice": "100.00", "amount": "100.00"}]
-        sa.Column("lineItems", JSON, nullable=False),
+        sa.Column("lineItems", JSON, nullable=False, server_default=sa.text("'[]'")),
         sa.Column("subtotal", MONEY, server_default="0", nullable=False),
         sa.Column("tax", MONEY, server_default="0", nullable=False),
         sa.Column("total", MONEY, server_default="0", nullable=False),
@@ -211,7 +211,7 @@ def upgrade() -> None:
         sa.Column("recipientEmail", sa.String(320), nullable=True),
         sa.Column("channel", NOTIFICATION_CHANNEL, nullable=False),
         sa.Column("template", sa.String(100), nullable=False),
-        sa.Column("payload", JSON, nullable=False),
+        sa.Column("payload", JSON, nullable=False, server_default=sa.text("'{}'")),
         sa.Column("status", NOTIFICATION_STATUS, server_default="queued", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("nextAttemptAt", sa.DateTime(timezone=True), nullable=True),

@@ -37,6 +37,10 @@ UNIQUE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("invoices", ("tenantId", "invoiceNumber")),
     # A retried request with the same key finds the first payment instead of making a second.
     ("payments", ("tenantId", "idempotencyKey")),
+    # One login stands for at most one candidate, agent or broker record per tenant.
+    ("agents", ("tenantId", "userId")),
+    ("brokers", ("tenantId", "userId")),
+    ("candidates", ("tenantId", "userId")),
 )
 
 # (table, columns): named `<table>_<columns>_idx`, Prisma's names.

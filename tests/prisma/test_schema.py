@@ -189,7 +189,7 @@ def test_candidate_model(rendered: str) -> None:
     assert field(rendered, "Candidate", "status") == "status CandidateStatus @default(registered)"
     assert field(rendered, "Candidate", "referenceNumber") == "referenceNumber String @db.VarChar(32)"
     assert field(rendered, "Candidate", "dateOfBirth") == "dateOfBirth DateTime? @db.Date"
-    assert field(rendered, "Candidate", "skills") == "skills Json"
+    assert field(rendered, "Candidate", "skills") == 'skills Json @default("[]")'
     # The other side of the relations.
     assert field(rendered, "Agent", "candidates") == 'candidates Candidate[] @relation("Candidate_agent")'
     assert field(rendered, "User", "candidates") == 'candidates Candidate[] @relation("Candidate_user")'

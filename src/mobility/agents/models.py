@@ -9,7 +9,14 @@ from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from mobility.core.db import Base
-from mobility.core.models import CountryCode, JSONType, TenantScopedMixin, db_enum, tenant_table_args
+from mobility.core.models import (
+    EMPTY_JSON_OBJECT,
+    CountryCode,
+    JSONType,
+    TenantScopedMixin,
+    db_enum,
+    tenant_table_args,
+)
 
 
 class PartnerStatus(enum.StrEnum):
@@ -29,7 +36,9 @@ class PartnerMixin(TenantScopedMixin):
     licence_number: Mapped[str | None] = mapped_column("licenceNumber", String(100))
     licence_expiry: Mapped[date | None] = mapped_column("licenceExpiry", Date)
     # {"type": "flat" | "percent", "amount": "250.00" | "percent": "5", "currency": "FJD", "dueDays": 30}
-    payment_terms: Mapped[dict[str, Any]] = mapped_column("paymentTerms", JSONType, default=dict)
+    payment_terms: Mapped[dict[str, Any]] = mapped_column(
+        "paymentTerms", JSONType, default=dict, server_default=EMPTY_JSON_OBJECT
+    )
     status: Mapped[PartnerStatus] = mapped_column(
         db_enum(PartnerStatus), default=PartnerStatus.active, server_default=PartnerStatus.active.value
     )
@@ -43,9 +52,13 @@ class PartnerMixin(TenantScopedMixin):
 
 class Agent(PartnerMixin, Base):
     __tablename__ = "agents"
-    __table_args__ = tenant_table_args(UniqueConstraint("tenantId", "code"))
+    __table_args__ = tenant_table_args(
+        UniqueConstraint("tenantId", "code"), UniqueConstraint("tenantId", "userId")
+    )
 
 
 class Broker(PartnerMixin, Base):
     __tablename__ = "brokers"
-    __table_args__ = tenant_table_args(UniqueConstraint("tenantId", "code"))
+    __table_args__ = tenant_table_args(
+        UniqueConstraint("tenantId", "code"), UniqueConstraint("tenantId", "userId")
+    )

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
 from mobility.core.models import (
+    EMPTY_JSON_ARRAY,
     CountryCode,
     JSONType,
     TenantScopedMixin,
@@ -67,6 +68,8 @@ class Candidate(TenantScopedMixin, Base):
     __tablename__ = "candidates"
     __table_args__ = tenant_table_args(
         UniqueConstraint("tenantId", "referenceNumber"),
+        # One login stands for at most one candidate (or agent, broker) record per tenant.
+        UniqueConstraint("tenantId", "userId"),
         same_tenant_fk("agentId", "agents"),
         same_tenant_fk("brokerId", "brokers"),
         Index(None, "tenantId", "status"),
@@ -91,10 +94,12 @@ class Candidate(TenantScopedMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     emergency_contact: Mapped[dict[str, Any] | None] = mapped_column("emergencyContact", JSONType)
-    skills: Mapped[list[Any]] = mapped_column(JSONType, default=list)
-    languages: Mapped[list[Any]] = mapped_column(JSONType, default=list)
-    education: Mapped[list[Any]] = mapped_column(JSONType, default=list)
-    work_history: Mapped[list[Any]] = mapped_column("workHistory", JSONType, default=list)
+    skills: Mapped[list[Any]] = mapped_column(JSONType, default=list, server_default=EMPTY_JSON_ARRAY)
+    languages: Mapped[list[Any]] = mapped_column(JSONType, default=list, server_default=EMPTY_JSON_ARRAY)
+    education: Mapped[list[Any]] = mapped_column(JSONType, default=list, server_default=EMPTY_JSON_ARRAY)
+    work_history: Mapped[list[Any]] = mapped_column(
+        "workHistory", JSONType, default=list, server_default=EMPTY_JSON_ARRAY
+    )
     photo_url: Mapped[str | None] = mapped_column("photoUrl", String(1024))
     cv_url: Mapped[str | None] = mapped_column("cvUrl", String(1024))
     status: Mapped[CandidateStatus] = mapped_column(

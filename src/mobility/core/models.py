@@ -73,6 +73,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 # The legacy Prisma tables keep Prisma's default `timestamp(3) without time zone`, holding UTC.
 LegacyTimestamp = UTCDateTime(timezone=False, precision=3)
 CURRENT_TIMESTAMP = text("CURRENT_TIMESTAMP")
+# Database defaults of NOT NULL JSON columns, so writers other than this app (SQL, Prisma) need not know.
+EMPTY_JSON_OBJECT = text("'{}'")
+EMPTY_JSON_ARRAY = text("'[]'")
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
 JSONType = JSON().with_variant(JSONB(), "postgresql")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
 from mobility.core.models import (
+    EMPTY_JSON_ARRAY,
     Currency,
     JSONType,
     Money,
@@ -124,7 +125,9 @@ class Invoice(TenantScopedMixin, Base):
     bill_to_name: Mapped[str] = mapped_column("billToName", String(200))
     bill_to_details: Mapped[dict[str, Any] | None] = mapped_column("billToDetails", JSONType)
     # [{"description": str, "quantity": "1", "unitPrice": "100.00", "amount": "100.00"}]
-    line_items: Mapped[list[Any]] = mapped_column("lineItems", JSONType, default=list)
+    line_items: Mapped[list[Any]] = mapped_column(
+        "lineItems", JSONType, default=list, server_default=EMPTY_JSON_ARRAY
+    )
     subtotal: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), server_default="0")
     tax: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), server_default="0")
     total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), server_default="0")

@@ -9,7 +9,14 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
-from mobility.core.models import JSONType, TenantScopedMixin, UTCDateTime, db_enum, tenant_table_args
+from mobility.core.models import (
+    EMPTY_JSON_OBJECT,
+    JSONType,
+    TenantScopedMixin,
+    UTCDateTime,
+    db_enum,
+    tenant_table_args,
+)
 
 
 class NotificationChannel(enum.StrEnum):
@@ -40,7 +47,7 @@ class Notification(TenantScopedMixin, Base):
     recipient_email: Mapped[str | None] = mapped_column("recipientEmail", String(320))
     channel: Mapped[NotificationChannel] = mapped_column(db_enum(NotificationChannel))
     template: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default=EMPTY_JSON_OBJECT)
     status: Mapped[NotificationStatus] = mapped_column(
         db_enum(NotificationStatus), default=NotificationStatus.queued, server_default="queued"
     )
