@@ -5,7 +5,7 @@ Alembic, the Prisma exporter and the tests read the schema from here.
 
 from mobility.agents.models import Agent, Broker
 from mobility.audit.models import ActivityLog, AuditLog
-from mobility.auth.models import Session
+from mobility.auth.models import LoginThrottle, Session
 from mobility.candidates.models import Candidate, CandidateDocument
 from mobility.core.db import Base
 from mobility.finance.models import Invoice, Payment
@@ -15,7 +15,7 @@ from mobility.roles.models import Role
 from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
 from mobility.training.models import Assessment, AttendanceRecord, Certificate, Course, Enrollment
-from mobility.users.models import User, UserTenant
+from mobility.users.models import User, UserInvitation, UserTenant
 from mobility.vetting.models import VettingRecord
 
 metadata = Base.metadata
@@ -34,6 +34,7 @@ __all__ = [
     "Course",
     "Enrollment",
     "Invoice",
+    "LoginThrottle",
     "Notification",
     "Payment",
     "Placement",
@@ -42,6 +43,7 @@ __all__ = [
     "Setting",
     "Tenant",
     "User",
+    "UserInvitation",
     "UserTenant",
     "VettingRecord",
     "metadata",

@@ -1,11 +1,11 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Text, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
-from mobility.core.models import CURRENT_TIMESTAMP, IdMixin, LegacyTimestamp, utcnow
+from mobility.core.models import CURRENT_TIMESTAMP, IdMixin, LegacyTimestamp, UTCDateTime, utcnow
 
 
 class Session(IdMixin, Base):
@@ -26,3 +26,23 @@ class Session(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(
         "createdAt", LegacyTimestamp, default=utcnow, server_default=CURRENT_TIMESTAMP
     )
+    # Added by 0008. The tenant the session acts in (switchable); legacy sessions have none and are
+    # therefore not accepted: their users log in again.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        "tenantId", Uuid, ForeignKey("tenants.id", ondelete="CASCADE")
+    )
+    last_seen_at: Mapped[datetime | None] = mapped_column("lastSeenAt", UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column("revokedAt", UTCDateTime())
+
+
+class LoginThrottle(Base):
+    """Failed logins per account and per client address, for throttling (0008)."""
+
+    __tablename__ = "login_throttles"
+    __audited__ = False
+
+    # "account:<e-mail>" or "address:<ip>"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failure_at: Mapped[datetime | None] = mapped_column("lastFailureAt", UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column("lockedUntil", UTCDateTime())

@@ -142,7 +142,7 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
         "NOT VALID so that it can be rerun. At the revision the script starts from they do not exist "
         "(or are the leftover of a failed earlier run of this same script), so no guarantee is taken "
         "away; the script runs the pair only while the database is not yet at this revision.",
-        revisions=("0002", "0003"),
+        revisions=("0002", "0003", "0008"),
         line=r"^\s*ALTER TABLE \S+ DROP CONSTRAINT IF EXISTS ",
         within=r"^ALTER TABLE (\S+) DROP CONSTRAINT IF EXISTS (\S+);\s+ALTER TABLE \1 ADD CONSTRAINT \2 ",
     ),
@@ -163,6 +163,22 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
         _JUST_CREATED,
         revisions=("0007",),
         line=rf"^\s*ALTER TABLE {_NOT_OLDER_TABLE}\S+ ADD CONSTRAINT \S+ FOREIGN KEY",
+    ),
+    KnownFinding(
+        (
+            "ban-drop-constraint",
+            "require-concurrent-index-deletion",
+            "constraint-missing-not-valid",
+            "disallowed-unique-constraint",
+        ),
+        "roles holds a handful of rows (one per role): replacing its installation-wide unique name by one "
+        "per tenant (the point of this step) takes a lock of a few milliseconds, bounded by lock_timeout. "
+        "The legacy key may be a constraint or a bare index (prisma migrate makes an index), so both "
+        "forms are dropped.",
+        revisions=("0008",),
+        line=r"(roles DROP CONSTRAINT IF EXISTS roles_name_key|DROP INDEX IF EXISTS roles_name_key"
+        r'|ALTER TABLE roles ADD CONSTRAINT "roles_tenantId_name_key" UNIQUE'
+        r'|ALTER TABLE roles DROP CONSTRAINT IF EXISTS "roles_tenantId_name_key")',
     ),
     KnownFinding(
         ("prefer-timestamp-tz",),

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Text, Uuid, false
+from sqlalchemy import Boolean, ForeignKey, Text, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
@@ -13,8 +13,11 @@ class Role(IdMixin, Base):
     """Legacy table (Prisma app), extended by revision 0002 with a tenant and the system flag."""
 
     __tablename__ = "roles"
+    # Names are unique within a tenant, and among the global roles (NULLS NOT DISTINCT, PostgreSQL 15;
+    # on SQLite only the seed creates global roles). Replaces the legacy global UNIQUE (name) in 0008.
+    __table_args__ = (UniqueConstraint("tenantId", "name", postgresql_nulls_not_distinct=True),)
 
-    name: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     permissions: Mapped[Any | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(

@@ -1,11 +1,21 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Text, UniqueConstraint, Uuid, false, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Text, UniqueConstraint, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
-from mobility.core.models import CURRENT_TIMESTAMP, IdMixin, LegacyTimestamp, TimestampMixin, utcnow
+from mobility.core.models import (
+    CURRENT_TIMESTAMP,
+    IdMixin,
+    JSONType,
+    LegacyTimestamp,
+    TenantScopedMixin,
+    TimestampMixin,
+    UTCDateTime,
+    tenant_table_args,
+    utcnow,
+)
 
 
 class User(IdMixin, Base):
@@ -13,7 +23,7 @@ class User(IdMixin, Base):
 
     __tablename__ = "users"
     __table_args__ = (Index(None, "tenantId", "email"),)
-    __audit_redact__ = frozenset({"password_hash"})
+    __audit_redact__ = frozenset({"password_hash", "totp_secret", "recovery_codes"})
 
     email: Mapped[str] = mapped_column(Text, unique=True)
     password_hash: Mapped[str | None] = mapped_column("passwordHash", Text)
@@ -47,6 +57,13 @@ class User(IdMixin, Base):
     updated_by: Mapped[uuid.UUID | None] = mapped_column(
         "updatedBy", Uuid, ForeignKey("users.id", ondelete="SET NULL")
     )
+    # Added by 0008: two-factor authentication and password history.
+    totp_secret: Mapped[str | None] = mapped_column("totpSecret", Text)
+    # The last TOTP time step accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column("totpLastStep", BigInteger)
+    # SHA-256 of the unused one-time recovery codes.
+    recovery_codes: Mapped[list[str] | None] = mapped_column("recoveryCodes", JSONType)
+    password_changed_at: Mapped[datetime | None] = mapped_column("passwordChangedAt", UTCDateTime())
 
 
 class UserTenant(IdMixin, TimestampMixin, Base):
@@ -61,3 +78,17 @@ class UserTenant(IdMixin, TimestampMixin, Base):
     )
     role_id: Mapped[uuid.UUID] = mapped_column("roleId", Uuid, ForeignKey("roles.id", ondelete="RESTRICT"))
     is_primary: Mapped[bool] = mapped_column("isPrimary", Boolean, default=False, server_default=false())
+
+
+class UserInvitation(TenantScopedMixin, Base):
+    """An invitation to join a tenant (0008): the invited user sets a password with the token."""
+
+    __tablename__ = "user_invitations"
+    __table_args__ = tenant_table_args(UniqueConstraint("tokenHash"), Index(None, "tenantId", "userId"))
+    __audit_redact__ = frozenset({"token_hash"})
+
+    user_id: Mapped[uuid.UUID] = mapped_column("userId", Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    # SHA-256 of the token sent to the invitee; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column("tokenHash", Text)
+    expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column("acceptedAt", UTCDateTime())
