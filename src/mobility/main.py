@@ -5,9 +5,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from mobility.auth.api import router as auth_router
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import create_engine, create_sessionmaker
 from mobility.core.errors import install_error_handlers
+from mobility.core.requests import RequestIdMiddleware
 from mobility.health.api import router as health_router
 
 
@@ -33,5 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
+    app.include_router(auth_router)
     return app

@@ -18,3 +18,15 @@ async def api_client(database_url: str, **settings: object) -> AsyncIterator[htt
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+async def login(
+    client: httpx.AsyncClient, email: str, password: str, tenant_code: str | None = None, **extra
+):
+    """Log in; returns the Authorization header of the new session (fails the test on any error)."""
+    body = {"email": email, "password": password, **extra}
+    if tenant_code:
+        body["tenantCode"] = tenant_code
+    response = await client.post("/api/v1/auth/login", json=body)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}

@@ -24,7 +24,24 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(default=None, repr=False)
     sql_echo: bool = False
 
-    @field_validator("database_url")
+    # Sessions: an opaque bearer token (or HttpOnly cookie) that ends after this much inactivity, and
+    # at the latest this long after login.
+    session_idle_timeout_minutes: int = Field(default=30, ge=1)
+    session_absolute_timeout_hours: int = Field(default=12, ge=1)
+    session_cookie_name: str = "mobility_session"
+    # Only ever off for plain-HTTP local development.
+    session_cookie_secure: bool = True
+    # Login throttling: after `login_free_failures` failures in a row an account waits 1 s, then twice
+    # as long after each further failure, up to `login_max_lockout_seconds` (short, so an attacker
+    # cannot keep a real user out for long). A client address gets more tries across accounts.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_free_failures_per_address: int = Field(default=20, ge=1)
+    login_max_lockout_seconds: int = Field(default=300, ge=1)
+    # The second database role, the one the API connects as on PostgreSQL: it owns no table, and
+    # row-level security applies to it. Migrations run as the owner (database_url's user).
+    app_database_url: str = ""
+
+    @field_validator("database_url", "app_database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
         # Accept the URLs people usually have at hand and pick the async driver we ship.

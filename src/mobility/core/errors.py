@@ -30,6 +30,9 @@ class AppError(Exception):
         self.detail = detail or self.title
         self.extra = extra
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class NotFound(AppError):
     status, code, title = 404, "not_found", "Not found"
@@ -49,6 +52,19 @@ class Forbidden(AppError):
 
 class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Authentication required"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class TooManyRequests(AppError):
+    """Give `retry_after` (seconds): it becomes the Retry-After header and a field of the body."""
+
+    status, code, title = 429, "too_many_requests", "Too many requests"
+
+    def headers(self) -> dict[str, str]:
+        retry_after = self.extra.get("retry_after")
+        return {"Retry-After": str(retry_after)} if retry_after is not None else {}
 
 
 class ServiceUnavailable(AppError):
@@ -71,7 +87,9 @@ def problem(request: Request, status: int, code: str, title: str, detail: str, *
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response = problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response.headers.update(exc.headers())
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

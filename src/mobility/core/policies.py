@@ -145,7 +145,9 @@ def _user_tenants(scope: Scope) -> ColumnElement[bool]:
 
 
 def _roles(scope: Scope) -> ColumnElement[bool]:
-    return or_(m.Role.tenant_id.is_(None), _is(m.Role.tenant_id, scope.tenant_id))
+    # Global roles, the tenant's own, and those the caller holds elsewhere (listed by /me).
+    mine = select(m.UserTenant.role_id).where(_is(m.UserTenant.user_id, scope.actor_id))
+    return or_(m.Role.tenant_id.is_(None), _is(m.Role.tenant_id, scope.tenant_id), m.Role.id.in_(mine))
 
 
 def _tenants(scope: Scope) -> ColumnElement[bool]:
@@ -156,6 +158,9 @@ def _tenants(scope: Scope) -> ColumnElement[bool]:
 
 
 def _sessions(scope: Scope) -> ColumnElement[bool]:
+    # Admins end the sessions of the tenant's members (suspension, 2FA reset); others only their own.
+    if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
+        return or_(_is(m.Session.user_id, scope.actor_id), m.Session.user_id.in_(_members_of_tenant(scope)))
     return _is(m.Session.user_id, scope.actor_id)
 
 

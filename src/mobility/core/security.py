@@ -43,3 +43,29 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def needs_rehash(password_hash: str) -> bool:
     """True when the hash was made with other (older, weaker) parameters than the current ones."""
     return password_hasher.check_needs_rehash(password_hash)
+
+
+MIN_PASSWORD_LENGTH = 10
+_dummy_hash: str | None = None
+
+
+def dummy_hash() -> str:
+    """A real hash of nothing anyone knows: verifying against it costs what a real check costs, so the
+    time a failed login takes does not tell whether the e-mail has an account."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        import secrets
+
+        _dummy_hash = hash_password(secrets.token_urlsafe(16))
+    return _dummy_hash
+
+
+def check_password_strength(password: str, *, email: str | None = None) -> None:
+    """NIST SP 800-63B style: long enough, and not made of the account's own name. No composition rules."""
+    from mobility.core.errors import InvalidInput
+
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field="newPassword")
+    local = (email or "").split("@")[0].lower()
+    if local and len(local) >= 4 and local in password.lower():
+        raise InvalidInput("The password must not contain your e-mail address.", field="newPassword")

@@ -48,6 +48,9 @@ class Scope:
     candidate_id: uuid.UUID | None = None
     agent_id: uuid.UUID | None = None
     broker_id: uuid.UUID | None = None
+    # Set when the tenant requires 2FA and the actor has not set it up: only /me stays open.
+    two_factor_enrollment_required: bool = False
+    session_id: uuid.UUID | None = None
     request_id: str | None = None
     ip_address: str | None = field(default=None)
 

@@ -1,0 +1,157 @@
+"""Logging in and out, switching tenant, and what a user does with their own account (/me)."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response, status
+
+from mobility.auth import service
+from mobility.auth.schemas import (
+    LoginRequest,
+    LoginResponse,
+    MembershipRead,
+    MeRead,
+    PasswordChange,
+    PasswordChanged,
+    ReAuthentication,
+    RecoveryCodes,
+    SessionRead,
+    SwitchTenantRequest,
+    TotpConfirm,
+    TotpSetup,
+)
+from mobility.core.auth import CurrentScope, client_address
+from mobility.core.deps import DbSession
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+def _set_cookie(request: Request, response: Response, token: str, max_age: int) -> None:
+    settings = request.app.state.settings
+    response.set_cookie(
+        settings.session_cookie_name,
+        token,
+        max_age=max_age,
+        httponly=True,
+        secure=settings.session_cookie_secure,
+        samesite="strict",
+        path="/",
+    )
+
+
+@router.post("/auth/login", response_model=LoginResponse)
+async def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    user_agent: Annotated[str | None, Header()] = None,
+):
+    settings = request.app.state.settings
+    result = await service.login(
+        session,
+        settings=settings,
+        email=body.email,
+        password=body.password,
+        tenant_code=body.tenant_code,
+        otp=body.otp,
+        recovery_code=body.recovery_code,
+        ip=client_address(request),
+        user_agent=user_agent,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    _set_cookie(request, response, result.token, settings.session_absolute_timeout_hours * 3600)
+    return LoginResponse(
+        token=result.token, expires_at=result.session.expires_at, tenant_id=result.session.tenant_id
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(request: Request, response: Response, session: DbSession, _: CurrentScope) -> Response:
+    await service.logout(session)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(request.app.state.settings.session_cookie_name, path="/")
+    return response
+
+
+@router.post("/auth/switch-tenant", response_model=MeRead)
+async def switch_tenant(body: SwitchTenantRequest, request: Request, session: DbSession, scope: CurrentScope):
+    scope = await service.switch_tenant(
+        session, settings=request.app.state.settings, tenant_code=body.tenant_code
+    )
+    return await _me(session, scope)
+
+
+async def _me(session, scope) -> MeRead:
+    user = await service.current_user(session)
+    return MeRead(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        status=user.status,
+        two_factor_enabled=user.two_factor_enabled,
+        two_factor_enrollment_required=scope.two_factor_enrollment_required,
+        is_system_admin=scope.is_system_admin,
+        tenant_id=scope.tenant_id,
+        role=scope.role,
+        permissions=sorted(scope.permissions),
+        tenants=[
+            MembershipRead(
+                tenant_id=tenant.id,
+                tenant_code=tenant.code,
+                tenant_name=tenant.name,
+                role=role.name,
+                is_primary=membership.is_primary,
+            )
+            for membership, tenant, role in await service.memberships(session)
+        ],
+    )
+
+
+@router.get("/me", response_model=MeRead)
+async def me(session: DbSession, scope: CurrentScope):
+    return await _me(session, scope)
+
+
+@router.get("/me/sessions", response_model=list[SessionRead])
+async def my_sessions(request: Request, session: DbSession, scope: CurrentScope):
+    rows = await service.list_sessions(session, request.app.state.settings)
+    return [
+        SessionRead.model_validate(row).model_copy(update={"current": row.id == scope.session_id})
+        for row in rows
+    ]
+
+
+@router.delete("/me/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def end_my_session(session_id: uuid.UUID, session: DbSession, scope: CurrentScope) -> None:
+    await service.revoke_own_session(session, session_id)
+
+
+@router.post("/me/password", response_model=PasswordChanged)
+async def change_password(body: PasswordChange, session: DbSession, _: CurrentScope):
+    ended = await service.change_password(
+        session, current_password=body.current_password, new_password=body.new_password
+    )
+    return PasswordChanged(other_sessions_ended=ended)
+
+
+@router.post("/me/2fa/setup", response_model=TotpSetup)
+async def begin_two_factor(session: DbSession, _: CurrentScope):
+    secret, uri = await service.begin_totp(session)
+    return TotpSetup(secret=secret, otpauth_uri=uri)
+
+
+@router.post("/me/2fa/confirm", response_model=RecoveryCodes)
+async def confirm_two_factor(body: TotpConfirm, session: DbSession, _: CurrentScope):
+    return RecoveryCodes(recovery_codes=await service.confirm_totp(session, body.code))
+
+
+@router.post("/me/2fa/disable", status_code=status.HTTP_204_NO_CONTENT)
+async def disable_two_factor(body: ReAuthentication, session: DbSession, _: CurrentScope) -> None:
+    await service.disable_totp(session, password=body.password, code=body.code)
+
+
+@router.post("/me/2fa/recovery-codes", response_model=RecoveryCodes)
+async def new_recovery_codes(body: ReAuthentication, session: DbSession, _: CurrentScope):
+    codes = await service.regenerate_recovery_codes(session, password=body.password, code=body.code)
+    return RecoveryCodes(recovery_codes=codes)

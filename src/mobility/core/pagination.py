@@ -1,0 +1,95 @@
+"""Keyset pagination: stable under inserts, constant cost at any depth, page size capped.
+
+A list endpoint sorts by one whitelisted column (ascending or descending) with the id as tie-breaker;
+the opaque cursor carries the last row's (value, id).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobility.core.errors import InvalidInput
+from mobility.core.schemas import OutputModel
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 25
+
+T = TypeVar("T")
+
+
+class PageParams(BaseModel):
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = None
+    sort: str | None = None
+
+
+class Page(OutputModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: Any  # an ORM attribute
+    to_json: Any = str
+    from_json: Any = None
+
+
+def _encode(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise InvalidInput("The cursor is not valid.", field="cursor") from exc
+    if not isinstance(values, list) or len(values) != 2:
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+    return values
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select,
+    *,
+    params: PageParams,
+    sort_keys: dict[str, SortKey],
+    default_sort: str,
+    id_column: Any,
+) -> tuple[list[Any], str | None]:
+    """Rows of one page of `statement` (ORM entities) and the cursor of the next page, if any.
+
+    `sort` is a key of `sort_keys`, optionally prefixed by "-" for descending.
+    """
+    sort = params.sort or default_sort
+    descending = sort.startswith("-")
+    key = sort_keys.get(sort.lstrip("-"))
+    if key is None:
+        raise InvalidInput(f"Cannot sort by {sort!r}; one of: {', '.join(sorted(sort_keys))}.", field="sort")
+    column = key.column
+    if params.cursor:
+        raw_value, raw_id = _decode(params.cursor)
+        value = key.from_json(raw_value) if key.from_json and raw_value is not None else raw_value
+        last_id = id_column.type.python_type(raw_id) if raw_id is not None else None
+        after = (column < value) if descending else (column > value)
+        tie = (id_column < last_id) if descending else (id_column > last_id)
+        statement = statement.where(or_(after, and_(column == value, tie)))
+    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
+    rows = list((await session.execute(statement.order_by(*order).limit(params.limit + 1))).scalars().all())
+    next_cursor = None
+    if len(rows) > params.limit:
+        rows = rows[: params.limit]
+        last = rows[-1]
+        value = getattr(last, column.key)
+        next_cursor = _encode([key.to_json(value) if value is not None else None, str(last.id)])
+    return rows, next_cursor

@@ -1,0 +1,90 @@
+"""Tenant settings: known keys, each with a type and a default; unknown keys are refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobility.core.errors import InvalidInput, NotFound
+from mobility.settings.models import Setting
+from mobility.vetting.models import VettingCheckType
+
+
+@dataclass(frozen=True)
+class KnownSetting:
+    key: str
+    type: Any
+    default: Any
+    description: str
+
+    def validate(self, value: Any) -> Any:
+        try:
+            return TypeAdapter(self.type).validate_python(value, strict=False)
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"Not a valid value for {self.key}: {exc.errors()[0]['msg']}.", field="value"
+            ) from exc
+
+
+REQUIRE_TWO_FACTOR = KnownSetting(
+    "security.requireTwoFactor",
+    bool,
+    False,
+    "Every user of the tenant must set up two-factor authentication.",
+)
+REQUIRED_VETTING_CHECKS = KnownSetting(
+    "vetting.requiredChecks",
+    list[VettingCheckType],
+    [VettingCheckType.identity, VettingCheckType.police_clearance, VettingCheckType.medical],
+    "The vetting checks a candidate must clear before a placement can be offered.",
+)
+PASSPORT_VALIDITY_MONTHS = KnownSetting(
+    "placements.passportValidityMonths",
+    int,
+    6,
+    "How long a passport must stay valid past the contract start for a placement to be offered.",
+)
+
+KNOWN: dict[str, KnownSetting] = {
+    s.key: s for s in (REQUIRE_TWO_FACTOR, REQUIRED_VETTING_CHECKS, PASSPORT_VALIDITY_MONTHS)
+}
+
+
+def known(key: str) -> KnownSetting:
+    try:
+        return KNOWN[key]
+    except KeyError:
+        raise NotFound(f"No setting {key!r}; known: {', '.join(sorted(KNOWN))}.") from None
+
+
+async def get_value(session: AsyncSession, setting: KnownSetting) -> Any:
+    """The value in the session's tenant (the data layer scopes the query), or the default."""
+    stored = (
+        await session.execute(select(Setting.value).where(Setting.key == setting.key))
+    ).scalar_one_or_none()
+    return setting.default if stored is None else setting.validate(stored)
+
+
+async def list_values(session: AsyncSession) -> list[tuple[KnownSetting, Any, bool]]:
+    """Every known setting of the caller's tenant: (setting, value, whether it was set)."""
+    stored = {row.key: row.value for row in (await session.execute(select(Setting))).scalars()}
+    return [
+        (s, s.validate(stored[s.key]) if s.key in stored else s.default, s.key in stored)
+        for s in KNOWN.values()
+    ]
+
+
+async def set_value(session: AsyncSession, key: str, value: Any) -> Any:
+    setting = known(key)
+    clean = TypeAdapter(setting.type).dump_python(setting.validate(value), mode="json")
+    row = (await session.execute(select(Setting).where(Setting.key == key))).scalar_one_or_none()
+    if row is None:
+        session.add(Setting(key=key, value=clean))
+    else:
+        row.value = clean
+    await session.flush()
+    return clean

@@ -1,0 +1,164 @@
+"""Test data, made through the real data layer with the system scope.
+
+Each call makes new rows with unique codes and e-mails, so tests sharing a database never collide.
+Passwords are generated per run (never a fixed secret).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobility.agents.models import Agent, Broker
+from mobility.candidates.models import Candidate
+from mobility.core import security
+from mobility.core.db import create_engine, create_sessionmaker
+from mobility.core.permissions import SystemRole
+from mobility.core.tenancy import Scope, apply_to_database
+from mobility.roles.models import Role
+from mobility.tenants.models import Tenant
+from mobility.training.models import Course, Enrollment
+from mobility.users.models import User, UserTenant
+
+PASSWORD = secrets.token_urlsafe(12)
+# Hashing with the real parameters costs ~50 ms; one hash serves every test user of the run.
+_PASSWORD_HASH: str | None = None
+
+
+def password_hash() -> str:
+    global _PASSWORD_HASH
+    if _PASSWORD_HASH is None:
+        _PASSWORD_HASH = security.hash_password(PASSWORD)
+    return _PASSWORD_HASH
+
+
+def unique(prefix: str = "") -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+@asynccontextmanager
+async def system_session(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A committed unit of work across tenants (like the CLI's), for arranging test data."""
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await apply_to_database(session, Scope.for_system())
+            yield session
+    finally:
+        await engine.dispose()
+
+
+async def system_role(session: AsyncSession, role: SystemRole) -> Role:
+    found = (
+        await session.execute(select(Role).where(Role.name == role.value, Role.tenant_id.is_(None)))
+    ).scalar_one_or_none()
+    if found is None:
+        found = Role(name=role.value, system_role=True, description=role.value)
+        session.add(found)
+        await session.flush()
+    return found
+
+
+async def make_tenant(session: AsyncSession, **values) -> Tenant:
+    code = values.pop("code", None) or unique("T").upper()
+    tenant = Tenant(code=code, name=values.pop("name", None) or f"Tenant {code}", **values)
+    session.add(tenant)
+    await session.flush()
+    return tenant
+
+
+@dataclass
+class Member:
+    user: User
+    tenant: Tenant
+    role: Role
+    email: str
+    password: str = PASSWORD
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.user.id
+
+
+async def make_user(
+    session: AsyncSession,
+    tenant: Tenant | None,
+    role: SystemRole | Role = SystemRole.admin,
+    *,
+    status: str = "active",
+    email: str | None = None,
+    primary: bool = True,
+) -> Member:
+    """A user with a membership in `tenant` holding `role` (System Admin: the global role, no membership)."""
+    email = email or f"{unique('user-')}@example.org"
+    role_row = role if isinstance(role, Role) else await system_role(session, role)
+    is_system_admin = role == SystemRole.system_admin
+    user = User(
+        email=email,
+        name=email.split("@")[0],
+        password_hash=password_hash(),
+        status=status,
+        tenant_id=tenant.id if tenant else None,
+        role_id=role_row.id if is_system_admin else None,
+    )
+    session.add(user)
+    await session.flush()
+    if tenant is not None and not is_system_admin:
+        session.add(UserTenant(user_id=user.id, tenant_id=tenant.id, role_id=role_row.id, is_primary=primary))
+        await session.flush()
+    return Member(user=user, tenant=tenant, role=role_row, email=email)
+
+
+async def add_membership(session: AsyncSession, member: Member, tenant: Tenant, role: SystemRole) -> None:
+    role_row = await system_role(session, role)
+    session.add(
+        UserTenant(user_id=member.user.id, tenant_id=tenant.id, role_id=role_row.id, is_primary=False)
+    )
+    await session.flush()
+
+
+async def make_agent(session: AsyncSession, tenant: Tenant, user: User | None = None) -> Agent:
+    agent = Agent(tenant_id=tenant.id, code=unique("AG"), name="Agent", user_id=user.id if user else None)
+    session.add(agent)
+    await session.flush()
+    return agent
+
+
+async def make_broker(session: AsyncSession, tenant: Tenant, user: User | None = None) -> Broker:
+    broker = Broker(tenant_id=tenant.id, code=unique("BR"), name="Broker", user_id=user.id if user else None)
+    session.add(broker)
+    await session.flush()
+    return broker
+
+
+async def make_candidate(session: AsyncSession, tenant: Tenant, **values) -> Candidate:
+    candidate = Candidate(
+        tenant_id=tenant.id,
+        reference_number=unique("C-"),
+        first_name=values.pop("first_name", "Sera"),
+        last_name=values.pop("last_name", "Tuilagi"),
+        **values,
+    )
+    session.add(candidate)
+    await session.flush()
+    return candidate
+
+
+async def make_course(session: AsyncSession, tenant: Tenant, **values) -> Course:
+    course = Course(tenant_id=tenant.id, code=unique("CRS"), title=values.pop("title", "Aged care"), **values)
+    session.add(course)
+    await session.flush()
+    return course
+
+
+async def make_enrollment(session: AsyncSession, course: Course, candidate: Candidate) -> Enrollment:
+    enrollment = Enrollment(tenant_id=course.tenant_id, course_id=course.id, candidate_id=candidate.id)
+    session.add(enrollment)
+    await session.flush()
+    return enrollment
