@@ -242,7 +242,7 @@ async def login(
     user_agent: str | None = None,
     request_id: str | None = None,
 ) -> LoginResult:
-    bind_scope(session, Scope.for_system(ip_address=ip, request_id=request_id))
+    await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
     now = utcnow()
     email = normalise_email(email)
     account_key, address_key = f"account:{email}", f"address:{ip or 'unknown'}"
@@ -359,7 +359,7 @@ async def authenticate(
 async def _authenticate_where(
     session: AsyncSession, which, *, settings: Settings, ip: str | None, request_id: str | None, touch: bool
 ) -> Scope:
-    bind_scope(session, Scope.for_system(ip_address=ip, request_id=request_id))
+    await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
     now = utcnow()
     row = (
         await session.execute(
@@ -491,7 +491,7 @@ async def revoke_all_sessions(
 async def switch_tenant(session: AsyncSession, *, settings: Settings, tenant_code: str) -> Scope:
     scope = require_scope(session)
     current = (await session.execute(select(Session).where(Session.id == scope.session_id))).scalar_one()
-    bind_scope(session, Scope.for_system(actor_id=scope.actor_id, ip_address=scope.ip_address))
+    await apply_to_database(session, Scope.for_system(actor_id=scope.actor_id, ip_address=scope.ip_address))
     user = await session.get(User, scope.actor_id)
     tenant = await _login_tenant(session, user, tenant_code, scope.is_system_admin)
     current.tenant_id = tenant.id

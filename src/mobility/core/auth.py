@@ -69,4 +69,6 @@ def require(permission: str):
             raise Forbidden(f"Your role may not do this ({permission}).", permission=permission)
         return scope
 
+    # Read by the permission-matrix tests and docs: which routes need which permission.
+    check.permission = permission  # type: ignore[attr-defined]
     return Depends(check)
