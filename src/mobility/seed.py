@@ -101,7 +101,9 @@ class _Seeder:
     async def run(self, admin_password: str | None) -> None:
         tenant = await self.tenant_wti()
         roles = await self.system_roles()
-        admin = await self.admin_user(tenant, roles["Admin"], admin_password)
+        # The first user runs the installation: System Admin globally (manages tenants, acts in any), and
+        # Admin of WTI, their primary tenant.
+        admin = await self.admin_user(tenant, roles["System Admin"], admin_password)
         await self.act_as(admin.id)
         await self.membership(admin, tenant, roles["Admin"], primary=True)
         await self.sample_records(tenant, roles)

@@ -74,7 +74,8 @@ def test_seed_is_idempotent_and_shows_a_generated_password_once(cli: Cli) -> Non
     roles = {row[0]: row[1:] for row in cli.query('SELECT name, "systemRole", "tenantId", id FROM roles')}
     assert set(roles) == {name for name, _ in SYSTEM_ROLES}
     assert all(bool(system) and tenant is None for system, tenant, _ in roles.values())
-    assert role_id == roles["Admin"][2]
+    # Global role System Admin (runs the installation); Admin of WTI through the membership.
+    assert role_id == roles["System Admin"][2]
     [(membership_role, primary)] = cli.query(
         'SELECT "roleId", "isPrimary" FROM user_tenants WHERE "userId" = :user AND "tenantId" = :tenant',
         user=admin_id,
