@@ -61,6 +61,9 @@ def do_run_migrations(connection: Connection) -> None:
         # Wait this long for a lock, then fail cleanly instead of queueing every query behind us.
         timeout = config.attributes.get("lock_timeout") or get_settings().migration_lock_timeout
         connection.exec_driver_sql(f"SET lock_timeout = '{timeout}'")
+        # Revisions act on every tenant's rows: past row-level security (0009), which also binds the
+        # owner when it is not a superuser.
+        connection.exec_driver_sql("SET mobility.system = 'on'")
     elif connection.dialect.name == "sqlite" and not external:
         # A batch rebuild drops and recreates a table: with foreign keys on, dropping a parent would
         # cascade into its children. Must be set outside a transaction, which is why it is here.

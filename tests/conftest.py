@@ -1,7 +1,8 @@
 """Every test that asks for `backend` runs twice: on SQLite and on PostgreSQL.
 
 Tests marked `postgres_only` run on PostgreSQL alone. PostgreSQL is required: the run fails when it
-cannot be reached, rather than passing on SQLite alone.
+cannot be reached, rather than passing on SQLite alone. On PostgreSQL the API under test connects as
+the app role `mobility_app` (tests/support/app.py), so row-level security applies to every API test.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import secrets
 
 import pytest
 
-from tests.support.databases import BACKENDS, DatabaseFactory, postgres_reachable
+from tests.support.databases import BACKENDS, DatabaseFactory, ensure_app_role, postgres_reachable
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     problem = postgres_reachable()
     if problem is not None:
         raise pytest.UsageError(f"PostgreSQL is required for the test suite and cannot be reached: {problem}")
+    ensure_app_role()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,4 +1,4 @@
-"""The `mobility` command: database migrations, backups, seeding, serving, the Prisma schema.
+"""The `mobility` command: database migrations, backups, seeding, serving, the Prisma schema, docs.
 
 Settings are read afresh on every invocation (environment and `.env`). Expected failures (a bad
 revision, an unreachable database, a missing file, a refused confirmation) print one line starting
@@ -36,8 +36,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Migrate, inspect, adopt, back up and restore the database.", no_args_is_help=True)
 prisma_app = typer.Typer(help="The Prisma schema generated from the models.", no_args_is_help=True)
+docs_app = typer.Typer(help="Documentation generated from the code.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(prisma_app, name="prisma")
+app.add_typer(docs_app, name="docs")
 
 _options = {"traceback": False}
 
@@ -404,3 +406,32 @@ def prisma_export(
         typer.echo(f"{output or 'prisma/schema.prisma'} is up to date")
         return
     typer.echo(f"wrote {prisma.export(output)}")
+
+
+PERMISSIONS_DOC = Path("docs") / "permissions.md"
+
+
+@_command(docs_app, "permissions")
+def docs_permissions(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: docs/permissions.md).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; fail if the file is not what would be written.")
+    ] = False,
+) -> None:
+    """Write docs/permissions.md from the permission matrix (src/mobility/core/permissions.py)."""
+    from mobility.core.migrations import PROJECT_ROOT
+    from mobility.core.permissions import render_markdown
+
+    path = output if output is not None else PROJECT_ROOT / PERMISSIONS_DOC
+    shown = output or PERMISSIONS_DOC
+    expected = render_markdown()
+    if check:
+        if not path.is_file() or path.read_text(encoding="utf-8") != expected:
+            raise CliError(f"{shown} is out of date; run `mobility docs permissions`")
+        typer.echo(f"{shown} is up to date")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(expected, encoding="utf-8", newline="\n")
+    typer.echo(f"wrote {path}")

@@ -76,6 +76,24 @@ def test_every_revision_has_a_pair(scripts, backend) -> None:
             "CREATE OR REPLACE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;",
         ),
         ("COMMENT ON TABLE t IS 'a; b'", "COMMENT ON TABLE t IS 'a; b';"),
+        (
+            "CREATE TRIGGER t_no_update BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f()",
+            "CREATE OR REPLACE TRIGGER t_no_update BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();",
+        ),
+        ("DROP TRIGGER t_no_update ON t", "DROP TRIGGER IF EXISTS t_no_update ON t;"),
+        ("DROP POLICY tenant_isolation ON t", "DROP POLICY IF EXISTS tenant_isolation ON t;"),
+        ("ALTER TABLE t FORCE ROW LEVEL SECURITY", "ALTER TABLE t FORCE ROW LEVEL SECURITY;"),
+        ("ALTER TABLE t NO FORCE ROW LEVEL SECURITY", "ALTER TABLE t NO FORCE ROW LEVEL SECURITY;"),
+        ("GRANT SELECT, INSERT ON TABLE t TO app", "GRANT SELECT, INSERT ON TABLE t TO app;"),
+        ("REVOKE ALL ON TABLE t FROM app", "REVOKE ALL ON TABLE t FROM app;"),
+        (
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO app",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO app;",
+        ),
+        (
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM app",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM app;",
+        ),
         ("SET LOCAL lock_timeout = '5s'", "SET LOCAL lock_timeout = '5s';"),
     ],
 )
@@ -123,6 +141,61 @@ def test_a_redefined_constraint_runs_once_per_revision(backend) -> None:
     assert _body(statement, lint=True) == f"{drop};\n\n{add};"
     # Downgrading, the target is the previous revision.
     assert "IS DISTINCT FROM '0002' THEN" in _body(statement, "down")
+
+
+def test_a_policy_is_guarded_by_the_catalog(backend) -> None:
+    policy = "CREATE POLICY tenant_isolation ON t FOR ALL USING (a = 1) WITH CHECK (a = 1)"
+    body = _body(policy)
+    assert (
+        "IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = 't'::regclass AND polname = 'tenant_isolation')"
+        in body
+    )
+    assert f"        {policy};\n    END IF;" in body
+    assert _body(policy, lint=True) == policy + ";"
+
+
+_ENSURE_ROLE = """DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN
+        CREATE ROLE app LOGIN NOSUPERUSER NOBYPASSRLS;
+    ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = 'app' AND (rolsuper OR rolbypassrls)) THEN
+        RAISE EXCEPTION 'role app bypasses row-level security';
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$"""
+
+
+def test_a_role_is_created_only_when_missing(backend) -> None:
+    """A cluster-wide role: the revision's own create-if-missing DO block passes unchanged; Squawk is
+    shown the CREATE ROLE."""
+    assert _body(_ENSURE_ROLE) == _ENSURE_ROLE + ";"
+    assert _body(_ENSURE_ROLE, lint=True) == "CREATE ROLE app LOGIN NOSUPERUSER NOBYPASSRLS;"
+    minimal = (
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN "
+        "CREATE ROLE app; END IF; END $$"
+    )
+    assert _body(minimal) == minimal + ";"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        # Another role than the one looked up.
+        _ENSURE_ROLE.replace("CREATE ROLE app", "CREATE ROLE other"),
+        # A password has no place in a migration.
+        _ENSURE_ROLE.replace("NOBYPASSRLS;", "NOBYPASSRLS PASSWORD 'secret';"),
+        # Anything else in the block.
+        _ENSURE_ROLE.replace("NOBYPASSRLS;", "NOBYPASSRLS;\n        DROP TABLE users;"),
+        _ENSURE_ROLE.replace("    NULL;", "    DELETE FROM users;"),
+        # Swallowing every error.
+        _ENSURE_ROLE.replace("duplicate_object OR unique_violation", "OTHERS"),
+    ],
+)
+def test_other_role_blocks_fail_loudly(block: str, backend) -> None:
+    with pytest.raises(UnsupportedStatement, match="no idempotent form known for this DO block"):
+        _body(block)
 
 
 def test_concurrent_index_drops_an_invalid_leftover_first(backend) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -30,6 +31,30 @@ def to_async(url: str) -> str:
 def libpq_url(url: str) -> str:
     """For psql, pg_dump and psycopg.connect."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# The role the API connects as on PostgreSQL (created by revision 0009; see docs/security.md).
+APP_ROLE = "mobility_app"
+
+
+def app_role_url(url: str) -> str:
+    """The same database as the app role (no password: the test server trusts local connections)."""
+    return make_url(url).set(username=APP_ROLE, password=None).render_as_string(hide_password=False)
+
+
+def ensure_app_role() -> None:
+    """Create the app role before any test migrates, with revision 0009's attributes.
+
+    Revision 0009 creates it when missing, but on a fresh server two workers would race for it, and the
+    loser waits for the winner's transaction: pytest-alembic's no-trace test holds one open through a
+    whole up-and-down run, longer than a migration's lock_timeout.
+    """
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        exists = conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+        # Another worker may make it meanwhile.
+        if exists is None:
+            with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
 
 
 def postgres_reachable() -> str | None:

@@ -26,17 +26,19 @@ from mobility.core.deps import DbSession
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-def _set_cookie(request: Request, response: Response, token: str, max_age: int) -> None:
+def _cookie_attributes(request: Request) -> dict:
     settings = request.app.state.settings
-    response.set_cookie(
-        settings.session_cookie_name,
-        token,
-        max_age=max_age,
-        httponly=True,
-        secure=settings.session_cookie_secure,
-        samesite="strict",
-        path="/",
-    )
+    return {
+        "key": settings.session_cookie_name,
+        "httponly": True,
+        "secure": settings.session_cookie_secure,
+        "samesite": "strict",
+        "path": "/",
+    }
+
+
+def _set_cookie(request: Request, response: Response, token: str, max_age: int) -> None:
+    response.set_cookie(value=token, max_age=max_age, **_cookie_attributes(request))
 
 
 @router.post("/auth/login", response_model=LoginResponse)
@@ -70,7 +72,9 @@ async def login(
 async def logout(request: Request, response: Response, session: DbSession, _: CurrentScope) -> Response:
     await service.logout(session)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(request.app.state.settings.session_cookie_name, path="/")
+    # With the attributes it was set with: a browser may refuse to let a cookie without Secure
+    # replace a Secure one, and the session cookie would then outlive the logout.
+    response.delete_cookie(**_cookie_attributes(request))
     return response
 
 
@@ -128,9 +132,12 @@ async def end_my_session(session_id: uuid.UUID, session: DbSession, scope: Curre
 
 
 @router.post("/me/password", response_model=PasswordChanged)
-async def change_password(body: PasswordChange, session: DbSession, _: CurrentScope):
+async def change_password(body: PasswordChange, request: Request, session: DbSession, _: CurrentScope):
     ended = await service.change_password(
-        session, current_password=body.current_password, new_password=body.new_password
+        session,
+        settings=request.app.state.settings,
+        current_password=body.current_password,
+        new_password=body.new_password,
     )
     return PasswordChanged(other_sessions_ended=ended)
 
@@ -147,11 +154,17 @@ async def confirm_two_factor(body: TotpConfirm, session: DbSession, _: CurrentSc
 
 
 @router.post("/me/2fa/disable", status_code=status.HTTP_204_NO_CONTENT)
-async def disable_two_factor(body: ReAuthentication, session: DbSession, _: CurrentScope) -> None:
-    await service.disable_totp(session, password=body.password, code=body.code)
+async def disable_two_factor(
+    body: ReAuthentication, request: Request, session: DbSession, _: CurrentScope
+) -> None:
+    await service.disable_totp(
+        session, settings=request.app.state.settings, password=body.password, code=body.code
+    )
 
 
 @router.post("/me/2fa/recovery-codes", response_model=RecoveryCodes)
-async def new_recovery_codes(body: ReAuthentication, session: DbSession, _: CurrentScope):
-    codes = await service.regenerate_recovery_codes(session, password=body.password, code=body.code)
+async def new_recovery_codes(body: ReAuthentication, request: Request, session: DbSession, _: CurrentScope):
+    codes = await service.regenerate_recovery_codes(
+        session, settings=request.app.state.settings, password=body.password, code=body.code
+    )
     return RecoveryCodes(recovery_codes=codes)

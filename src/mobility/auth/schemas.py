@@ -3,12 +3,12 @@ from datetime import datetime
 
 from pydantic import EmailStr, Field
 
-from mobility.core.schemas import InputModel, OutputModel
+from mobility.core.schemas import InputModel, OutputModel, Password
 
 
 class LoginRequest(InputModel):
     email: EmailStr
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password
     tenant_code: str | None = Field(default=None, max_length=32)
     otp: str | None = Field(default=None, pattern=r"^\d{6}$")
     recovery_code: str | None = Field(default=None, max_length=32)
@@ -37,8 +37,8 @@ class SessionRead(OutputModel):
 
 
 class PasswordChange(InputModel):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: Password
+    new_password: Password
 
 
 class PasswordChanged(OutputModel):
@@ -59,7 +59,7 @@ class RecoveryCodes(OutputModel):
 
 
 class ReAuthentication(InputModel):
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password
     code: str | None = Field(
         default=None, max_length=32, description="A current TOTP code or a recovery code"
     )

@@ -4,6 +4,11 @@ A session is an opaque random token (256 bits) handed to the client once; the da
 SHA-256, so a copy of the sessions table lets nobody in. A session acts in one tenant at a time and
 ends after `session_idle_timeout_minutes` of inactivity or `session_absolute_timeout_hours` after login,
 whichever comes first. Every login, logout and failure goes to activity_logs.
+
+Failed logins are counted per account and per client address (`login_throttles`); past a few free
+failures the counter locks for 1 s, 2 s, 4 s, ... up to `login_max_lockout_seconds`, so guessing is
+slow and a real user is never kept out for long. Re-authentication (password change, 2FA changes)
+counts against the same account counter.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -42,17 +48,24 @@ TOUCH_EVERY = timedelta(seconds=60)
 TOTP_ISSUER = "WTI Labour Mobility"
 
 
-class InvalidCredentials(AppError):
-    status, code, title = 401, "invalid_credentials", "E-mail or password is wrong"
+# The 401s of login are Unauthorized, so they carry the WWW-Authenticate challenge a 401 must have.
+class InvalidCredentials(Unauthorized):
+    code, title = "invalid_credentials", "E-mail or password is wrong"
     keeps_writes = True
 
 
-class TwoFactorRequired(AppError):
-    status, code, title = 401, "two_factor_required", "A two-factor code is required"
+class TwoFactorRequired(Unauthorized):
+    code, title = "two_factor_required", "A two-factor code is required"
 
 
-class InvalidTwoFactorCode(AppError):
-    status, code, title = 401, "invalid_two_factor_code", "The two-factor code is wrong or was already used"
+class InvalidTwoFactorCode(Unauthorized):
+    code, title = "invalid_two_factor_code", "The two-factor code is wrong or was already used"
+    keeps_writes = True
+
+
+class WrongReauthentication(InvalidInput):
+    """A wrong password or code where an endpoint re-authenticates the user: counted like a failed login."""
+
     keeps_writes = True
 
 
@@ -75,6 +88,13 @@ class SessionInvalid(Unauthorized):
     code, title = "session_invalid", "The session has ended; log in again"
 
 
+class SessionEnded(SessionInvalid):
+    """A live session refused for good (user no longer active, membership or tenant gone): the session
+    is revoked as it is refused, so lifting a suspension does not bring it back."""
+
+    keeps_writes = True
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -86,6 +106,7 @@ def normalise_email(email: str) -> str:
 def record_activity(
     session: AsyncSession,
     action: str,
+    /,
     *,
     user_id: uuid.UUID | None = None,
     ip: str | None = None,
@@ -102,37 +123,83 @@ def record_activity(
 # --- throttling ---------------------------------------------------------------------------------
 
 
-async def _check_throttle(session: AsyncSession, keys: list[str], now: datetime) -> None:
-    rows = (await session.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))).scalars().all()
-    waits = [
-        (row.locked_until - now).total_seconds()
-        for row in rows
-        if row.locked_until and row.locked_until > now
-    ]
-    if waits:
-        raise TooManyAttempts(retry_after=math.ceil(max(waits)))
+@dataclass
+class Throttle:
+    """The counters one attempt is throttled by ("account:<e-mail>", "address:<ip>"), each with its
+    number of free failures, held (locked) by the attempt's transaction until it ends."""
+
+    rows: dict[str, LoginThrottle]
+    free: dict[str, int]
+    max_lockout: int
+
+    def wait(self, now: datetime) -> int | None:
+        """Seconds until every counter allows another try; None when none is locked."""
+        waits = [
+            (row.locked_until - now).total_seconds()
+            for row in self.rows.values()
+            if row.locked_until is not None and row.locked_until > now
+        ]
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def count_failure(self, now: datetime) -> None:
+        """One more failure on each counter; past its free failures it locks for 1 s, 2 s, 4 s, ...
+        up to `max_lockout`. A counter quiet for long enough starts again (see `_forget_after`)."""
+        for key, row in self.rows.items():
+            free = self.free[key]
+            if row.last_failure_at is not None and now - row.last_failure_at > _forget_after(
+                free, self.max_lockout
+            ):
+                row.failures, row.locked_until = 0, None
+            row.failures += 1
+            row.last_failure_at = now
+            over = row.failures - free
+            if over >= 0:
+                row.locked_until = now + timedelta(seconds=min(2 ** min(over, 62), self.max_lockout))
+
+    async def release(self, session: AsyncSession, *, clear: str | None = None) -> None:
+        """Drop the counters that hold no failure (and `clear`'s, after a success): the table keeps
+        only addresses and accounts that have failed."""
+        for key, row in self.rows.items():
+            if key == clear or row.failures == 0:
+                await session.delete(row)
 
 
-async def _record_failure(
-    session: AsyncSession, free_failures: dict[str, int], max_lockout: int, now: datetime
-) -> None:
-    """One more failure for each key; past its free failures a key waits 1 s, 2 s, 4 s, ... up to max."""
-    for key, free in free_failures.items():
-        row = await session.get(LoginThrottle, key)
-        if row is None:
-            row = LoginThrottle(key=key, failures=0)
-            session.add(row)
-        row.failures += 1
-        row.last_failure_at = now
-        over = row.failures - free
-        if over >= 0:
-            row.locked_until = now + timedelta(seconds=min(2**over, max_lockout))
+def _forget_after(free: int, max_lockout: int) -> timedelta:
+    """How long a counter must stay quiet for its failures to be forgotten.
+
+    Without forgetting, a count that only grows (honest typos over months, an office behind one
+    address) would lock at the maximum on its first mistake. The period is long enough that waiting it
+    out buys an attacker no more guesses than guessing at the maximum lockout all along: the free
+    failures plus the doubling waits up to the maximum, each at most `max_lockout` apart.
+    """
+    return timedelta(seconds=(free + max_lockout.bit_length() + 1) * max_lockout)
 
 
-async def _clear_failures(session: AsyncSession, key: str) -> None:
-    row = await session.get(LoginThrottle, key)
-    if row is not None:
-        await session.delete(row)
+def _account_key(email: str) -> str:
+    return f"account:{normalise_email(email)}"
+
+
+async def _hold_throttle(session: AsyncSession, free: dict[str, int], max_lockout: int) -> Throttle:
+    """The counters of `free`'s keys, made if missing and locked until the transaction ends.
+
+    The lock makes concurrent attempts on one account or address take turns (PostgreSQL: the row lock
+    of the upsert; SQLite: its single writer), so each sees the failures counted before it: guesses
+    sent all at once cannot slip past the lockout. Keys are locked in sorted order: no deadlocks.
+    """
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    for key in sorted(free):
+        statement = insert(LoginThrottle).values(key=key, failures=0)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[LoginThrottle.key], set_={"failures": LoginThrottle.failures}
+            )
+        )
+    rows = await session.execute(
+        select(LoginThrottle)
+        .where(LoginThrottle.key.in_(list(free)))
+        .execution_options(populate_existing=True)
+    )
+    return Throttle(rows={row.key: row for row in rows.scalars()}, free=free, max_lockout=max_lockout)
 
 
 # --- two-factor -----------------------------------------------------------------------------------
@@ -220,11 +287,10 @@ async def _login_tenant(
             fallback = fallback.where(func.upper(Tenant.code) == tenant_code.strip().upper())
         tenant = (await session.execute(fallback)).scalar()
     if tenant is None:
-        raise Forbidden(
-            f"You are not a member of tenant {tenant_code}."
+        raise NoTenant(
+            f"You are not a member of an active tenant {tenant_code}."
             if tenant_code
-            else "You are not a member of any tenant.",
-            code_detail="no_tenant",
+            else "You are not a member of any active tenant."
         )
     return tenant
 
@@ -243,38 +309,42 @@ async def login(
     request_id: str | None = None,
 ) -> LoginResult:
     await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
-    now = utcnow()
     email = normalise_email(email)
-    account_key, address_key = f"account:{email}", f"address:{ip or 'unknown'}"
-    free_failures = {
-        account_key: settings.login_free_failures,
-        address_key: settings.login_free_failures_per_address,
-    }
-    try:
-        await _check_throttle(session, list(free_failures), now)
-    except TooManyAttempts:
-        record_activity(session, "login_throttled", ip=ip, user_agent=user_agent, email=email)
-        raise
-
+    account_key = _account_key(email)
+    throttle = await _hold_throttle(
+        session,
+        {
+            account_key: settings.login_free_failures,
+            f"address:{ip or 'unknown'}": settings.login_free_failures_per_address,
+        },
+        settings.login_max_lockout_seconds,
+    )
+    now = utcnow()  # after waiting for the counters, which a concurrent attempt may have held
     user = (await session.execute(select(User).where(func.lower(User.email) == email))).scalar_one_or_none()
-    # Verify against a dummy hash for unknown e-mails, so timing does not tell which accounts exist.
-    password_ok = security.verify_password(user.password_hash if user else security.dummy_hash(), password)
+    user_id = user.id if user else None
+
+    def log(action: str, **details: object) -> None:
+        record_activity(session, action, user_id=user_id, ip=ip, user_agent=user_agent, **details)
+
+    wait = throttle.wait(now)
+    if wait is not None:
+        # Refused before the password is checked: while locked, even the right one does not get in.
+        log("login_throttled", email=email)
+        raise TooManyAttempts(retry_after=wait)
+
+    # Verify against a dummy hash for unknown e-mails (and accounts without a password), so timing
+    # does not tell which accounts exist.
+    stored_hash = user.password_hash if user is not None else None
+    password_ok = security.verify_password(stored_hash or security.dummy_hash(), password) and bool(
+        stored_hash
+    )
     if user is None or not password_ok:
-        await _record_failure(session, free_failures, settings.login_max_lockout_seconds, now)
-        record_activity(
-            session,
-            "login_failed",
-            user_id=user.id if user else None,
-            ip=ip,
-            user_agent=user_agent,
-            email=email,
-            reason="password",
-        )
+        throttle.count_failure(now)
+        log("login_failed", email=email, reason="password")
         raise InvalidCredentials()
     if user.status != "active":
-        record_activity(
-            session, "login_refused", user_id=user.id, ip=ip, user_agent=user_agent, reason=user.status
-        )
+        await throttle.release(session)
+        log("login_refused", reason=user.status)
         raise AccountInactive(f"This account is {user.status}.")
     if user.two_factor_enabled:
         if not otp and not recovery_code:
@@ -282,32 +352,22 @@ async def login(
                 "Send the code from your authenticator app as `otp`, or a `recoveryCode`."
             )
         if not (use_totp(user, otp, now) if otp else use_recovery_code(user, recovery_code or "")):
-            await _record_failure(session, free_failures, settings.login_max_lockout_seconds, now)
-            record_activity(
-                session,
-                "login_failed",
-                user_id=user.id,
-                ip=ip,
-                user_agent=user_agent,
-                email=email,
-                reason="two_factor",
-            )
+            throttle.count_failure(now)
+            log("login_failed", email=email, reason="two_factor")
             raise InvalidTwoFactorCode()
         if recovery_code and not otp:
-            record_activity(
-                session,
-                "recovery_code_used",
-                user_id=user.id,
-                ip=ip,
-                user_agent=user_agent,
-                remaining=len(user.recovery_codes or []),
-            )
+            log("recovery_code_used", remaining=len(user.recovery_codes or []))
 
     is_system_admin = await _system_role_name(session, user) == SystemRole.system_admin
-    tenant = await _login_tenant(session, user, tenant_code, is_system_admin)
+    try:
+        tenant = await _login_tenant(session, user, tenant_code, is_system_admin)
+    except NoTenant:
+        await throttle.release(session)
+        log("login_refused", reason="no_tenant", tenant=tenant_code)
+        raise
     if security.needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
-    await _clear_failures(session, account_key)
+    await throttle.release(session, clear=account_key)
     user.last_login_at = now
     token = secrets.token_urlsafe(TOKEN_BYTES)
     row = Session(
@@ -321,7 +381,7 @@ async def login(
         created_at=now,
     )
     session.add(row)
-    record_activity(session, "login", user_id=user.id, ip=ip, user_agent=user_agent, tenant=tenant.code)
+    log("login", tenant=tenant.code)
     await session.flush()
     scope = await _authenticate_where(
         session, Session.id == row.id, settings=settings, ip=ip, request_id=request_id, touch=False
@@ -383,11 +443,16 @@ async def _authenticate_where(
         db_session.revoked_at is not None
         or db_session.expires_at <= now
         or (db_session.last_seen_at or db_session.created_at) + idle_limit <= now
-        or user.status != "active"
+    ):
+        raise SessionInvalid()
+    if (
+        user.status != "active"
         or (not tenant.is_active and not is_system_admin)
         or (member_role is None and not is_system_admin)
     ):
-        raise SessionInvalid()
+        # Ended for good, not paused: reactivating the user or the tenant does not revive it.
+        await session.execute(update(Session).where(Session.id == db_session.id).values(revoked_at=now))
+        raise SessionEnded()
     if touch and (db_session.last_seen_at is None or now - db_session.last_seen_at >= TOUCH_EVERY):
         await session.execute(update(Session).where(Session.id == db_session.id).values(last_seen_at=now))
 
@@ -462,7 +527,7 @@ async def revoke_own_session(session: AsyncSession, session_id: uuid.UUID) -> No
     scope = require_scope(session)
     await revoke_session(session, session_id, user_id=scope.actor_id)
     record_activity(
-        session, "session_ended", user_id=scope.actor_id, ip=scope.ip_address, session=str(session_id)
+        session, "session_ended", user_id=scope.actor_id, ip=scope.ip_address, session_id=str(session_id)
     )
 
 
@@ -507,11 +572,14 @@ async def switch_tenant(session: AsyncSession, *, settings: Settings, tenant_cod
     )
 
 
-async def change_password(session: AsyncSession, *, current_password: str, new_password: str) -> int:
+async def change_password(
+    session: AsyncSession, *, settings: Settings, current_password: str, new_password: str
+) -> int:
     scope = require_scope(session)
     user = (await session.execute(select(User).where(User.id == scope.actor_id))).scalar_one()
-    if not security.verify_password(user.password_hash, current_password):
-        raise InvalidInput("The current password is wrong.", field="currentPassword")
+    await _reauthenticate(
+        session, user, settings=settings, password=current_password, password_field="currentPassword"
+    )
     security.check_password_strength(new_password, email=user.email)
     user.password_hash = security.hash_password(new_password)
     user.password_changed_at = utcnow()
@@ -552,30 +620,67 @@ async def confirm_totp(session: AsyncSession, code: str) -> list[str]:
     return codes
 
 
-def _reauthenticate(user: User, password: str, code: str | None, now: datetime) -> None:
-    if not security.verify_password(user.password_hash, password):
-        raise InvalidInput("The password is wrong.", field="password")
-    if user.two_factor_enabled and not (
-        code and (use_totp(user, code, now) or use_recovery_code(user, code))
-    ):
+async def _reauthenticate(
+    session: AsyncSession,
+    user: User,
+    *,
+    settings: Settings,
+    password: str,
+    two_factor: bool = False,
+    code: str | None = None,
+    password_field: str = "password",
+) -> None:
+    """The logged-in user proves it is them again: the password and, with `two_factor` when 2FA is on,
+    a current TOTP code or a recovery code.
+
+    Wrong answers count against the account like failed logins, and a locked account is refused:
+    otherwise a stolen session would be an unthrottled way to guess the password.
+    """
+    ip = require_scope(session).ip_address
+    account_key = _account_key(user.email)
+    throttle = await _hold_throttle(
+        session, {account_key: settings.login_free_failures}, settings.login_max_lockout_seconds
+    )
+    now = utcnow()
+    wait = throttle.wait(now)
+    if wait is not None:
+        record_activity(session, "reauthentication_throttled", user_id=user.id, ip=ip)
+        raise TooManyAttempts(retry_after=wait)
+    two_factor = two_factor and user.two_factor_enabled
+    if two_factor and not code:
         raise InvalidInput("A current two-factor code or a recovery code is required.", field="code")
+    if not security.verify_password(user.password_hash, password):
+        throttle.count_failure(now)
+        record_activity(session, "reauthentication_failed", user_id=user.id, ip=ip, reason="password")
+        raise WrongReauthentication("The password is wrong.", field=password_field)
+    if two_factor and not (use_totp(user, code, now) or use_recovery_code(user, code)):
+        throttle.count_failure(now)
+        record_activity(session, "reauthentication_failed", user_id=user.id, ip=ip, reason="two_factor")
+        raise WrongReauthentication("The two-factor code is wrong or was already used.", field="code")
+    await throttle.release(session, clear=account_key)
 
 
-async def disable_totp(session: AsyncSession, *, password: str, code: str | None) -> None:
+async def disable_totp(session: AsyncSession, *, settings: Settings, password: str, code: str | None) -> None:
     user = await _me(session)
     if not user.two_factor_enabled:
         raise InvalidInput("Two-factor authentication is not on.")
-    _reauthenticate(user, password, code, utcnow())
+    await _reauthenticate(session, user, settings=settings, password=password, two_factor=True, code=code)
     clear_two_factor(user)
     record_activity(session, "two_factor_disabled", user_id=user.id, ip=require_scope(session).ip_address)
 
 
-async def regenerate_recovery_codes(session: AsyncSession, *, password: str, code: str | None) -> list[str]:
+async def regenerate_recovery_codes(
+    session: AsyncSession, *, settings: Settings, password: str, code: str | None
+) -> list[str]:
     user = await _me(session)
     if not user.two_factor_enabled:
         raise InvalidInput("Two-factor authentication is not on.")
-    _reauthenticate(user, password, code, utcnow())
-    return new_recovery_codes(user)
+    await _reauthenticate(session, user, settings=settings, password=password, two_factor=True, code=code)
+    codes = new_recovery_codes(user)
+    record_activity(
+        session, "recovery_codes_regenerated", user_id=user.id, ip=require_scope(session).ip_address
+    )
+    return codes
 
 
 def clear_two_factor(user: User) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from mobility.audit.models import AuditLog
 from mobility.core.models import new_id, utcnow
-from mobility.core.tenancy import ScopedSession
+from mobility.core.tenancy import Scope, ScopedSession, tenant_scoped
 
 REDACTED = "[redacted]"
 _ACTION_KEY = "audit_action"
@@ -95,6 +95,16 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return before, after
 
 
+def _tenant_of(obj: Any, scope: Scope | None) -> Any:
+    """The tenant whose trail records the change: the row's own for a tenant-scoped row; for the others
+    (users, whose tenantId is only the primary tenant; global roles; tenants) the tenant acted in, which
+    row-level security requires on PostgreSQL. Without one (system scope), the row's."""
+    own = getattr(obj, "tenant_id", None)
+    if tenant_scoped(type(obj)) or scope is None or scope.tenant_id is None:
+        return own or (scope.tenant_id if scope else None)
+    return scope.tenant_id
+
+
 @event.listens_for(ScopedSession, "after_flush")
 def _record(session: Session, _flush_context: Any) -> None:
     """Write the trail of this flush on the flush's own connection, i.e. in the same transaction.
@@ -112,7 +122,7 @@ def _record(session: Session, _flush_context: Any) -> None:
         rows.append(
             {
                 "id": new_id(),
-                "tenant_id": getattr(obj, "tenant_id", None) or (scope.tenant_id if scope else None),
+                "tenant_id": _tenant_of(obj, scope),
                 "actor_id": scope.actor_id if scope else None,
                 "action": label or f"{table}.{operation}",
                 "entity_type": table,

@@ -153,8 +153,19 @@ def _last_line(stderr: bytes) -> str:
 
 def _pg_dump(url: URL, target: Path) -> None:
     dsn, env = _libpq(url)
+    # Row-level security is FORCEd on the tenant tables, so it applies to an owner that is not a
+    # superuser: pg_dump's default (row_security off) would then fail. Dump under the policies, with
+    # the system setting that lets them pass every row (see docs/security.md).
+    env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c mobility.system=on".strip()
     _run(
-        ["pg_dump", "--format=custom", "--no-password", f"--file={target}", f"--dbname={dsn}"],
+        [
+            "pg_dump",
+            "--format=custom",
+            "--enable-row-security",
+            "--no-password",
+            f"--file={target}",
+            f"--dbname={dsn}",
+        ],
         what="pg_dump failed",
         env=env,
     )

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'mobility.db').resolve()}"
 
     @property
+    def effective_app_database_url(self) -> str:
+        """What the API connects as: the app role when configured, else the owner (database_url)."""
+        return self.app_database_url or self.effective_database_url
+
+    @property
     def effective_backup_dir(self) -> Path:
         return self.backup_dir or self.data_dir / "backups"
 

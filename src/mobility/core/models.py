@@ -62,6 +62,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use timezone-aware values")
         value = value.astimezone(UTC)
+        if self.precision is not None and self.precision < 6:
+            # Store what the column keeps (legacy timestamp(3)), so the object shows what was stored.
+            step = 10 ** (6 - self.precision)
+            value = value.replace(microsecond=value.microsecond // step * step)
         return value if self.impl.timezone and dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -38,9 +40,46 @@ class Page(OutputModel, Generic[T]):
 
 @dataclass(frozen=True)
 class SortKey:
+    """A column a list may be sorted by (NOT NULL: keyset paging cannot order NULLs), and how its value
+    goes into the cursor and back; `from_json` refuses a forged value with InvalidInput."""
+
     column: Any  # an ORM attribute
     to_json: Any = str
     from_json: Any = None
+
+
+def _invalid_cursor() -> InvalidInput:
+    return InvalidInput("The cursor is not valid.", field="cursor")
+
+
+def _cursor_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _invalid_cursor()
+    return value
+
+
+def _cursor_time(value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise _invalid_cursor() from None
+    if parsed.tzinfo is None:
+        raise _invalid_cursor()
+    return parsed
+
+
+def text_key(column: Any) -> SortKey:
+    return SortKey(column, to_json=str, from_json=_cursor_text)
+
+
+def time_key(column: Any) -> SortKey:
+    return SortKey(column, to_json=datetime.isoformat, from_json=_cursor_time)
+
+
+def contains(*columns: Any, text: str) -> Any:
+    """Case-insensitive substring match on any of `columns`; `%` and `_` in the text are literal."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(*(column.ilike(pattern, escape="\\") for column in columns))
 
 
 def _encode(values: Sequence[Any]) -> str:
@@ -52,9 +91,9 @@ def _decode(cursor: str) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, json.JSONDecodeError) as exc:
-        raise InvalidInput("The cursor is not valid.", field="cursor") from exc
-    if not isinstance(values, list) or len(values) != 2:
-        raise InvalidInput("The cursor is not valid.", field="cursor")
+        raise _invalid_cursor() from exc
+    if not isinstance(values, list) or len(values) != 2 or values[0] is None:
+        raise _invalid_cursor()
     return values
 
 
@@ -79,8 +118,11 @@ async def paginate(
     column = key.column
     if params.cursor:
         raw_value, raw_id = _decode(params.cursor)
-        value = key.from_json(raw_value) if key.from_json and raw_value is not None else raw_value
-        last_id = id_column.type.python_type(raw_id) if raw_id is not None else None
+        value = key.from_json(raw_value) if key.from_json else raw_value
+        try:
+            last_id = uuid.UUID(raw_id)
+        except (TypeError, ValueError, AttributeError):
+            raise _invalid_cursor() from None
         after = (column < value) if descending else (column > value)
         tie = (id_column < last_id) if descending else (id_column > last_id)
         statement = statement.where(or_(after, and_(column == value, tie)))

@@ -4,8 +4,14 @@ Inputs forbid unknown fields: a field the caller may not set (`tenantId`, `creat
 ...) is refused with 422, never silently dropped or, worse, applied (mass assignment).
 """
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
+
+# A password is taken exactly as typed: InputModel strips the whitespace around strings, which would
+# silently change a password (and lock out one set with surrounding spaces through the CLI or seed).
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
 
 
 class InputModel(BaseModel):

@@ -24,13 +24,19 @@ DROP TABLE | INDEX | TYPE | SEQUENCE | VIEW | ...      DROP ... IF EXISTS
 ALTER TABLE t VALIDATE CONSTRAINT / ALTER COLUMN       unchanged: they set a state, so running them
 SET|DROP DEFAULT / SET|DROP NOT NULL / TYPE (no        again changes nothing
 USING) / ENABLE|FORCE ROW LEVEL SECURITY; COMMENT ON;
-GRANT; REVOKE; SET; BEGIN; COMMIT
+GRANT; REVOKE; ALTER DEFAULT PRIVILEGES; SET;
+BEGIN; COMMIT
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles        unchanged: already create-if-missing (the one
+WHERE rolname = 'r') THEN CREATE ROLE r ...;           DO block form accepted; optionally refusing an
+[ELSIF ... THEN RAISE EXCEPTION '...';] END IF;        unfit existing role, and ignoring a concurrent
+[EXCEPTION WHEN duplicate_object OR unique_violation   creation of the same role)
+THEN NULL;] END $$
 Alembic's own alembic_version statements               CREATE TABLE IF NOT EXISTS alembic_version,
                                                        then the version set to the target revision
 =====================================================  ==============================================
 
-Anything else (data changes, renames, unnamed constraints or indexes, DO blocks, CONCURRENTLY inside a
-transaction, ...) stops the generator with `UnsupportedStatement` instead of being copied unchanged: a
+Anything else (data changes, renames, unnamed constraints or indexes, other DO blocks, CONCURRENTLY
+inside a transaction, ...) stops the generator with `UnsupportedStatement` instead of being copied unchanged: a
 script that is not idempotent must not be committed as if it were.
 
 Every script also gets a header (revision, "generated, do not edit", how to apply it), psql's
@@ -523,9 +529,35 @@ def _commit(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[P
 @handles(r"^(?:SET|RESET)\s+(?:LOCAL\s+|SESSION\s+)?[a-z_.]+\b")
 @handles(r"^COMMENT\s+ON\s")
 @handles(r"^(?:GRANT|REVOKE)\s")
+@handles(r"^ALTER\s+DEFAULT\s+PRIVILEGES\s")
 @handles(r"^CREATE\s+OR\s+REPLACE\s")
 def _unchanged(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
     return [_plain(statement.code)]
+
+
+# Roles belong to the cluster, not to the database: a revision creates one only when missing, in this
+# one DO block form (nothing else may be in the block; the condition names a role's own catalog row).
+_ROLE = r"[a-z_][a-z0-9_]*"
+_ENSURE_ROLE = re.compile(
+    rf"^DO\s+(\$\w*\$)\s*BEGIN\s+"
+    rf"IF\s+NOT\s+EXISTS\s*\(\s*SELECT\s+FROM\s+pg_roles\s+WHERE\s+rolname\s*=\s*'(?P<role>{_ROLE})'\s*\)\s+THEN\s+"
+    r"CREATE\s+ROLE\s+(?P=role)(?:\s+[A-Z]+)*\s*;\s+"
+    r"(?:ELSIF\s+EXISTS\s*\(\s*SELECT\s+FROM\s+pg_roles\s+WHERE\s+rolname\s*=\s*'(?P=role)'\s+AND\s+[^;']*\)\s+THEN\s+"
+    r"RAISE\s+EXCEPTION\s+'(?:[^']|'')*'\s*;\s+)?"
+    r"END\s+IF\s*;\s+"
+    r"(?:EXCEPTION\s+WHEN\s+(?:duplicate_object|unique_violation)(?:\s+OR\s+(?:duplicate_object|unique_violation))?"
+    r"\s+THEN\s+NULL\s*;\s+)?"
+    r"END\s*\1$",
+    _FLAGS,
+)
+
+
+@handles(r"^DO\s")
+def _do(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
+    if not _ENSURE_ROLE.match(statement.code):
+        raise ctx.fail(statement, "no idempotent form known for this DO block")
+    create = re.search(r"CREATE\s+ROLE\s[^;]*", statement.code, _FLAGS)
+    return [Piece(statement.code + ";", lint=create.group(0) + ";" if create else None)]
 
 
 # --- Alembic's version table ------------------------------------------------------------------------

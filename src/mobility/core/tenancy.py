@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import event, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.expression import TableClause
 
 from mobility.core.errors import AppError, NotFound
 
@@ -111,16 +115,32 @@ async def apply_to_database(session: AsyncSession, scope: Scope) -> None:
 
 @event.listens_for(ScopedSession, "do_orm_execute")
 def _filter_statements(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
-    scoped = [mapper.class_ for mapper in state.all_mappers if _has_row_filter(mapper.class_)]
-    if not scoped:
+    if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
         return
     scope = get_scope(state.session)
+    if scope is not None and scope.system:
+        return
+    scoped, by_table = _row_filtered_in(state)
+    if not scoped and not by_table:
+        return
     if scope is None:
-        names = ", ".join(sorted(cls.__tablename__ for cls in scoped))
+        if state.is_insert and not any(tenant_scoped(cls) for cls in scoped):
+            return
+        names = ", ".join(sorted({cls.__tablename__ for cls in scoped} | set(by_table)))
         raise TenancyViolation(f"Query on {names} without a scope.")
-    if scope.system:
+    if by_table:
+        # Fix (isolation suite): a Core statement on a Table (`select(Candidate.__table__)`) carries no
+        # ORM entity, so no row filter could be attached and it read every tenant. Refuse it instead.
+        raise TenancyViolation(
+            f"Statement on {', '.join(sorted(by_table))} by table: use the ORM model, so rows are filtered."
+        )
+    if state.is_insert or state.is_update:
+        _check_written_tenant(state, scoped, scope)
+    if state.is_update and isinstance(state.parameters, list | tuple):
+        # Fix (isolation suite): an ORM bulk UPDATE by primary key (`execute(update(M), [{"id": ...}])`)
+        # runs as UPDATE ... WHERE id = ? without the loader criteria, so it changed other tenants' rows.
+        raise TenancyViolation("Bulk UPDATE by primary key bypasses the row filters: use update().where().")
+    if state.is_insert:
         return
     from mobility.core import policies
 
@@ -129,6 +149,88 @@ def _filter_statements(state: ORMExecuteState) -> None:
         for cls in _unique(scoped)
     ]
     state.statement = state.statement.options(*options)
+
+
+def _row_filtered_in(state: ORMExecuteState) -> tuple[list[type], set[str]]:
+    """The row-filtered models a statement touches, and row-filtered tables it names without a model.
+
+    Fix (isolation suite): `state.all_mappers` lists only the statement's top-level entities, so a
+    model that appeared only in a FROM, a JOIN or a subquery got no row filter, e.g.
+    `select(func.count()).select_from(Candidate)` counted every tenant's candidates, and an
+    `exists()` over another tenant's rows answered. Every ORM-annotated element is looked at instead.
+    """
+    classes = [mapper.class_ for mapper in state.all_mappers]
+    tables: list[TableClause] = []
+    for element in visitors.iterate(state.statement):
+        annotations = getattr(element, "_annotations", None)
+        mapper = annotations.get("parentmapper") if annotations else None
+        if mapper is not None:
+            classes.append(mapper.class_)
+        elif isinstance(element, TableClause):
+            tables.append(element)
+    scoped = [cls for cls in _unique(classes) if _has_row_filter(cls)]
+    scoped_tables = {cls.__table__ for cls in scoped}
+    by_table = set()
+    for table in tables:
+        cls = _model_of_table().get(table)
+        if cls is not None and table not in scoped_tables and _has_row_filter(cls):
+            by_table.add(table.name)
+    return scoped, by_table
+
+
+@lru_cache(maxsize=1)
+def _model_of_table() -> dict[Any, type]:
+    from mobility.core.db import Base
+
+    return {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
+
+
+def _tenant_column(cls: type):
+    return cls.__table__.c.get("tenantId")
+
+
+def _check_written_tenant(state: ORMExecuteState, scoped: list[type], scope: Scope) -> None:
+    """Fix (isolation suite): an INSERT or UPDATE statement writes no tenant but the scope's.
+
+    Statements bypass the flush, so `_stamp_writes` never saw them: `insert(Setting).values(tenantId=B)`
+    wrote into another tenant and `update(Candidate).values(tenantId=B)` moved rows out of it.
+    """
+    statement = state.statement
+    for cls in scoped:
+        column = _tenant_column(cls)
+        if column is None:
+            continue
+        if state.is_insert and statement.select is not None:
+            raise TenancyViolation(f"INSERT ... SELECT into {cls.__tablename__} outside the system scope.")
+        allowed = {scope.tenant_id} | ({None} if column.nullable and not tenant_scoped(cls) else set())
+        names = {column.key, column.name, inspect(cls).get_property_by_column(column).key}
+        written = _written_values(statement, state.parameters, names)
+        if state.is_insert and tenant_scoped(cls) and not written:
+            raise TenancyViolation(f"INSERT into {cls.__tablename__} without a tenant: add the row instead.")
+        for value in written:
+            if value not in allowed:
+                raise TenancyViolation(f"A statement writes {cls.__tablename__} rows of another tenant.")
+
+
+def _written_values(statement: Any, parameters: Any, names: set[str]) -> list[Any]:
+    rows: list[Any] = []
+    if getattr(statement, "_values", None):
+        rows.append(statement._values)
+    for values in getattr(statement, "_multi_values", ()) or ():
+        rows.extend(values)
+    if isinstance(parameters, dict):
+        rows.append(parameters)
+    elif isinstance(parameters, list | tuple):
+        rows.extend(parameters)
+    found = []
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        for key, value in row.items():
+            name = key if isinstance(key, str) else getattr(key, "key", None)
+            if name in names:
+                found.append(value.value if isinstance(value, BindParameter) else value)
+    return found
 
 
 def _has_row_filter(cls: type) -> bool:
@@ -146,6 +248,7 @@ def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
     scope = session.info.get("scope")
     for obj in session.new:
         if not tenant_scoped(type(obj)):
+            _check_shared_row_tenant(obj, scope)
             continue
         if scope is None:
             raise TenancyViolation(f"Insert into {obj.__tablename__} without a scope.")
@@ -160,7 +263,12 @@ def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
         if obj.updated_by is None:
             obj.updated_by = scope.actor_id
     for obj in session.dirty:
-        if not tenant_scoped(type(obj)) or not session.is_modified(obj, include_collections=False):
+        if not session.is_modified(obj, include_collections=False):
+            continue
+        if not tenant_scoped(type(obj)):
+            state = inspect(obj)
+            if "tenant_id" in state.mapper.attrs and state.attrs.tenant_id.history.has_changes():
+                _check_shared_row_tenant(obj, scope)
             continue
         if scope is None:
             raise TenancyViolation(f"Update of {obj.__tablename__} without a scope.")
@@ -170,6 +278,19 @@ def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
     for obj in session.deleted:
         if tenant_scoped(type(obj)) and scope is None:
             raise TenancyViolation(f"Delete from {obj.__tablename__} without a scope.")
+
+
+def _check_shared_row_tenant(obj: Any, scope: Scope | None) -> None:
+    """Fix (isolation suite): rows of the shared tables that name a tenant (a membership, a tenant's
+    custom role, a user's primary tenant, a session, an audit row) cannot be written for another tenant
+    either. Before, an Admin of B could add `UserTenant(tenantId=A, role=Admin)` for themselves: the
+    stamping above only looked at tenant-scoped models. A null tenant (a global role) stays allowed.
+    """
+    if scope is None or scope.system:
+        return
+    tenant_id = getattr(obj, "tenant_id", None)
+    if tenant_id is not None and tenant_id != scope.tenant_id:
+        raise TenancyViolation(f"A {obj.__tablename__} row for another tenant.")
 
 
 async def get_visible(session: AsyncSession, model: type, object_id: Any, *, field_name: str | None = None):

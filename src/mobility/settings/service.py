@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobility.core import audit
 from mobility.core.errors import InvalidInput, NotFound
 from mobility.settings.models import Setting
 from mobility.vetting.models import VettingCheckType
@@ -44,13 +45,20 @@ REQUIRED_VETTING_CHECKS = KnownSetting(
 )
 PASSPORT_VALIDITY_MONTHS = KnownSetting(
     "placements.passportValidityMonths",
-    int,
+    Annotated[int, Field(ge=0, le=120)],
     6,
     "How long a passport must stay valid past the contract start for a placement to be offered.",
 )
+INVITATION_VALIDITY_DAYS = KnownSetting(
+    "users.invitationValidityDays",
+    Annotated[int, Field(ge=1, le=90)],
+    7,
+    "How many days an invitation to join the tenant can be accepted.",
+)
 
 KNOWN: dict[str, KnownSetting] = {
-    s.key: s for s in (REQUIRE_TWO_FACTOR, REQUIRED_VETTING_CHECKS, PASSPORT_VALIDITY_MONTHS)
+    s.key: s
+    for s in (REQUIRE_TWO_FACTOR, REQUIRED_VETTING_CHECKS, PASSPORT_VALIDITY_MONTHS, INVITATION_VALIDITY_DAYS)
 }
 
 
@@ -88,3 +96,33 @@ async def set_value(session: AsyncSession, key: str, value: Any) -> Any:
         row.value = clean
     await session.flush()
     return clean
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    """A known setting as the current tenant has it."""
+
+    key: str
+    value: Any
+    default: Any
+    description: str
+    is_set: bool
+
+
+def _view(setting: KnownSetting, value: Any, is_set: bool) -> SettingValue:
+    def plain(v: Any) -> Any:
+        return TypeAdapter(setting.type).dump_python(v, mode="json")
+
+    return SettingValue(setting.key, plain(value), plain(setting.default), setting.description, is_set)
+
+
+async def list_settings(session: AsyncSession) -> list[SettingValue]:
+    return [_view(setting, value, is_set) for setting, value, is_set in await list_values(session)]
+
+
+async def update_setting(session: AsyncSession, key: str, value: Any) -> SettingValue:
+    """Set a known key (404 for others) to a valid value (422 otherwise), recorded as "setting.update"."""
+    setting = known(key)
+    audit.describe(session, "setting.update")
+    stored = await set_value(session, key, value)
+    return _view(setting, setting.validate(stored), True)

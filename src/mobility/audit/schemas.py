@@ -1,0 +1,34 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from mobility.core.schemas import OutputModel
+from mobility.tenants.schemas import ListParams
+
+
+class AuditLogRead(OutputModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    actor_id: uuid.UUID | None
+    action: str
+    entity_type: str
+    entity_id: uuid.UUID | None
+    # The changed fields only (all of them for a create or delete); secrets show as "[redacted]".
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    ip_address: str | None
+    request_id: str | None
+    created_at: datetime
+
+
+class AuditLogListParams(ListParams):
+    """Newest first by default (`sort=-createdAt`); `sort=createdAt` for oldest first."""
+
+    entity_type: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. users")
+    entity_id: uuid.UUID | None = None
+    actor_id: uuid.UUID | None = None
+    action: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. user.suspend")
+    from_: AwareDatetime | None = Field(default=None, alias="from", description="Inclusive")
+    to: AwareDatetime | None = Field(default=None, description="Exclusive")

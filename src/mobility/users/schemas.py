@@ -1,0 +1,74 @@
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field
+
+from mobility.core.schemas import InputModel, OutputModel, Password
+from mobility.tenants.schemas import ListParams, UpdateModel
+
+UserStatus = Literal["active", "invited", "suspended"]
+
+
+class UserInvite(InputModel):
+    """Invite someone to the current tenant with a role (global, or one of the tenant's own)."""
+
+    email: EmailStr = Field(max_length=254)
+    name: str = Field(min_length=1, max_length=200)
+    role_id: uuid.UUID
+
+
+class UserUpdate(UpdateModel):
+    """Only the name; the e-mail address is the login and does not change here."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class MembershipUpdate(InputModel):
+    """The user's role in the current tenant; `isPrimary: true` makes this their primary tenant."""
+
+    role_id: uuid.UUID
+    is_primary: bool | None = Field(
+        default=None, description="true: this becomes the user's primary tenant; leave out to keep"
+    )
+
+
+class UserRead(OutputModel):
+    """A member of the current tenant, with the role held there. Never any secret."""
+
+    id: uuid.UUID
+    email: str
+    name: str | None
+    status: UserStatus | str
+    two_factor_enabled: bool
+    role_id: uuid.UUID
+    role_name: str
+    is_primary: bool
+    is_system_admin: bool
+    last_login_at: datetime | None
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class InvitationRead(OutputModel):
+    id: uuid.UUID
+    # Shown once, here: only its hash is stored. Give it to the invitee (in production: by e-mail).
+    token: str
+    expires_at: datetime
+
+
+class UserInvited(OutputModel):
+    user: UserRead
+    # None when the e-mail already had an account that is set up: they were simply added.
+    invitation: InvitationRead | None
+
+
+class InvitationAccept(InputModel):
+    token: str = Field(min_length=1, max_length=200)
+    password: Password
+
+
+class UserListParams(ListParams):
+    status: UserStatus | None = None
+    role_id: uuid.UUID | None = None
+    q: str | None = Field(default=None, min_length=1, max_length=100, description="In e-mail or name")

@@ -1,0 +1,130 @@
+"""Helpers of the authentication tests: clients with their own address, sessions and rows read back.
+
+Every client gets a client address of its own: login throttling counts failures per address, and the
+tests share one database per backend, so a shared address would let one test's failures throttle
+another's logins.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+
+from mobility.audit.models import ActivityLog
+from mobility.auth.models import LoginThrottle, Session
+from mobility.auth.service import hash_token
+from mobility.core.errors import PROBLEM_JSON
+from mobility.core.models import utcnow
+from mobility.users.models import User
+from tests.factories import PASSWORD, system_session
+from tests.support.app import api_client
+
+LOGIN = "/api/v1/auth/login"
+
+
+def new_address() -> str:
+    """A client address no other test uses (TEST-NET ranges would collide too easily)."""
+    return f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+
+
+@asynccontextmanager
+async def client_at(
+    database_url: str, address: str | None = None, **settings: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """`api_client` seen from its own client address (`client.address`)."""
+    async with api_client(database_url, **settings) as client:
+        client.address = address or new_address()  # type: ignore[attr-defined]
+        # ASGITransport hands this to the app as request.client.
+        client._transport.client = (client.address, 40000)  # type: ignore[attr-defined]
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def attempt(client: httpx.AsyncClient, email: str, password: str = PASSWORD, **extra: Any):
+    """One login attempt; the cookie it may set is not kept (each test sends credentials explicitly)."""
+    response = await client.post(LOGIN, json={"email": email, "password": password, **extra})
+    client.cookies.clear()
+    return response
+
+
+async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD, **extra: Any) -> str:
+    """Log in (or fail the test); returns the session token."""
+    response = await attempt(client, email, password, **extra)
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    body = response.json()
+    assert body["status"] == status
+    if code is not None:
+        assert body["code"] == code, body
+    if status == 401:
+        assert response.headers["www-authenticate"].lower().startswith("bearer")
+    return body
+
+
+# --- rows read and changed behind the API's back --------------------------------------------------
+
+
+async def session_row(database_url: str, token: str) -> Session:
+    async with system_session(database_url) as session:
+        return (await session.execute(select(Session).where(Session.token == hash_token(token)))).scalar_one()
+
+
+async def sessions_of(database_url: str, user_id: uuid.UUID) -> list[Session]:
+    async with system_session(database_url) as session:
+        rows = await session.execute(select(Session).where(Session.user_id == user_id))
+        return list(rows.scalars())
+
+
+async def age_session(database_url: str, token: str, **ages: timedelta) -> None:
+    """Move a session's timestamps into the past: `last_seen_at=timedelta(minutes=31)` and the like."""
+    now = utcnow()
+    async with system_session(database_url) as session:
+        await session.execute(
+            update(Session)
+            .where(Session.token == hash_token(token))
+            .values(**{column: now - age for column, age in ages.items()})
+        )
+
+
+async def user_row(database_url: str, user_id: uuid.UUID) -> User:
+    async with system_session(database_url) as session:
+        return (await session.execute(select(User).where(User.id == user_id))).scalar_one()
+
+
+async def set_user(database_url: str, user_id: uuid.UUID, **values: Any) -> None:
+    async with system_session(database_url) as session:
+        await session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+async def throttle(database_url: str, key: str) -> LoginThrottle | None:
+    async with system_session(database_url) as session:
+        return await session.get(LoginThrottle, key)
+
+
+async def set_throttle(database_url: str, key: str, **values: Any) -> None:
+    async with system_session(database_url) as session:
+        await session.execute(update(LoginThrottle).where(LoginThrottle.key == key).values(**values))
+
+
+async def activity(database_url: str, address: str) -> list[ActivityLog]:
+    """The activity_logs rows written for requests from `address`, oldest first."""
+    async with system_session(database_url) as session:
+        rows = await session.execute(
+            select(ActivityLog).where(ActivityLog.ip_address == address).order_by(ActivityLog.created_at)
+        )
+        return list(rows.scalars())

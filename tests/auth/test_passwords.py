@@ -1,0 +1,47 @@
+"""Password hashing: argon2id at OWASP's parameters or stronger, and old hashes upgraded on login."""
+
+from argon2 import PasswordHasher, Type
+
+from mobility.core import security
+from mobility.core.permissions import SystemRole
+from tests.auth.conftest import assert_problem, attempt, client_at, log_in, set_user, user_row
+from tests.factories import PASSWORD, make_tenant, make_user, system_session
+
+OWASP = "$argon2id$v=19$m=19456,t=2,p=1$"
+
+
+def test_hashes_are_argon2id_at_owasp_parameters_with_a_random_salt() -> None:
+    hasher = security.password_hasher
+    assert hasher.type is Type.ID
+    assert hasher.memory_cost >= 19456 and hasher.time_cost >= 2 and hasher.parallelism >= 1
+    first, second = security.hash_password(PASSWORD), security.hash_password(PASSWORD)
+    assert first.startswith(OWASP) and second.startswith(OWASP)
+    assert first != second  # salted
+    assert security.verify_password(first, PASSWORD)
+    assert not security.verify_password(first, PASSWORD + "x")
+    assert not security.verify_password(None, PASSWORD)
+    assert not security.verify_password("not a hash", PASSWORD)
+    assert not security.needs_rehash(first)
+
+
+async def test_a_weaker_hash_is_upgraded_on_the_next_successful_login(migrated_database_url: str) -> None:
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1, type=Type.ID).hash(PASSWORD)
+    older_variant = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.I).hash(PASSWORD)
+    async with system_session(migrated_database_url) as session:
+        tenant = await make_tenant(session)
+        members = [await make_user(session, tenant, SystemRole.trainer) for _ in range(2)]
+    for member, old_hash in zip(members, (weak, older_variant), strict=True):
+        await set_user(migrated_database_url, member.id, password_hash=old_hash)
+    async with client_at(migrated_database_url) as client:
+        # A failed login leaves the hash alone.
+        assert_problem(await attempt(client, members[0].email, "nope-nope-nope"), 401)
+        assert (await user_row(migrated_database_url, members[0].id)).password_hash == weak
+        upgraded = []
+        for member, old_hash in zip(members, (weak, older_variant), strict=True):
+            await log_in(client, member.email)
+            upgraded.append((await user_row(migrated_database_url, member.id)).password_hash)
+            assert upgraded[-1] != old_hash and upgraded[-1].startswith(OWASP)
+            assert security.verify_password(upgraded[-1], PASSWORD)
+        # The upgraded hash keeps working, and is not rehashed again.
+        await log_in(client, members[0].email)
+        assert (await user_row(migrated_database_url, members[0].id)).password_hash == upgraded[0]

@@ -1,0 +1,261 @@
+"""The application's routes as data, and syntactically valid requests for them, found from the code.
+
+`app_routes()` lists every HTTP route with the permission its `require(...)` dependency asks for (the
+dependency function carries it as `.permission`), its path parameters and its body model. Requests are
+built generically: path ids name objects made for the purpose (`user_id` -> a user, `role_id` -> a
+role, `candidate_id` -> a candidate, ... found from the models by name), and bodies are derived from
+the body model's required fields. What cannot be derived sits in the small tables below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import types
+import typing
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from annotated_types import Ge, MaxLen, MinLen
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobility.core.schemas import InputModel
+from mobility.tenants.models import Tenant
+from mobility.users.models import User
+from tests.factories.rows import RowBuilder, model_of_table
+
+# Routes anyone may call without logging in. A new public route must be added here, deliberately.
+PUBLIC_ROUTES = {
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/invitations/accept"),
+}
+
+# Path parameters that are not ids of rows, with a value that exists in every tenant.
+PATH_VALUES: dict[str, Any] = {
+    # A setting whose change does not alter how the caller's own later requests are answered.
+    "key": "users.invitationValidityDays",
+}
+
+# Bodies (or body fields) the generic builder cannot derive, by route.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PUT", "/api/v1/settings/{key}"): {"value": 7},
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    permissions: frozenset[str]
+    body: type[BaseModel] | None
+    path_params: tuple[str, ...]
+    authenticated: bool = field(default=True)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.method, self.path)
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def id_params(self) -> tuple[str, ...]:
+        return tuple(name for name in self.path_params if model_for_param(name) is not None)
+
+
+def _flat(routes) -> Iterator[Any]:
+    """Routes, with those of included routers expanded (FastAPI may include routers lazily)."""
+    for route in routes:
+        if hasattr(route, "effective_route_contexts"):
+            yield from route.effective_route_contexts()
+        else:
+            yield route
+
+
+def _permissions(dependant, found: set[str]) -> set[str]:
+    for dependency in dependant.dependencies:
+        permission = getattr(dependency.call, "permission", None)
+        if permission:
+            found.add(permission)
+        _permissions(dependency, found)
+    return found
+
+
+def _authenticates(dependant) -> bool:
+    from mobility.core.auth import current_scope
+
+    return any(d.call is current_scope or _authenticates(d) for d in dependant.dependencies)
+
+
+def app_routes(app: FastAPI) -> list[Route]:
+    found = []
+    for route in _flat(app.routes):
+        path = getattr(route, "path_format", None) or route.path
+        dependant = getattr(route, "dependant", None)
+        body_field = getattr(route, "body_field", None)
+        body = body_field.field_info.annotation if body_field is not None else None
+        for method in sorted((getattr(route, "methods", None) or set()) - {"HEAD", "OPTIONS"}):
+            found.append(
+                Route(
+                    method=method,
+                    path=path,
+                    permissions=frozenset(_permissions(dependant, set())) if dependant else frozenset(),
+                    body=body if isinstance(body, type) and issubclass(body, BaseModel) else None,
+                    path_params=tuple(re.findall(r"{(\w+)(?::\w+)?}", path)),
+                    authenticated=_authenticates(dependant) if dependant else False,
+                )
+            )
+    return found
+
+
+# --- path parameters ----------------------------------------------------------------------------
+
+
+def model_for_param(name: str) -> type | None:
+    """`user_id` -> User, `candidate_id` -> Candidate, `document_id` -> CandidateDocument, ..."""
+    if not name.endswith("_id"):
+        return None
+    stem = name.removesuffix("_id")
+    tables = model_of_table()
+    for table in (f"{stem}s", f"{stem}es", stem):
+        if table in tables:
+            return tables[table]
+    ends = [table for table in tables if table.endswith(f"_{stem}s")]
+    if len(ends) == 1:
+        return tables[ends[0]]
+    return None
+
+
+class Objects:
+    """Objects of one tenant to put in paths and bodies, made on first use and then reused."""
+
+    def __init__(self, tenant: Tenant, session_factory: Callable[[], Any]) -> None:
+        self.tenant = tenant
+        self._session_factory = session_factory
+        self._made: dict[str, Any] = {}
+
+    async def id_for(self, name: str) -> Any:
+        if name in PATH_VALUES:
+            return PATH_VALUES[name]
+        if name not in self._made:
+            model = model_for_param(name)
+            if model is None:
+                raise AssertionError(f"no value for the path parameter {name!r}: add it to PATH_VALUES")
+            async with self._session_factory() as session:
+                self._made[name] = await make_object(session, self.tenant, model)
+        return self._made[name]
+
+
+async def make_object(session: AsyncSession, tenant: Tenant, model: type) -> Any:
+    """The id of a new object of `model` in `tenant` (the tenant itself for Tenant)."""
+    if model is Tenant:
+        return tenant.id
+    builder = RowBuilder(session, tenant)
+    if model is User:
+        return (await builder.user()).id
+    return (await builder.build(model)).id
+
+
+async def path_for(route: Route, value_of: Callable[[str], Awaitable[Any]]) -> str:
+    path = route.path
+    for name in route.path_params:
+        path = re.sub(r"{" + name + r"(?::\w+)?}", str(await value_of(name)), path)
+    return path
+
+
+# --- bodies -------------------------------------------------------------------------------------
+
+
+def _unique(prefix: str = "X") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
+
+
+async def body_for(route: Route, value_of: Callable[[str], Awaitable[Any]]) -> dict[str, Any] | None:
+    if route.body is None:
+        return None
+    given = BODIES.get(route.key, {})
+    return {**await model_body(route.body, value_of, skip=set(given)), **given}
+
+
+async def model_body(
+    model: type[BaseModel], value_of: Callable[[str], Awaitable[Any]], skip: set[str] = frozenset()
+) -> dict[str, Any]:
+    """The model's required fields, filled by type; `*_id` fields name objects through `value_of`."""
+    body = {}
+    for name, info in model.model_fields.items():
+        if not info.is_required() or (info.alias or name) in skip:
+            continue
+        body[info.alias or name] = await _value(name, info.annotation, info.metadata, value_of)
+    return body
+
+
+async def _value(name: str, annotation: Any, metadata: list[Any], value_of) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *extra = typing.get_args(annotation)
+        return await _value(name, base, [*metadata, *extra], value_of)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return await _value(name, options[0], metadata, value_of)
+    if origin is typing.Literal:
+        return typing.get_args(annotation)[0]
+    if origin in (list, set, tuple, frozenset):
+        return []
+    if origin is dict:
+        return {}
+    if annotation is Any:
+        raise AssertionError(f"no generic value for the body field {name!r} (Any): add it to BODIES")
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return await model_body(annotation, value_of)
+        if issubclass(annotation, enum.Enum):
+            return next(iter(annotation)).value
+        if annotation is bool:
+            return False
+        if annotation in (int, float):
+            minimum = next((item.ge for item in metadata if isinstance(item, Ge)), 1)
+            return annotation(minimum)
+        if annotation is uuid.UUID:
+            return str(await value_of(name))
+        if annotation is dt.date:
+            return dt.date.today().isoformat()
+        if annotation is dt.datetime:
+            return dt.datetime.now(dt.UTC).isoformat()
+        if annotation.__name__ == "EmailStr":
+            return f"{_unique('u').lower()}@example.org"
+        if annotation is str:
+            longest = next((item.max_length for item in metadata if isinstance(item, MaxLen)), 32)
+            shortest = next((item.min_length for item in metadata if isinstance(item, MinLen)), 1)
+            return _unique()[: max(longest, shortest)]
+    raise AssertionError(f"no generic value for the body field {name!r} ({annotation!r}): add it to BODIES")
+
+
+def input_models() -> list[type[InputModel]]:
+    """Every InputModel subclass defined in src/mobility (modules imported by the app and the CLI)."""
+    import importlib
+    import pkgutil
+
+    import mobility
+
+    for module in pkgutil.walk_packages(mobility.__path__, "mobility."):
+        if module.name.endswith((".api", ".schemas")) or module.name.count(".") == 1:
+            importlib.import_module(module.name)
+    seen: list[type[InputModel]] = []
+    pending = list(InputModel.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if cls not in seen:
+            seen.append(cls)
+            pending.extend(cls.__subclasses__())
+    return [cls for cls in seen if cls.__module__.startswith("mobility.")]

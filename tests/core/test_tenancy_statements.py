@@ -1,0 +1,101 @@
+"""The ScopedSession on statement shapes that once slipped past it (regressions of the isolation suite).
+
+Each was a real hole on SQLite (and, before row-level security, on PostgreSQL): an entity only in a
+FROM or subquery got no row filter; a Core statement on a Table got none at all; bulk INSERT/UPDATE
+statements, which no flush sees, could write another tenant's tenantId; an ORM bulk UPDATE by primary
+key ignored the filters; rows of the shared tables (memberships, roles) could be added for another
+tenant. The legitimate forms of the same statements keep working.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from mobility.core.permissions import SystemRole
+from mobility.core.tenancy import TenancyViolation
+from mobility.roles.models import Role
+from mobility.settings.models import Setting
+from mobility.users.models import UserTenant
+from tests.core.scoped import Db, scope_of
+from tests.factories import make_tenant, make_user, system_role, unique
+
+
+@pytest.fixture
+async def two(db: Db):
+    async with db.system() as session:
+        tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
+        admin = await make_user(session, tenant_b, SystemRole.admin)
+        theirs = Setting(tenant_id=tenant_a.id, key=unique("k"), value={})
+        ours = Setting(tenant_id=tenant_b.id, key=unique("k"), value={})
+        session.add_all([theirs, ours])
+    return tenant_a, tenant_b, scope_of(tenant_b.id, admin.id, SystemRole.admin), theirs, ours
+
+
+async def test_an_entity_only_in_from_or_a_subquery_is_filtered(db: Db, two) -> None:
+    tenant_a, _tenant_b, scope, theirs, ours = two
+    async with db.acting(scope) as session:
+        count = select(func.count()).select_from(Setting).where(Setting.id.in_([theirs.id, ours.id]))
+        assert (await session.execute(count)).scalar_one() == 1
+        subquery = select(Setting.tenant_id).where(Setting.id == theirs.id).scalar_subquery()
+        assert (await session.execute(select(subquery))).scalar() is None
+
+
+async def test_a_statement_on_a_table_is_refused(db: Db, two) -> None:
+    *_, scope, theirs, _ours = two
+    async with db.acting(scope) as session:
+        with pytest.raises(TenancyViolation, match="by table"):
+            await session.execute(select(Setting.__table__).where(Setting.__table__.c.id == theirs.id))
+
+
+async def test_bulk_insert_writes_the_own_tenant_only(db: Db, two) -> None:
+    tenant_a, tenant_b, scope, *_ = two
+    async with db.acting(scope) as session:
+        await session.execute(insert(Setting).values(tenant_id=tenant_b.id, key=unique("k"), value={}))
+        await session.execute(insert(Setting), [{"tenant_id": tenant_b.id, "key": unique("k"), "value": {}}])
+        for attempt in (
+            insert(Setting).values(tenant_id=tenant_a.id, key=unique("k"), value={}),
+            insert(Setting).values(key=unique("k"), value={}),
+            insert(Setting).from_select(
+                ["tenantId", "key", "value"], select(Setting.tenant_id, Setting.key, Setting.value)
+            ),
+        ):
+            with pytest.raises(TenancyViolation):
+                await session.execute(attempt)
+        with pytest.raises(TenancyViolation):
+            await session.execute(
+                insert(Setting), [{"tenant_id": tenant_a.id, "key": unique("k"), "value": {}}]
+            )
+
+
+async def test_bulk_update_cannot_move_rows_or_go_by_primary_key(db: Db, two) -> None:
+    tenant_a, _tenant_b, scope, theirs, ours = two
+    async with db.acting(scope) as session:
+        changed = await session.execute(
+            update(Setting).where(Setting.id == ours.id).values(value={"x": 1}),
+            execution_options={"synchronize_session": False},
+        )
+        assert changed.rowcount == 1
+        with pytest.raises(TenancyViolation):
+            await session.execute(update(Setting).where(Setting.id == ours.id).values(tenant_id=tenant_a.id))
+        with pytest.raises(TenancyViolation, match="primary key"):
+            await session.execute(update(Setting), [{"id": theirs.id, "value": {"x": 2}}])
+
+
+async def test_shared_rows_cannot_be_added_for_another_tenant(db: Db, two) -> None:
+    tenant_a, tenant_b, scope, *_ = two
+    async with db.system() as session:
+        admin_role = (await system_role(session, SystemRole.admin)).id
+        outsider = (await make_user(session, None)).id
+    async with db.acting(scope) as session:
+        session.add(UserTenant(user_id=scope.actor_id, tenant_id=tenant_a.id, role_id=admin_role))
+        with pytest.raises(TenancyViolation):
+            await session.flush()
+    async with db.acting(scope) as session:
+        session.add(Role(name=unique("r"), tenant_id=tenant_a.id))
+        with pytest.raises(TenancyViolation):
+            await session.flush()
+    async with db.acting(scope) as session:
+        session.add(UserTenant(user_id=outsider, tenant_id=tenant_b.id, role_id=admin_role))
+        session.add(Role(name=unique("r"), tenant_id=tenant_b.id))
+        await session.flush()

@@ -1,0 +1,86 @@
+"""STYLE rule 5: the tenant filter lives in the data layer, once; domain code never filters by tenant inline.
+
+An inline `Model.tenant_id == ...` in a service is either redundant (the ScopedSession already adds it)
+or a sign that code works around the scope. Only the files listed below may compare tenant ids, each
+for the reason given; a new file doing it fails this test until it is fixed or argued into the list.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mobility
+
+SOURCE = Path(mobility.__file__).resolve().parent
+
+ALLOWED = {
+    # The scope itself: stamping and refusing writes for another tenant.
+    "core/tenancy.py": "applies the scope",
+    # The row rules: the one place the tenant filter is written.
+    "core/policies.py": "defines the row filters",
+    # Authentication runs before a tenant is known (system scope): it resolves the session's tenant.
+    "auth/service.py": "resolves the tenant of a login or session",
+    # Seeding works across tenants with the system scope.
+    "seed.py": "creates tenants and their sample data",
+}
+
+# `X.tenant_id == y`, `y == X.tenant_id`, `"tenantId" ==`, `c.tenantId ==`, `filter_by(tenant_id=...)`
+INLINE_FILTER = re.compile(
+    r"""
+      \btenant_id\s*==                       # x.tenant_id == ...
+    | ==\s*[\w.\[\]"']*\btenant_id\b          # ... == x.tenant_id
+    | ["']?\btenantId\b["']?\]?\s*==          # "tenantId" == / c.tenantId == / c["tenantId"] ==
+    | ==\s*[\w.\[\]]*["']?\btenantId\b        # ... == "tenantId"
+    | filter_by\([^)]*\btenant_id\s*=(?!=)   # filter_by(tenant_id=...)
+    """,
+    re.VERBOSE,
+)
+
+
+def _code(line: str) -> str:
+    """The line without a trailing comment (good enough for this codebase's style)."""
+    return line.split("#", 1)[0]
+
+
+def violations() -> list[str]:
+    found = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        relative = path.relative_to(SOURCE).as_posix()
+        if relative in ALLOWED:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if INLINE_FILTER.search(_code(line)):
+                found.append(f"src/mobility/{relative}:{number}: {line.strip()}")
+    return found
+
+
+def test_no_inline_tenant_filters_in_domain_code() -> None:
+    found = violations()
+    assert not found, (
+        "Inline tenant filters outside the data layer (STYLE rule 5; the ScopedSession filters every "
+        "query by the scope's tenant, use it):\n" + "\n".join(found)
+    )
+
+
+def test_the_allowed_files_exist() -> None:
+    missing = [name for name in ALLOWED if not (SOURCE / name).is_file()]
+    assert not missing, f"stale entries in the allow list: {missing}"
+
+
+def test_the_pattern_catches_the_usual_forms() -> None:
+    for line in [
+        "select(Candidate).where(Candidate.tenant_id == scope.tenant_id)",
+        "stmt.where(scope.tenant_id == Candidate.tenant_id)",
+        "stmt.where(tenant_id == x)",
+        'table.c["tenantId"] == tenant',
+        "table.c.tenantId == tenant",
+        "query.filter_by(tenant_id=tenant.id)",
+    ]:
+        assert INLINE_FILTER.search(line), line
+    for line in [
+        "Candidate(tenant_id=tenant.id, name='x')",
+        "scope.tenant_id is None",
+        'mapped_column("tenantId", Uuid)',
+    ]:
+        assert not INLINE_FILTER.search(line), line
