@@ -21,11 +21,11 @@ Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
-from textwrap import dedent
 
 import sqlalchemy as sa
 from alembic import op
+
+from mobility.core.migration_ops import execute, outside_the_transaction
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -33,33 +33,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _outside_the_transaction() -> AbstractContextManager[object]:
-    """Commit what came before and run the block in autocommit mode (`COMMIT;` ... `BEGIN;` offline).
-
-    When the caller runs the migrations inside a transaction of its own (pytest-alembic's
-    downgrade-leaves-no-trace test runs each step in a savepoint it rolls back), there is no leaving
-    it: the block then runs inside that transaction, which is still correct, only not lock-friendly.
-    """
-    context = op.get_context()
-    if not context.as_sql and context._in_external_transaction:
-        return nullcontext()
-    return context.autocommit_block()
-
-
-def _execute(sql: str) -> None:
-    op.execute(dedent(sql).strip())
-
-
 def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        _execute(
+        execute(
             """
             ALTER TABLE roles
                 ADD COLUMN IF NOT EXISTS "tenantId" uuid,
                 ADD COLUMN IF NOT EXISTS "systemRole" boolean NOT NULL DEFAULT false
             """
         )
-        _execute(
+        execute(
             """
             ALTER TABLE roles
                 DROP CONSTRAINT IF EXISTS "roles_tenantId_fkey",
@@ -67,7 +50,7 @@ def upgrade() -> None:
                     REFERENCES tenants (id) ON DELETE RESTRICT NOT VALID
             """
         )
-        with _outside_the_transaction():
+        with outside_the_transaction()[0]:
             op.execute('ALTER TABLE roles VALIDATE CONSTRAINT "roles_tenantId_fkey"')
         return
 
@@ -81,8 +64,8 @@ def downgrade() -> None:
     # Loses which roles are tenant-specific or built-in (`mobility db downgrade` takes a backup first).
     if op.get_context().dialect.name == "postgresql":
         # Dropping columns only marks them dropped in the catalog: no rewrite, a brief lock.
-        _execute('ALTER TABLE roles DROP CONSTRAINT IF EXISTS "roles_tenantId_fkey"')
-        _execute(
+        execute('ALTER TABLE roles DROP CONSTRAINT IF EXISTS "roles_tenantId_fkey"')
+        execute(
             """
             ALTER TABLE roles
                 DROP COLUMN IF EXISTS "systemRole",

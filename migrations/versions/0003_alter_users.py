@@ -26,11 +26,11 @@ Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
-from textwrap import dedent
 
 import sqlalchemy as sa
 from alembic import op
+
+from mobility.core.migration_ops import execute, outside_the_transaction
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -40,27 +40,9 @@ depends_on: str | Sequence[str] | None = None
 INDEX = "users_tenantId_email_idx"
 
 
-def _outside_the_transaction() -> tuple[AbstractContextManager[object], bool]:
-    """Commit what came before and run the block in autocommit mode (`COMMIT;` ... `BEGIN;` offline).
-
-    Returns the block and whether it really is outside a transaction (CONCURRENTLY needs that). When
-    the caller runs the migrations inside a transaction of its own (pytest-alembic's
-    downgrade-leaves-no-trace test runs each step in a savepoint it rolls back), there is no leaving
-    it: the block then runs inside that transaction, with a plain CREATE/DROP INDEX.
-    """
-    context = op.get_context()
-    if not context.as_sql and context._in_external_transaction:
-        return nullcontext(), False
-    return context.autocommit_block(), True
-
-
-def _execute(sql: str) -> None:
-    op.execute(dedent(sql).strip())
-
-
 def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        _execute(
+        execute(
             """
             ALTER TABLE users
                 ADD COLUMN IF NOT EXISTS "tenantId" uuid,
@@ -72,7 +54,7 @@ def upgrade() -> None:
                 ADD COLUMN IF NOT EXISTS "updatedBy" uuid
             """
         )
-        _execute(
+        execute(
             """
             ALTER TABLE users
                 DROP CONSTRAINT IF EXISTS "users_tenantId_fkey",
@@ -86,7 +68,7 @@ def upgrade() -> None:
                     REFERENCES users (id) ON DELETE SET NULL NOT VALID
             """
         )
-        block, outside = _outside_the_transaction()
+        block, outside = outside_the_transaction()
         with block:
             op.execute('ALTER TABLE users VALIDATE CONSTRAINT "users_tenantId_fkey"')
             op.execute('ALTER TABLE users VALIDATE CONSTRAINT "users_createdBy_fkey"')
@@ -116,11 +98,11 @@ def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
         # The index first and concurrently (dropping the column would drop it under the table lock);
         # then constraints and columns, which only marks them dropped in the catalog: no rewrite.
-        block, outside = _outside_the_transaction()
+        block, outside = outside_the_transaction()
         with block:
             concurrently = " CONCURRENTLY" if outside else ""
             op.execute(f'DROP INDEX{concurrently} IF EXISTS "{INDEX}"')
-        _execute(
+        execute(
             """
             ALTER TABLE users
                 DROP CONSTRAINT IF EXISTS "users_updatedBy_fkey",
@@ -128,7 +110,7 @@ def downgrade() -> None:
                 DROP CONSTRAINT IF EXISTS "users_tenantId_fkey"
             """
         )
-        _execute(
+        execute(
             """
             ALTER TABLE users
                 DROP COLUMN IF EXISTS "updatedBy",

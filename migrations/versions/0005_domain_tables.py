@@ -24,6 +24,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
 
+from mobility.core.migration_ops import create_tenant_table, is_postgresql, same_tenant_fk, user_fk
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -94,70 +96,8 @@ ENUMS = (
 )
 
 
-def _is_postgresql() -> bool:
-    return op.get_context().dialect.name == "postgresql"
-
-
-def _same_tenant_fk(
-    table: str, column: str, target: str, ondelete: str = "RESTRICT"
-) -> sa.ForeignKeyConstraint:
-    """(tenantId, column) -> target (tenantId, id): the referenced row must be the same tenant's."""
-    return sa.ForeignKeyConstraint(
-        ["tenantId", column],
-        [f"{target}.tenantId", f"{target}.id"],
-        name=f"{table}_tenantId_{column}_fkey",
-        ondelete=ondelete,
-    )
-
-
-def _user_fk(table: str, column: str, ondelete: str = "SET NULL") -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint([column], ["users.id"], name=f"{table}_{column}_fkey", ondelete=ondelete)
-
-
-def _enum_checks(table: str, columns: list[sa.Column]) -> list[sa.CheckConstraint]:
-    """On engines without enum types, a CHECK constraint per enum column: `<table>_<EnumType>_check`."""
-    if _is_postgresql():
-        return []
-    return [
-        sa.CheckConstraint(
-            sa.column(column.name).in_(column.type.enums), name=op.f(f"{table}_{column.type.name}_check")
-        )
-        for column in columns
-        if isinstance(column.type, postgresql.ENUM)
-    ]
-
-
-def _create_table(table: str, *items: sa.Column | sa.Constraint) -> None:
-    """A tenant-scoped table: id, tenantId, the given columns, authorship and timestamps.
-
-    Adds the primary key, UNIQUE (tenantId, id) (target of the same-tenant foreign keys), the
-    references to the tenant and to the authoring users, and the enum CHECK constraints.
-    """
-    columns = [item for item in items if isinstance(item, sa.Column)]
-    constraints = [item for item in items if not isinstance(item, sa.Column)]
-    op.create_table(
-        table,
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("tenantId", sa.Uuid(), nullable=False),
-        *columns,
-        sa.Column("createdBy", sa.Uuid(), nullable=True),
-        sa.Column("updatedBy", sa.Uuid(), nullable=True),
-        sa.Column("createdAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.Column("updatedAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.PrimaryKeyConstraint("id", name=f"{table}_pkey"),
-        sa.UniqueConstraint("tenantId", "id", name=f"{table}_tenantId_id_key"),
-        sa.ForeignKeyConstraint(
-            ["tenantId"], ["tenants.id"], name=f"{table}_tenantId_fkey", ondelete="RESTRICT"
-        ),
-        _user_fk(table, "createdBy"),
-        _user_fk(table, "updatedBy"),
-        *constraints,
-        *_enum_checks(table, columns),
-    )
-
-
 def _partner_table(table: str) -> None:
-    _create_table(
+    create_tenant_table(
         table,
         sa.Column("code", sa.String(32), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
@@ -174,19 +114,19 @@ def _partner_table(table: str) -> None:
         sa.Column("notes", sa.Text(), nullable=True),
         # Optional login of the partner's own staff.
         sa.Column("userId", sa.Uuid(), nullable=True),
-        _user_fk(table, "userId"),
+        user_fk(table, "userId"),
     )
 
 
 def upgrade() -> None:
-    if _is_postgresql():
+    if is_postgresql():
         for enum in ENUMS:
             op.execute(CreateEnumType(enum))
 
     _partner_table("agents")
     _partner_table("brokers")
 
-    _create_table(
+    create_tenant_table(
         "candidates",
         # Human-facing number, e.g. WTI-2026-000123; unique per tenant (0007).
         sa.Column("referenceNumber", sa.String(32), nullable=False),
@@ -215,12 +155,12 @@ def upgrade() -> None:
         # The candidate's own login, when they have one.
         sa.Column("userId", sa.Uuid(), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
-        _same_tenant_fk("candidates", "agentId", "agents"),
-        _same_tenant_fk("candidates", "brokerId", "brokers"),
-        _user_fk("candidates", "userId"),
+        same_tenant_fk("candidates", "agentId", "agents"),
+        same_tenant_fk("candidates", "brokerId", "brokers"),
+        user_fk("candidates", "userId"),
     )
 
-    _create_table(
+    create_tenant_table(
         "courses",
         sa.Column("code", sa.String(32), nullable=False),
         sa.Column("title", sa.String(200), nullable=False),
@@ -237,10 +177,10 @@ def upgrade() -> None:
         # Months a certificate of this course stays valid; null: no expiry.
         sa.Column("certificateValidityMonths", sa.Integer(), nullable=True),
         sa.Column("status", COURSE_STATUS, server_default="draft", nullable=False),
-        _user_fk("courses", "trainerId"),
+        user_fk("courses", "trainerId"),
     )
 
-    _create_table(
+    create_tenant_table(
         "enrollments",
         sa.Column("courseId", sa.Uuid(), nullable=False),
         sa.Column("candidateId", sa.Uuid(), nullable=False),
@@ -253,11 +193,11 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "tenantId", "courseId", "candidateId", name="enrollments_tenantId_courseId_candidateId_key"
         ),
-        _same_tenant_fk("enrollments", "courseId", "courses"),
-        _same_tenant_fk("enrollments", "candidateId", "candidates"),
+        same_tenant_fk("enrollments", "courseId", "courses"),
+        same_tenant_fk("enrollments", "candidateId", "candidates"),
     )
 
-    _create_table(
+    create_tenant_table(
         "attendance_records",
         sa.Column("enrollmentId", sa.Uuid(), nullable=False),
         sa.Column("sessionDate", sa.Date(), nullable=False),
@@ -270,10 +210,10 @@ def upgrade() -> None:
             "sessionDate",
             name="attendance_records_tenantId_enrollmentId_sessionDate_key",
         ),
-        _same_tenant_fk("attendance_records", "enrollmentId", "enrollments", ondelete="CASCADE"),
+        same_tenant_fk("attendance_records", "enrollmentId", "enrollments", ondelete="CASCADE"),
     )
 
-    _create_table(
+    create_tenant_table(
         "assessments",
         sa.Column("enrollmentId", sa.Uuid(), nullable=False),
         sa.Column("title", sa.String(200), nullable=False),
@@ -284,11 +224,11 @@ def upgrade() -> None:
         sa.Column("assessedAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("assessorId", sa.Uuid(), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
-        _same_tenant_fk("assessments", "enrollmentId", "enrollments", ondelete="CASCADE"),
-        _user_fk("assessments", "assessorId"),
+        same_tenant_fk("assessments", "enrollmentId", "enrollments", ondelete="CASCADE"),
+        user_fk("assessments", "assessorId"),
     )
 
-    _create_table(
+    create_tenant_table(
         "certificates",
         sa.Column("enrollmentId", sa.Uuid(), nullable=False),
         # Unique per tenant, and the verification code across the installation (both 0007).
@@ -298,10 +238,10 @@ def upgrade() -> None:
         sa.Column("expiresAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revokedAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revocationReason", sa.Text(), nullable=True),
-        _same_tenant_fk("certificates", "enrollmentId", "enrollments"),
+        same_tenant_fk("certificates", "enrollmentId", "enrollments"),
     )
 
-    _create_table(
+    create_tenant_table(
         "vetting_records",
         sa.Column("candidateId", sa.Uuid(), nullable=False),
         sa.Column("checkType", VETTING_CHECK_TYPE, nullable=False),
@@ -313,11 +253,11 @@ def upgrade() -> None:
         sa.Column("result", JSON, nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
         # Vetting results are the candidate's personal data: they go with the candidate.
-        _same_tenant_fk("vetting_records", "candidateId", "candidates", ondelete="CASCADE"),
-        _user_fk("vetting_records", "reviewerId"),
+        same_tenant_fk("vetting_records", "candidateId", "candidates", ondelete="CASCADE"),
+        user_fk("vetting_records", "reviewerId"),
     )
 
-    _create_table(
+    create_tenant_table(
         "placements",
         sa.Column("candidateId", sa.Uuid(), nullable=False),
         sa.Column("employerName", sa.String(200), nullable=False),
@@ -342,9 +282,9 @@ def upgrade() -> None:
         sa.Column("deployedAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("endedAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
-        _same_tenant_fk("placements", "candidateId", "candidates"),
-        _same_tenant_fk("placements", "agentId", "agents"),
-        _same_tenant_fk("placements", "brokerId", "brokers"),
+        same_tenant_fk("placements", "candidateId", "candidates"),
+        same_tenant_fk("placements", "agentId", "agents"),
+        same_tenant_fk("placements", "brokerId", "brokers"),
     )
 
 
@@ -362,6 +302,6 @@ def downgrade() -> None:
         "agents",
     ):
         op.drop_table(table)
-    if _is_postgresql():
+    if is_postgresql():
         for enum in reversed(ENUMS):
             op.execute(DropEnumType(enum))

@@ -23,6 +23,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
 
+from mobility.core.migration_ops import create_tenant_table, is_postgresql, same_tenant_fk, user_fk
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -78,74 +80,12 @@ ENUMS = (
 )
 
 
-def _is_postgresql() -> bool:
-    return op.get_context().dialect.name == "postgresql"
-
-
-def _same_tenant_fk(
-    table: str, column: str, target: str, ondelete: str = "RESTRICT"
-) -> sa.ForeignKeyConstraint:
-    """(tenantId, column) -> target (tenantId, id): the referenced row must be the same tenant's."""
-    return sa.ForeignKeyConstraint(
-        ["tenantId", column],
-        [f"{target}.tenantId", f"{target}.id"],
-        name=f"{table}_tenantId_{column}_fkey",
-        ondelete=ondelete,
-    )
-
-
-def _user_fk(table: str, column: str, ondelete: str = "SET NULL") -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint([column], ["users.id"], name=f"{table}_{column}_fkey", ondelete=ondelete)
-
-
-def _enum_checks(table: str, columns: list[sa.Column]) -> list[sa.CheckConstraint]:
-    """On engines without enum types, a CHECK constraint per enum column: `<table>_<EnumType>_check`."""
-    if _is_postgresql():
-        return []
-    return [
-        sa.CheckConstraint(
-            sa.column(column.name).in_(column.type.enums), name=op.f(f"{table}_{column.type.name}_check")
-        )
-        for column in columns
-        if isinstance(column.type, postgresql.ENUM)
-    ]
-
-
-def _create_table(table: str, *items: sa.Column | sa.Constraint) -> None:
-    """A tenant-scoped table: id, tenantId, the given columns, authorship and timestamps.
-
-    Adds the primary key, UNIQUE (tenantId, id) (target of the same-tenant foreign keys), the
-    references to the tenant and to the authoring users, and the enum CHECK constraints.
-    """
-    columns = [item for item in items if isinstance(item, sa.Column)]
-    constraints = [item for item in items if not isinstance(item, sa.Column)]
-    op.create_table(
-        table,
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("tenantId", sa.Uuid(), nullable=False),
-        *columns,
-        sa.Column("createdBy", sa.Uuid(), nullable=True),
-        sa.Column("updatedBy", sa.Uuid(), nullable=True),
-        sa.Column("createdAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.Column("updatedAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.PrimaryKeyConstraint("id", name=f"{table}_pkey"),
-        sa.UniqueConstraint("tenantId", "id", name=f"{table}_tenantId_id_key"),
-        sa.ForeignKeyConstraint(
-            ["tenantId"], ["tenants.id"], name=f"{table}_tenantId_fkey", ondelete="RESTRICT"
-        ),
-        _user_fk(table, "createdBy"),
-        _user_fk(table, "updatedBy"),
-        *constraints,
-        *_enum_checks(table, columns),
-    )
-
-
 def upgrade() -> None:
-    if _is_postgresql():
+    if is_postgresql():
         for enum in ENUMS:
             op.execute(CreateEnumType(enum))
 
-    _create_table(
+    create_tenant_table(
         "payments",
         sa.Column("direction", PAYMENT_DIRECTION, nullable=False),
         sa.Column("partyType", PARTY_TYPE, nullable=False),
@@ -168,13 +108,13 @@ def upgrade() -> None:
         sa.Column("dueDate", sa.Date(), nullable=True),
         sa.Column("paidAt", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint('"amount" > 0', name=op.f("payments_amount_positive_check")),
-        _same_tenant_fk("payments", "candidateId", "candidates"),
-        _same_tenant_fk("payments", "agentId", "agents"),
-        _same_tenant_fk("payments", "brokerId", "brokers"),
-        _same_tenant_fk("payments", "placementId", "placements"),
+        same_tenant_fk("payments", "candidateId", "candidates"),
+        same_tenant_fk("payments", "agentId", "agents"),
+        same_tenant_fk("payments", "brokerId", "brokers"),
+        same_tenant_fk("payments", "placementId", "placements"),
     )
 
-    _create_table(
+    create_tenant_table(
         "invoices",
         # Null while a draft; numbered on issue, gapless and unique per tenant (0007).
         sa.Column("invoiceNumber", sa.String(32), nullable=True),
@@ -198,13 +138,13 @@ def upgrade() -> None:
         sa.Column("paidAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("voidedAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("voidReason", sa.Text(), nullable=True),
-        _same_tenant_fk("invoices", "candidateId", "candidates"),
-        _same_tenant_fk("invoices", "agentId", "agents"),
-        _same_tenant_fk("invoices", "brokerId", "brokers"),
-        _same_tenant_fk("invoices", "placementId", "placements"),
+        same_tenant_fk("invoices", "candidateId", "candidates"),
+        same_tenant_fk("invoices", "agentId", "agents"),
+        same_tenant_fk("invoices", "brokerId", "brokers"),
+        same_tenant_fk("invoices", "placementId", "placements"),
     )
 
-    _create_table(
+    create_tenant_table(
         "notifications",
         sa.Column("recipientId", sa.Uuid(), nullable=True),
         # For people without a login (e.g. an employer contact).
@@ -219,10 +159,10 @@ def upgrade() -> None:
         sa.Column("sentAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("readAt", sa.DateTime(timezone=True), nullable=True),
         # A user's notifications go with the user.
-        _user_fk("notifications", "recipientId", ondelete="CASCADE"),
+        user_fk("notifications", "recipientId", ondelete="CASCADE"),
     )
 
-    _create_table(
+    create_tenant_table(
         "settings",
         sa.Column("key", sa.String(100), nullable=False),
         sa.Column("value", JSON, nullable=False),
@@ -251,7 +191,7 @@ def upgrade() -> None:
         ),
     )
 
-    _create_table(
+    create_tenant_table(
         "candidate_documents",
         sa.Column("candidateId", sa.Uuid(), nullable=False),
         sa.Column("type", DOCUMENT_TYPE, nullable=False),
@@ -269,14 +209,14 @@ def upgrade() -> None:
         sa.Column("verifiedAt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
         # Deleting a candidate deletes its documents (the service deletes the stored files).
-        _same_tenant_fk("candidate_documents", "candidateId", "candidates", ondelete="CASCADE"),
-        _user_fk("candidate_documents", "verifiedBy"),
+        same_tenant_fk("candidate_documents", "candidateId", "candidates", ondelete="CASCADE"),
+        user_fk("candidate_documents", "verifiedBy"),
     )
 
 
 def downgrade() -> None:
     for table in ("candidate_documents", "audit_logs", "settings", "notifications", "invoices", "payments"):
         op.drop_table(table)
-    if _is_postgresql():
+    if is_postgresql():
         for enum in reversed(ENUMS):
             op.execute(DropEnumType(enum))

@@ -18,12 +18,12 @@ Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
-from textwrap import dedent
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from mobility.core.migration_ops import execute, outside_the_transaction
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -33,18 +33,6 @@ depends_on: str | Sequence[str] | None = None
 NOW = sa.text("CURRENT_TIMESTAMP")
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 TIMESTAMPTZ = sa.DateTime(timezone=True)
-
-
-def _outside_the_transaction() -> AbstractContextManager[object]:
-    """See 0002: commit, then run the block in autocommit mode (unless inside a caller's transaction)."""
-    context = op.get_context()
-    if not context.as_sql and context._in_external_transaction:
-        return nullcontext()
-    return context.autocommit_block()
-
-
-def _execute(sql: str) -> None:
-    op.execute(dedent(sql).strip())
 
 
 def _create_tables() -> None:
@@ -90,7 +78,7 @@ def _create_tables() -> None:
 def upgrade() -> None:
     _create_tables()
     if op.get_context().dialect.name == "postgresql":
-        _execute(
+        execute(
             """
             ALTER TABLE users
                 ADD COLUMN IF NOT EXISTS "totpSecret" text,
@@ -99,7 +87,7 @@ def upgrade() -> None:
                 ADD COLUMN IF NOT EXISTS "passwordChangedAt" timestamp with time zone
             """
         )
-        _execute(
+        execute(
             """
             ALTER TABLE sessions
                 ADD COLUMN IF NOT EXISTS "tenantId" uuid,
@@ -107,7 +95,7 @@ def upgrade() -> None:
                 ADD COLUMN IF NOT EXISTS "revokedAt" timestamp with time zone
             """
         )
-        _execute(
+        execute(
             """
             ALTER TABLE sessions
                 DROP CONSTRAINT IF EXISTS "sessions_tenantId_fkey",
@@ -116,16 +104,16 @@ def upgrade() -> None:
             """
         )
         # roles is small (a row per role): a plain unique build under a brief lock is fine.
-        _execute("ALTER TABLE roles DROP CONSTRAINT IF EXISTS roles_name_key")
-        _execute("DROP INDEX IF EXISTS roles_name_key")
-        _execute(
+        execute("ALTER TABLE roles DROP CONSTRAINT IF EXISTS roles_name_key")
+        execute("DROP INDEX IF EXISTS roles_name_key")
+        execute(
             """
             ALTER TABLE roles
                 DROP CONSTRAINT IF EXISTS "roles_tenantId_name_key",
                 ADD CONSTRAINT "roles_tenantId_name_key" UNIQUE NULLS NOT DISTINCT ("tenantId", name)
             """
         )
-        with _outside_the_transaction():
+        with outside_the_transaction()[0]:
             op.execute('ALTER TABLE sessions VALIDATE CONSTRAINT "sessions_tenantId_fkey"')
         return
 
@@ -151,16 +139,16 @@ def downgrade() -> None:
     # open invitations. Fails, changing nothing, if two tenants now have roles of the same name: rename
     # one first (see docs/migrations.md).
     if op.get_context().dialect.name == "postgresql":
-        _execute('ALTER TABLE roles DROP CONSTRAINT IF EXISTS "roles_tenantId_name_key"')
-        _execute(
+        execute('ALTER TABLE roles DROP CONSTRAINT IF EXISTS "roles_tenantId_name_key"')
+        execute(
             """
             ALTER TABLE roles
                 DROP CONSTRAINT IF EXISTS roles_name_key,
                 ADD CONSTRAINT roles_name_key UNIQUE (name)
             """
         )
-        _execute('ALTER TABLE sessions DROP CONSTRAINT IF EXISTS "sessions_tenantId_fkey"')
-        _execute(
+        execute('ALTER TABLE sessions DROP CONSTRAINT IF EXISTS "sessions_tenantId_fkey"')
+        execute(
             """
             ALTER TABLE sessions
                 DROP COLUMN IF EXISTS "revokedAt",
@@ -168,7 +156,7 @@ def downgrade() -> None:
                 DROP COLUMN IF EXISTS "tenantId"
             """
         )
-        _execute(
+        execute(
             """
             ALTER TABLE users
                 DROP COLUMN IF EXISTS "passwordChangedAt",

@@ -42,9 +42,10 @@ Create Date: 2026-11-26
 """
 
 from collections.abc import Sequence
-from textwrap import dedent
 
 from alembic import op
+
+from mobility.core.migration_ops import execute
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -166,10 +167,6 @@ _ENSURE_ROLE = f"""
 """
 
 
-def _execute(sql: str) -> None:
-    op.execute(dedent(sql).strip())
-
-
 def _tables(privileges: str) -> str:
     return ", ".join(table for table, granted in GRANTS if granted == privileges)
 
@@ -177,16 +174,16 @@ def _tables(privileges: str) -> str:
 def upgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
-    _execute(_ENSURE_ROLE)
-    _execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+    execute(_ENSURE_ROLE)
+    execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
     for privileges in dict.fromkeys(granted for _, granted in GRANTS):
-        _execute(f"GRANT {privileges} ON TABLE {_tables(privileges)} TO {APP_ROLE}")
-    _execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT {READ_WRITE} ON TABLES TO {APP_ROLE}")
-    _execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}")
+        execute(f"GRANT {privileges} ON TABLE {_tables(privileges)} TO {APP_ROLE}")
+    execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT {READ_WRITE} ON TABLES TO {APP_ROLE}")
+    execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}")
 
     for table, (using, check) in POLICIES.items():
-        _execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")
-        _execute(
+        execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")
+        execute(
             f"""
             CREATE POLICY tenant_isolation ON {table} AS PERMISSIVE FOR ALL TO PUBLIC
                 USING ({using})
@@ -194,14 +191,14 @@ def upgrade() -> None:
             """
         )
 
-    _execute(_APPEND_ONLY_FUNCTION)
-    _execute(
+    execute(_APPEND_ONLY_FUNCTION)
+    execute(
         """
         CREATE TRIGGER audit_logs_append_only BEFORE UPDATE OR DELETE ON audit_logs
             FOR EACH ROW EXECUTE FUNCTION audit_logs_append_only()
         """
     )
-    _execute(
+    execute(
         """
         CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs
             FOR EACH STATEMENT EXECUTE FUNCTION audit_logs_append_only()
@@ -213,13 +210,13 @@ def downgrade() -> None:
     # Takes away the second wall and the append-only trigger; loses no data. The role stays (see above).
     if op.get_context().dialect.name != "postgresql":
         return
-    _execute("DROP TRIGGER IF EXISTS audit_logs_no_truncate ON audit_logs")
-    _execute("DROP TRIGGER IF EXISTS audit_logs_append_only ON audit_logs")
-    _execute("DROP FUNCTION IF EXISTS audit_logs_append_only()")
+    execute("DROP TRIGGER IF EXISTS audit_logs_no_truncate ON audit_logs")
+    execute("DROP TRIGGER IF EXISTS audit_logs_append_only ON audit_logs")
+    execute("DROP FUNCTION IF EXISTS audit_logs_append_only()")
     for table in reversed(POLICIES):
-        _execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
-        _execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY")
-    _execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE USAGE, SELECT ON SEQUENCES FROM {APP_ROLE}")
-    _execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE {READ_WRITE} ON TABLES FROM {APP_ROLE}")
-    _execute(f"REVOKE ALL ON TABLE {', '.join(table for table, _ in GRANTS)} FROM {APP_ROLE}")
-    _execute(f"REVOKE USAGE ON SCHEMA public FROM {APP_ROLE}")
+        execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
+        execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY")
+    execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE USAGE, SELECT ON SEQUENCES FROM {APP_ROLE}")
+    execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE {READ_WRITE} ON TABLES FROM {APP_ROLE}")
+    execute(f"REVOKE ALL ON TABLE {', '.join(table for table, _ in GRANTS)} FROM {APP_ROLE}")
+    execute(f"REVOKE USAGE ON SCHEMA public FROM {APP_ROLE}")
