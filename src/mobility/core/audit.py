@@ -19,10 +19,12 @@ import uuid
 from typing import Any
 
 from sqlalchemy import event, insert, inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from mobility.audit.models import AuditLog
+from mobility.core.errors import Conflict
 from mobility.core.models import new_id, utcnow
 from mobility.core.tenancy import Scope, ScopedSession, tenant_scoped
 
@@ -153,3 +155,23 @@ def _record(session: Session, _flush_context: Any) -> None:
             for row in rows
         ]
         session.connection().execute(insert(table), keyed)
+
+
+async def flush_as(
+    session: AsyncSession, action: str, *, conflict: str, reread: tuple[Any, ...] = ()
+) -> None:
+    """Flush the pending writes as the business action `action` (the audit trail's name for them); a
+    unique key the pre-checks did not catch (a concurrent request) is a 409, not a 500.
+
+    `reread`: rows of the legacy tables (users, roles), whose timestamps PostgreSQL keeps to the
+    millisecond: their createdAt/updatedAt are read back, so the response shows what was stored.
+    """
+    if not (session.new or session.dirty or session.deleted):
+        return
+    describe(session, action)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc
+    for row in reread:
+        await session.refresh(row, attribute_names=["created_at", "updated_at"])

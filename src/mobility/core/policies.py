@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.orm import aliased
 
 from mobility import models as m
 from mobility.core.permissions import SystemRole
@@ -130,13 +131,25 @@ def _notifications(scope: Scope) -> ColumnElement[bool]:
     return _is(m.Notification.recipient_id, scope.actor_id)
 
 
-def _members_of_tenant(scope: Scope):
-    return select(m.UserTenant.user_id).where(_is(m.UserTenant.tenant_id, scope.tenant_id))
+_Membership = aliased(m.UserTenant, name="membership")
+
+
+def _member_of_tenant(user_id, scope: Scope) -> ColumnElement[bool]:
+    """`user_id` has a membership in the scope's tenant. A correlated EXISTS: an index probe on
+    (userId, tenantId) per row, where `IN (members of the tenant)` made PostgreSQL read every membership
+    of a large tenant (10-17 ms against 0.06 ms at 1M users, bench/auth.py)."""
+    return (
+        select(_Membership.id)
+        .where(_Membership.user_id == user_id, _is(_Membership.tenant_id, scope.tenant_id))
+        # Correlate only the outer user column: the statement may itself select from user_tenants.
+        .correlate_except(_Membership)
+        .exists()
+    )
 
 
 # Tables without a tenantId of their own, or shared across tenants.
 def _users(scope: Scope) -> ColumnElement[bool]:
-    return or_(_is(m.User.id, scope.actor_id), m.User.id.in_(_members_of_tenant(scope)))
+    return or_(_is(m.User.id, scope.actor_id), _member_of_tenant(m.User.id, scope))
 
 
 def _user_tenants(scope: Scope) -> ColumnElement[bool]:
@@ -160,14 +173,14 @@ def _tenants(scope: Scope) -> ColumnElement[bool]:
 def _sessions(scope: Scope) -> ColumnElement[bool]:
     # Admins end the sessions of the tenant's members (suspension, 2FA reset); others only their own.
     if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
-        return or_(_is(m.Session.user_id, scope.actor_id), m.Session.user_id.in_(_members_of_tenant(scope)))
+        return or_(_is(m.Session.user_id, scope.actor_id), _member_of_tenant(m.Session.user_id, scope))
     return _is(m.Session.user_id, scope.actor_id)
 
 
 def _activity_logs(scope: Scope) -> ColumnElement[bool]:
     if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
         return or_(
-            _is(m.ActivityLog.user_id, scope.actor_id), m.ActivityLog.user_id.in_(_members_of_tenant(scope))
+            _is(m.ActivityLog.user_id, scope.actor_id), _member_of_tenant(m.ActivityLog.user_id, scope)
         )
     return _is(m.ActivityLog.user_id, scope.actor_id)
 

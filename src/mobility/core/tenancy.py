@@ -17,6 +17,8 @@ by `apply_to_database`) is the second wall.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -307,3 +309,52 @@ async def get_visible(session: AsyncSession, model: type, object_id: Any, *, fie
             raise InvalidInput(f"{field_name} does not refer to an existing record.", field=field_name)
         raise NotFound(f"No such {model.__tablename__.removesuffix('s').replace('_', ' ')}.")
     return row
+
+
+@contextmanager
+def tenant_view(session: AsyncSession) -> Iterator[None]:
+    """Statements run inside see the current tenant's rows only.
+
+    The row rules deliberately also show the caller what is theirs in other tenants (their own
+    memberships, roles they hold there, tenants they belong to: /me and switching need them). An
+    administration list or lookup of "this tenant's" users, memberships or roles must leave those out.
+    The rules need the actor only for those extras, so the same scope without an actor narrows to the
+    tenant, whatever the tables; on PostgreSQL, row-level security keeps the (wider) actor's settings,
+    so nothing widens. Read only: never flush inside (the trail would lose its actor).
+    """
+    scope = require_scope(session)
+    if scope.system:
+        yield
+        return
+    bind_scope(session, scope.but(actor_id=None))
+    try:
+        yield
+    finally:
+        bind_scope(session, scope)
+
+
+@asynccontextmanager
+async def across_tenants(session: AsyncSession) -> AsyncIterator[Scope]:
+    """A narrow look beyond the tenant (as authentication does), under the system scope and its
+    row-level-security setting, still recorded as the caller's (actor, tenant, address, request id).
+
+    For the few facts an administrator needs that live in other tenants: whether an e-mail already has
+    an account, whether a user belongs to other tenants. Yields the caller's own scope, restored after.
+    """
+    scope = require_scope(session)
+    if scope.system:
+        yield scope
+        return
+    await apply_to_database(
+        session,
+        Scope.for_system(
+            actor_id=scope.actor_id,
+            tenant_id=scope.tenant_id,
+            ip_address=scope.ip_address,
+            request_id=scope.request_id,
+        ),
+    )
+    try:
+        yield scope
+    finally:
+        await apply_to_database(session, scope)

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobility.core import audit
 from mobility.core.errors import Conflict, Forbidden, InvalidInput
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
 from mobility.core.permissions import MATRIX, SystemRole, permissions_for_role
-from mobility.core.tenancy import Scope, get_visible, require_scope
+from mobility.core.tenancy import Scope, get_visible, require_scope, tenant_view
 from mobility.roles.models import Role
-from mobility.tenants.service import flush, tenant_view
 from mobility.users.models import UserTenant
 
 SYSTEM_ROLE_NAMES = frozenset(role.value.casefold() for role in SystemRole)
@@ -122,7 +122,9 @@ async def create_role(
         tenant_id=scope.tenant_id,
     )
     session.add(role)
-    await flush(session, "role.create", conflict=f"A role named {name!r} exists already.", reread=(role,))
+    await audit.flush_as(
+        session, "role.create", conflict=f"A role named {name!r} exists already.", reread=(role,)
+    )
     return role
 
 
@@ -141,7 +143,9 @@ async def update_role(session: AsyncSession, role_id: uuid.UUID, changes: dict[s
     for key, value in changes.items():
         if getattr(role, key) != value:
             setattr(role, key, value)
-    await flush(session, "role.update", conflict="A role with this name exists already.", reread=(role,))
+    await audit.flush_as(
+        session, "role.update", conflict="A role with this name exists already.", reread=(role,)
+    )
     return role
 
 
@@ -158,4 +162,4 @@ async def delete_role(session: AsyncSession, role_id: uuid.UUID) -> None:
     if holders:
         raise Conflict(f"{holders} member(s) hold this role; give them another role first.", holders=holders)
     await session.delete(role)
-    await flush(session, "role.delete", conflict="The role is still in use.")
+    await audit.flush_as(session, "role.delete", conflict="The role is still in use.")

@@ -2,97 +2,24 @@
 
 Tenants are never deleted: their records and audit trail outlive them. A deactivated tenant's users
 cannot act in it (authentication refuses its sessions); a System Admin still can.
-
-Also home of helpers the administration services share (to move into core.tenancy): `tenant_view`,
-`across_tenants` and `flush`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core import audit
 from mobility.core.errors import Conflict
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
-from mobility.core.tenancy import Scope, apply_to_database, bind_scope, get_visible, require_scope
+from mobility.core.tenancy import (
+    get_visible,
+    tenant_view,
+)
 from mobility.tenants.models import Tenant
-
-# --- shared helpers -------------------------------------------------------------------------------
-
-
-@contextmanager
-def tenant_view(session: AsyncSession) -> Iterator[None]:
-    """Statements run inside see the current tenant's rows only.
-
-    The row rules deliberately also show the caller what is theirs in other tenants (their own
-    memberships, roles they hold there, tenants they belong to: /me and switching need them). An
-    administration list or lookup of "this tenant's" users, memberships or roles must leave those out.
-    The rules need the actor only for those extras, so the same scope without an actor narrows to the
-    tenant, whatever the tables; on PostgreSQL, row-level security keeps the (wider) actor's settings,
-    so nothing widens. Read only: never flush inside (the trail would lose its actor).
-    """
-    scope = require_scope(session)
-    if scope.system:
-        yield
-        return
-    bind_scope(session, scope.but(actor_id=None))
-    try:
-        yield
-    finally:
-        bind_scope(session, scope)
-
-
-@asynccontextmanager
-async def across_tenants(session: AsyncSession) -> AsyncIterator[Scope]:
-    """A narrow look beyond the tenant (as authentication does), under the system scope and its
-    row-level-security setting, still recorded as the caller's (actor, tenant, address, request id).
-
-    For the few facts an administrator needs that live in other tenants: whether an e-mail already has
-    an account, whether a user belongs to other tenants. Yields the caller's own scope, restored after.
-    """
-    scope = require_scope(session)
-    if scope.system:
-        yield scope
-        return
-    await apply_to_database(
-        session,
-        Scope.for_system(
-            actor_id=scope.actor_id,
-            tenant_id=scope.tenant_id,
-            ip_address=scope.ip_address,
-            request_id=scope.request_id,
-        ),
-    )
-    try:
-        yield scope
-    finally:
-        await apply_to_database(session, scope)
-
-
-async def flush(session: AsyncSession, action: str, *, conflict: str, reread: tuple[Any, ...] = ()) -> None:
-    """Flush the pending writes as the business action `action` (the audit trail's name for them); a
-    unique key the pre-checks did not catch (a concurrent request) is a 409, not a 500.
-
-    `reread`: rows of the legacy tables (users, roles), whose timestamps PostgreSQL keeps to the
-    millisecond: their createdAt/updatedAt are read back, so the response shows what was stored.
-    """
-    if not (session.new or session.dirty or session.deleted):
-        return
-    audit.describe(session, action)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(conflict) from exc
-    for row in reread:
-        await session.refresh(row, attribute_names=["created_at", "updated_at"])
-
 
 # --- tenants --------------------------------------------------------------------------------------
 
@@ -156,7 +83,7 @@ async def create_tenant(
     await _ensure_unique(session, name=name, code=code)
     tenant = Tenant(name=name, code=code, branding=branding, contact_info=contact_info, is_active=True)
     session.add(tenant)
-    await flush(session, "tenant.create", conflict="A tenant with this name or code exists already.")
+    await audit.flush_as(session, "tenant.create", conflict="A tenant with this name or code exists already.")
     return tenant
 
 
@@ -168,7 +95,7 @@ async def update_tenant(session: AsyncSession, tenant_id: uuid.UUID, changes: di
     for key, value in changes.items():
         if getattr(tenant, key) != value:
             setattr(tenant, key, value)
-    await flush(session, "tenant.update", conflict="A tenant with this name exists already.")
+    await audit.flush_as(session, "tenant.update", conflict="A tenant with this name exists already.")
     return tenant
 
 
@@ -177,7 +104,7 @@ async def set_active(session: AsyncSession, tenant_id: uuid.UUID, active: bool) 
     tenant = await get_tenant(session, tenant_id)
     if tenant.is_active != active:
         tenant.is_active = active
-        await flush(
+        await audit.flush_as(
             session, "tenant.activate" if active else "tenant.deactivate", conflict="The tenant changed."
         )
     return tenant

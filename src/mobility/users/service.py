@@ -23,16 +23,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.auth import service as auth_service
-from mobility.core import security
+from mobility.core import audit, security
 from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
 from mobility.core.permissions import MATRIX, SystemRole
-from mobility.core.tenancy import Scope, apply_to_database, require_scope
+from mobility.core.tenancy import Scope, across_tenants, apply_to_database, require_scope, tenant_view
 from mobility.roles import service as roles_service
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
-from mobility.tenants.service import across_tenants, flush, tenant_view
 from mobility.users.models import User, UserInvitation, UserTenant
 
 INVITATION_TOKEN_BYTES = 32  # 256 bits
@@ -280,7 +279,7 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
     invitation = token = None
     if user.status == "invited":
         invitation, token = await _new_invitation(session, user.id)
-    await flush(session, "user.invite", conflict=f"{email} is a member of this tenant already.")
+    await audit.flush_as(session, "user.invite", conflict=f"{email} is a member of this tenant already.")
     # Only now a member (and so visible here): the account's own changes, if any, come second.
     if grants_system_admin:
         user.role_id = role.id
@@ -288,7 +287,9 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
         user.tenant_id = scope.tenant_id
     if session.is_modified(user):
         _touch(scope, user)
-        await flush(session, "user.invite", conflict="The account changed meanwhile.", reread=(user,))
+        await audit.flush_as(
+            session, "user.invite", conflict="The account changed meanwhile.", reread=(user,)
+        )
     return Invited((await _members(session, [user]))[0], invitation, token)
 
 
@@ -310,7 +311,7 @@ async def _invite_new(
     membership = UserTenant(user_id=user.id, tenant_id=scope.tenant_id, role_id=role.id, is_primary=True)
     session.add_all([user, membership])
     invitation, token = await _new_invitation(session, user.id)
-    await flush(session, "user.invite", conflict=f"{email} has an account already.", reread=(user,))
+    await audit.flush_as(session, "user.invite", conflict=f"{email} has an account already.", reread=(user,))
     return Invited(Member(user, membership, role, is_system_admin=system_admin), invitation, token)
 
 
@@ -324,7 +325,9 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, *, name: str | 
         await _ensure_account_here_only(session, scope, member)
     member.user.name = name
     _touch(scope, member.user)
-    await flush(session, "user.update", conflict="The account changed meanwhile.", reread=(member.user,))
+    await audit.flush_as(
+        session, "user.update", conflict="The account changed meanwhile.", reread=(member.user,)
+    )
     return member
 
 
@@ -340,7 +343,9 @@ async def suspend(session: AsyncSession, user_id: uuid.UUID) -> Member:
     await _ensure_not_last_admin(session, member)
     member.user.status = "suspended"
     _touch(scope, member.user)
-    await flush(session, "user.suspend", conflict="The account changed meanwhile.", reread=(member.user,))
+    await audit.flush_as(
+        session, "user.suspend", conflict="The account changed meanwhile.", reread=(member.user,)
+    )
     await _end_sessions(session, scope, member, "suspended")
     return member
 
@@ -355,7 +360,9 @@ async def reactivate(session: AsyncSession, user_id: uuid.UUID) -> Member:
         return member
     member.user.status = "active" if member.user.password_hash else "invited"
     _touch(scope, member.user)
-    await flush(session, "user.reactivate", conflict="The account changed meanwhile.", reread=(member.user,))
+    await audit.flush_as(
+        session, "user.reactivate", conflict="The account changed meanwhile.", reread=(member.user,)
+    )
     return member
 
 
@@ -371,7 +378,9 @@ async def reset_two_factor(session: AsyncSession, user_id: uuid.UUID) -> Member:
     auth_service.clear_two_factor(user)
     if session.is_modified(user):
         _touch(scope, user)
-        await flush(session, "user.reset_2fa", conflict="The account changed meanwhile.", reread=(user,))
+        await audit.flush_as(
+            session, "user.reset_2fa", conflict="The account changed meanwhile.", reread=(user,)
+        )
     await _end_sessions(session, scope, member, "two_factor_reset")
     return member
 
@@ -428,14 +437,14 @@ async def set_membership(
             user.tenant_id = scope.tenant_id
             _touch(scope, user)
             # Written under the same wider view: the other tenants' memberships are theirs.
-            await flush(
+            await audit.flush_as(
                 session, "membership.update", conflict="The memberships changed meanwhile.", reread=(user,)
             )
     else:
         changed = session.is_modified(user)
         if changed:
             _touch(scope, user)
-        await flush(
+        await audit.flush_as(
             session,
             "membership.update",
             conflict="The memberships changed meanwhile.",
@@ -455,7 +464,7 @@ async def remove_membership(session: AsyncSession, user_id: uuid.UUID) -> None:
         # No longer their primary tenant. Changed while still a member (and so visible here).
         member.user.tenant_id = None
         _touch(scope, member.user)
-        await flush(session, "membership.remove", conflict="The account changed meanwhile.")
+        await audit.flush_as(session, "membership.remove", conflict="The account changed meanwhile.")
     pending = (
         await session.execute(
             select(UserInvitation).where(
@@ -466,7 +475,7 @@ async def remove_membership(session: AsyncSession, user_id: uuid.UUID) -> None:
     for invitation in pending:
         await session.delete(invitation)
     await session.delete(member.membership)
-    await flush(session, "membership.remove", conflict="The membership changed meanwhile.")
+    await audit.flush_as(session, "membership.remove", conflict="The membership changed meanwhile.")
 
 
 # --- accepting an invitation (no login: the token is the credential) --------------------------------
@@ -513,5 +522,5 @@ async def accept_invitation(
     user.updated_by = user.id
     invitation.accepted_at = now
     auth_service.record_activity(session, "invitation_accepted", user_id=user.id, ip=ip)
-    await flush(session, "invitation.accept", conflict="The invitation was used meanwhile.")
+    await audit.flush_as(session, "invitation.accept", conflict="The invitation was used meanwhile.")
     return user
