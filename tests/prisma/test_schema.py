@@ -365,7 +365,8 @@ def test_edge_cases_render_valid_prisma(tmp_path: Path) -> None:
                 m,
                 Column("id", Uuid, primary_key=True),
                 Column("name", Text),
-                Index("lowered_name_idx", func.lower(text("name"))),
+                # Unique: a constraint Prisma would not know about (a plain one is only a comment).
+                Index("lowered_name_idx", func.lower(text("name")), unique=True),
             ),
             "expression indexes cannot be rendered",
         ),
@@ -381,10 +382,19 @@ def test_edge_cases_render_valid_prisma(tmp_path: Path) -> None:
         ),
         (lambda m: Table("keyless", m, Column("name", Text)), "a table without a primary key"),
     ],
-    ids=["unknown type", "expression index", "partial index", "no primary key"],
+    ids=["unknown type", "unique expression index", "partial index", "no primary key"],
 )
 def test_what_prisma_cannot_express_is_an_error_not_a_wrong_schema(extra, error: str) -> None:
     m = MetaData(naming_convention=NAMING_CONVENTION)
     extra(m)
     with pytest.raises(prisma.PrismaRenderError, match=error):
         prisma.render_schema(m)
+
+
+def test_a_plain_expression_index_is_left_to_the_database_with_a_comment() -> None:
+    m = MetaData(naming_convention=NAMING_CONVENTION)
+    Table("lowered", m, Column("id", Uuid, primary_key=True), Column("name", Text))
+    Index("lowered_name_idx", func.lower(m.tables["lowered"].c.name))
+    rendered = prisma.render_schema(m)
+    assert "/// INDEX lowered_name_idx: (lower(lowered.name))" in rendered
+    assert "@@index" not in rendered

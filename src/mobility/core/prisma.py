@@ -513,6 +513,11 @@ def _block_attributes(model: _Model) -> None:
         ):
             raise PrismaRenderError(f"{table.name}: cannot render constraint {constraint!r}")
     for index in table.indexes:
+        if _is_expression_index(index):
+            # Prisma cannot express these (as `prisma db pull` does, they are left to the database).
+            sql = ", ".join(str(e.compile(dialect=_PG)) for e in index.expressions)
+            model.comments.append(f"INDEX {_constraint_name(index)}: ({sql})")
+            continue
         _check_index(table, index)
         columns = [c.name for c in index.columns]
         if index.unique:
@@ -528,6 +533,12 @@ def _block_attributes(model: _Model) -> None:
         map_argument = _map_argument(name, _default_constraint_name(table.name, columns, "idx"))
         model.block.append(f"@@index([{', '.join(columns)}]{', ' + map_argument if map_argument else ''})")
     model.block.append(f"@@map({_string(table.name)})")
+
+
+def _is_expression_index(index: Index) -> bool:
+    """A plain (non-unique, non-partial) index over SQL expressions, e.g. lower(email)."""
+    partial = index.dialect_options["postgresql"]._non_defaults.get("where") is not None
+    return not index.unique and not partial and any(not isinstance(e, Column) for e in index.expressions)
 
 
 def _check_index(table: Table, index: Index) -> None:

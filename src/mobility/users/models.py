@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Text, UniqueConstraint, Uuid, false, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Text, UniqueConstraint, Uuid, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
@@ -64,6 +64,10 @@ class User(IdMixin, Base):
     # SHA-256 of the unused one-time recovery codes.
     recovery_codes: Mapped[list[str] | None] = mapped_column("recoveryCodes", JSONType)
     password_changed_at: Mapped[datetime | None] = mapped_column("passwordChangedAt", UTCDateTime())
+
+
+# Logins look e-mails up case-insensitively: without this, each login read the whole users table.
+Index("users_email_lower_idx", func.lower(User.email))
 
 
 class UserTenant(IdMixin, TimestampMixin, Base):
