@@ -36,13 +36,15 @@ HANGS_OFF_A_CANDIDATE = {
     m.Certificate,
 }
 MONEY_AND_PLACEMENT = {m.Placement, m.Payment, m.Invoice}
+# Passports, medical and police results: not for a candidate's broker or trainer.
+PERSONAL_RECORDS = {m.CandidateDocument, m.VettingRecord}
 
 # The models whose rows of their own side each role sees; of every other model in the world, none.
 VISIBLE = {
     SystemRole.candidate: HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Course},
     SystemRole.agent: HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Agent},
-    SystemRole.broker: HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Broker},
-    SystemRole.trainer: HANGS_OFF_A_CANDIDATE | {m.Course},
+    SystemRole.broker: (HANGS_OFF_A_CANDIDATE - PERSONAL_RECORDS) | MONEY_AND_PLACEMENT | {m.Broker},
+    SystemRole.trainer: (HANGS_OFF_A_CANDIDATE - PERSONAL_RECORDS) | {m.Course},
 }
 WORLD_MODELS = HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Course, m.Agent, m.Broker, m.Notification}
 # Tenant-wide by design (every member may read the tenant's settings through the matrix).

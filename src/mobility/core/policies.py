@@ -65,6 +65,10 @@ def _own_enrollments(scope: Scope):
 
 def _by_candidate(model) -> Rule:
     def rule(scope: Scope) -> ColumnElement[bool]:
+        if _role(scope) in (SystemRole.trainer, SystemRole.broker):
+            # Documents and vetting results (passports, medical, police records) are not theirs to see:
+            # a Trainer sees courses and enrollments, a Broker candidates, placements and payments.
+            return false()
         candidates = _own_candidates(scope)
         return true() if candidates is None else model.candidate_id.in_(candidates)
 
@@ -171,10 +175,16 @@ def _tenants(scope: Scope) -> ColumnElement[bool]:
 
 
 def _sessions(scope: Scope) -> ColumnElement[bool]:
-    # Admins end the sessions of the tenant's members (suspension, 2FA reset); others only their own.
-    if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
-        return or_(_is(m.Session.user_id, scope.actor_id), _member_of_tenant(m.Session.user_id, scope))
-    return _is(m.Session.user_id, scope.actor_id)
+    # Admins end the sessions of the tenant's members (suspension, 2FA reset): an Admin those acting in
+    # this tenant, a System Admin all of them; others only their own.
+    own = _is(m.Session.user_id, scope.actor_id)
+    role = _role(scope)
+    if role == SystemRole.system_admin:
+        return or_(own, _member_of_tenant(m.Session.user_id, scope))
+    if role == SystemRole.admin:
+        in_tenant = _is(m.Session.tenant_id, scope.tenant_id) & _member_of_tenant(m.Session.user_id, scope)
+        return or_(own, in_tenant)
+    return own
 
 
 def _activity_logs(scope: Scope) -> ColumnElement[bool]:

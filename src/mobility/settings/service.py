@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core import audit
 from mobility.core.errors import InvalidInput, NotFound
+from mobility.core.tenancy import TenancyViolation, require_scope
 from mobility.settings.models import Setting
 from mobility.vetting.models import VettingCheckType
 
@@ -87,6 +88,11 @@ async def list_values(session: AsyncSession) -> list[tuple[KnownSetting, Any, bo
 
 
 async def set_value(session: AsyncSession, key: str, value: Any) -> Any:
+    """Set a key in the session's tenant: a tenant scope is required (under the system scope the lookup
+    below would not be narrowed to one tenant)."""
+    scope = require_scope(session)
+    if scope.system or scope.tenant_id is None:
+        raise TenancyViolation("Settings are set in a tenant's scope.")
     setting = known(key)
     clean = TypeAdapter(setting.type).dump_python(setting.validate(value), mode="json")
     row = (await session.execute(select(Setting).where(Setting.key == key))).scalar_one_or_none()
