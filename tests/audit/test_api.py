@@ -9,8 +9,8 @@ import secrets
 from mobility.auth.service import hash_token
 from mobility.core.permissions import SystemRole
 from mobility.users.models import User
-from tests.audit.support import all_pages, call, get_row, make_world, problem, walk
 from tests.factories import system_role, system_session
+from tests.support.admin_api import all_pages, call, get_row, make_world, problem, walk
 from tests.support.app import api_client
 
 TRAIL = "/api/v1/audit-logs"

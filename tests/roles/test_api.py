@@ -7,7 +7,8 @@ import secrets
 from mobility.core.permissions import MATRIX, SystemRole
 from mobility.roles.models import Role
 from mobility.users.models import UserTenant
-from tests.audit.support import (
+from tests.factories import make_user, system_role, system_session
+from tests.support.admin_api import (
     all_pages,
     audit_of,
     call,
@@ -18,7 +19,6 @@ from tests.audit.support import (
     sign_in,
     walk,
 )
-from tests.factories import make_user, system_role, system_session
 from tests.support.app import api_client
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mobility.settings.service import KNOWN
-from tests.audit.support import audit_of, call, make_world, one_audit_row, problem
+from tests.support.admin_api import audit_of, call, make_world, one_audit_row, problem
 from tests.support.app import api_client
 
 KEY = "placements.passportValidityMonths"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from mobility.tenants.models import Tenant
-from tests.audit.support import (
+from tests.support.admin_api import (
     all_pages,
     audit_of,
     call,

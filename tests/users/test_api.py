@@ -13,7 +13,8 @@ from mobility.auth.service import hash_token
 from mobility.core.permissions import SystemRole
 from mobility.roles.models import Role
 from mobility.users.models import User, UserInvitation, UserTenant
-from tests.audit.support import (
+from tests.factories import add_membership, make_user, system_role, system_session
+from tests.support.admin_api import (
     all_pages,
     assert_row,
     audit_of,
@@ -25,7 +26,6 @@ from tests.audit.support import (
     sign_in,
     walk,
 )
-from tests.factories import add_membership, make_user, system_role, system_session
 from tests.support.app import api_client
 
 SECRET_FIELDS = ("passwordHash", "tokenHash", "totpSecret", "recoveryCodes", "password_hash", "token_hash")

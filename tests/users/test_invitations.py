@@ -11,8 +11,8 @@ from sqlalchemy import select
 from mobility.core.models import utcnow
 from mobility.core.permissions import SystemRole
 from mobility.users.models import User, UserInvitation
-from tests.audit.support import assert_row, audit_of, call, get_row, make_world, problem
 from tests.factories import system_role, system_session
+from tests.support.admin_api import assert_row, audit_of, call, get_row, make_world, problem
 from tests.support.app import api_client, login
 
 ACCEPT = "/invitations/accept"
