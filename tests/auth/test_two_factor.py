@@ -46,8 +46,11 @@ async def test_totp_enrolment_login_replay_and_recovery_codes(migrated_database_
         token = await log_in(client, member.email)
         auth = bearer(token)
 
-        # Set-up gives a secret and its otpauth URI, but 2FA is not on until a first code confirms it.
-        response = await client.post(SETUP, headers=auth)
+        # Set-up asks for the password again: a stolen session alone cannot enrol an authenticator.
+        assert_problem(await client.post(SETUP, headers=auth), 422)
+        assert_problem(await client.post(SETUP, json={"password": "not-the-password"}, headers=auth), 422)
+        # It gives a secret and its otpauth URI, but 2FA is not on until a first code confirms it.
+        response = await client.post(SETUP, json={"password": PASSWORD}, headers=auth)
         assert response.status_code == 200, response.text
         secret, uri = response.json()["secret"], urlparse(response.json()["otpauthUri"])
         assert re.fullmatch(r"[A-Z2-7]{32}", secret)  # 160 bits, base32
@@ -141,7 +144,7 @@ async def test_set_up_refused_while_on_and_unknown_fields_refused(migrated_datab
     async with client_at(migrated_database_url) as client:
         auth = bearer(await log_in(client, member.email))
         assert_problem(await client.post(CONFIRM, json={"code": "123456"}, headers=auth), 422)  # no set-up
-        secret = (await client.post(SETUP, headers=auth)).json()["secret"]
+        secret = (await client.post(SETUP, json={"password": PASSWORD}, headers=auth)).json()["secret"]
         # Mass assignment: an extra field is refused, not applied.
         assert_problem(
             await client.post(
@@ -154,7 +157,7 @@ async def test_set_up_refused_while_on_and_unknown_fields_refused(migrated_datab
         response = await client.post(CONFIRM, json={"code": code_at(pyotp.TOTP(secret))}, headers=auth)
         assert response.status_code == 200, response.text
         # While on, a new set-up would silently replace the secret: refused.
-        assert_problem(await client.post(SETUP, headers=auth), 422)
+        assert_problem(await client.post(SETUP, json={"password": PASSWORD}, headers=auth), 422)
         assert (await user_row(migrated_database_url, member.id)).totp_secret == secret
 
 
@@ -189,7 +192,7 @@ async def test_a_tenant_can_require_two_factor(migrated_database_url: str) -> No
         ).status_code == 200
 
         # /me and /me/2fa stay open so the user can comply.
-        secret = (await client.post(SETUP, headers=auth)).json()["secret"]
+        secret = (await client.post(SETUP, json={"password": PASSWORD}, headers=auth)).json()["secret"]
         response = await client.post(CONFIRM, json={"code": code_at(pyotp.TOTP(secret))}, headers=auth)
         assert response.status_code == 200, response.text
         assert (await client.get("/api/v1/me", headers=auth)).json()["twoFactorEnrollmentRequired"] is False

@@ -17,6 +17,7 @@ from mobility.auth.schemas import (
     RecoveryCodes,
     SessionRead,
     SwitchTenantRequest,
+    TotpBegin,
     TotpConfirm,
     TotpSetup,
 )
@@ -143,8 +144,10 @@ async def change_password(body: PasswordChange, request: Request, session: DbSes
 
 
 @router.post("/me/2fa/setup", response_model=TotpSetup)
-async def begin_two_factor(session: DbSession, _: CurrentScope):
-    secret, uri = await service.begin_totp(session)
+async def begin_two_factor(body: TotpBegin, request: Request, session: DbSession, _: CurrentScope):
+    secret, uri = await service.begin_totp(
+        session, settings=request.app.state.settings, password=body.password
+    )
     return TotpSetup(secret=secret, otpauth_uri=uri)
 
 

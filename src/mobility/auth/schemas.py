@@ -58,6 +58,13 @@ class RecoveryCodes(OutputModel):
     recovery_codes: list[str]
 
 
+class TotpBegin(InputModel):
+    """Setting up 2FA asks for the password: a stolen session must not be able to enrol an attacker's
+    authenticator (and so lock the owner out)."""
+
+    password: Password
+
+
 class ReAuthentication(InputModel):
     password: Password
     code: str | None = Field(

@@ -596,11 +596,13 @@ async def _me(session: AsyncSession) -> User:
     return (await session.execute(select(User).where(User.id == scope.actor_id))).scalar_one()
 
 
-async def begin_totp(session: AsyncSession) -> tuple[str, str]:
-    """A new secret (not active until confirmed with a first code) and its otpauth:// URI."""
+async def begin_totp(session: AsyncSession, *, settings: Settings, password: str) -> tuple[str, str]:
+    """A new secret (not active until confirmed with a first code) and its otpauth:// URI. Asks for the
+    password again: a stolen session alone must not be able to enrol another authenticator."""
     user = await _me(session)
     if user.two_factor_enabled:
         raise InvalidInput("Two-factor authentication is already on; disable it first.")
+    await _reauthenticate(session, user, settings=settings, password=password)
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
     return user.totp_secret, pyotp.TOTP(user.totp_secret).provisioning_uri(
