@@ -131,7 +131,7 @@ def _filter_statements(state: ORMExecuteState) -> None:
         names = ", ".join(sorted({cls.__tablename__ for cls in scoped} | set(by_table)))
         raise TenancyViolation(f"Query on {names} without a scope.")
     if by_table:
-        # Fix (isolation suite): a Core statement on a Table (`select(Candidate.__table__)`) carries no
+        # a Core statement on a Table (`select(Candidate.__table__)`) carries no
         # ORM entity, so no row filter could be attached and it read every tenant. Refuse it instead.
         raise TenancyViolation(
             f"Statement on {', '.join(sorted(by_table))} by table: use the ORM model, so rows are filtered."
@@ -139,7 +139,7 @@ def _filter_statements(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update:
         _check_written_tenant(state, scoped, scope)
     if state.is_update and isinstance(state.parameters, list | tuple):
-        # Fix (isolation suite): an ORM bulk UPDATE by primary key (`execute(update(M), [{"id": ...}])`)
+        # an ORM bulk UPDATE by primary key (`execute(update(M), [{"id": ...}])`)
         # runs as UPDATE ... WHERE id = ? without the loader criteria, so it changed other tenants' rows.
         raise TenancyViolation("Bulk UPDATE by primary key bypasses the row filters: use update().where().")
     if state.is_insert:
@@ -156,7 +156,7 @@ def _filter_statements(state: ORMExecuteState) -> None:
 def _row_filtered_in(state: ORMExecuteState) -> tuple[list[type], set[str]]:
     """The row-filtered models a statement touches, and row-filtered tables it names without a model.
 
-    Fix (isolation suite): `state.all_mappers` lists only the statement's top-level entities, so a
+    `state.all_mappers` lists only the statement's top-level entities, so a
     model that appeared only in a FROM, a JOIN or a subquery got no row filter, e.g.
     `select(func.count()).select_from(Candidate)` counted every tenant's candidates, and an
     `exists()` over another tenant's rows answered. Every ORM-annotated element is looked at instead.
@@ -192,7 +192,7 @@ def _tenant_column(cls: type):
 
 
 def _check_written_tenant(state: ORMExecuteState, scoped: list[type], scope: Scope) -> None:
-    """Fix (isolation suite): an INSERT or UPDATE statement writes no tenant but the scope's.
+    """an INSERT or UPDATE statement writes no tenant but the scope's.
 
     Statements bypass the flush, so `_stamp_writes` never saw them: `insert(Setting).values(tenantId=B)`
     wrote into another tenant and `update(Candidate).values(tenantId=B)` moved rows out of it.
@@ -283,7 +283,7 @@ def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
 
 
 def _check_shared_row_tenant(obj: Any, scope: Scope | None) -> None:
-    """Fix (isolation suite): rows of the shared tables that name a tenant (a membership, a tenant's
+    """rows of the shared tables that name a tenant (a membership, a tenant's
     custom role, a user's primary tenant, a session, an audit row) cannot be written for another tenant
     either. Before, an Admin of B could add `UserTenant(tenantId=A, role=Admin)` for themselves: the
     stamping above only looked at tenant-scoped models. A null tenant (a global role) stays allowed.
