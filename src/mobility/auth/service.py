@@ -35,9 +35,10 @@ from mobility.core.config import Settings
 from mobility.core.errors import AppError, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from mobility.core.models import utcnow
 from mobility.core.permissions import SystemRole, permissions_for_role
-from mobility.core.tenancy import Scope, apply_to_database, bind_scope, require_scope
+from mobility.core.tenancy import Scope, apply_to_database, require_scope
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
+from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
 from mobility.users.models import User, UserTenant
 
@@ -423,7 +424,7 @@ async def _authenticate_where(
     now = utcnow()
     row = (
         await session.execute(
-            select(Session, User, Tenant, MemberRole, GlobalRole.name)
+            select(Session, User, Tenant, MemberRole, GlobalRole.name, Setting.value)
             .join(User, User.id == Session.user_id)
             .join(Tenant, Tenant.id == Session.tenant_id)
             .outerjoin(
@@ -431,12 +432,20 @@ async def _authenticate_where(
             )
             .outerjoin(MemberRole, MemberRole.id == UserTenant.role_id)
             .outerjoin(GlobalRole, and_(GlobalRole.id == User.role_id, GlobalRole.system_role))
+            # The tenant's 2FA requirement, in the same round trip.
+            .outerjoin(
+                Setting,
+                and_(
+                    Setting.tenant_id == Session.tenant_id,
+                    Setting.key == settings_service.REQUIRE_TWO_FACTOR.key,
+                ),
+            )
             .where(which)
         )
     ).one_or_none()
     if row is None:
         raise SessionInvalid()
-    db_session, user, tenant, member_role, global_role_name = row
+    db_session, user, tenant, member_role, global_role_name, require_two_factor = row
     is_system_admin = global_role_name == SystemRole.system_admin
     idle_limit = timedelta(minutes=settings.session_idle_timeout_minutes)
     if (
@@ -470,12 +479,9 @@ async def _authenticate_where(
         ip_address=ip,
         **linked,
     )
-    await apply_to_database(session, scope)
-    if not user.two_factor_enabled and await settings_service.get_value(
-        session, settings_service.REQUIRE_TWO_FACTOR
-    ):
+    if not user.two_factor_enabled and settings_service.REQUIRE_TWO_FACTOR.value_of(require_two_factor):
         scope = scope.but(two_factor_enrollment_required=True)
-        bind_scope(session, scope)
+    await apply_to_database(session, scope)
     return scope
 
 

@@ -48,7 +48,11 @@ def create_engine(url: str | None = None, settings: Settings | None = None, **kw
             from pathlib import Path
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=settings.sql_echo, pool_pre_ping=True, **kwargs)
+    # No pre-ping on PostgreSQL: it cost three round trips (BEGIN, ping, ROLLBACK) on every request.
+    # Connections are recycled instead, and a dropped connection (a database restart) invalidates the
+    # pool when it is first used: that one request fails, the next get fresh connections.
+    pooling = {"pool_recycle": 1800} if not is_sqlite(url) else {"pool_pre_ping": True}
+    engine = create_async_engine(url, echo=settings.sql_echo, **pooling, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -23,6 +23,10 @@ class KnownSetting:
     default: Any
     description: str
 
+    def value_of(self, stored: Any) -> Any:
+        """The value a stored JSON value stands for (None: not set, the default)."""
+        return self.default if stored is None else self.validate(stored)
+
     def validate(self, value: Any) -> Any:
         try:
             return TypeAdapter(self.type).validate_python(value, strict=False)
@@ -75,7 +79,7 @@ async def get_value(session: AsyncSession, setting: KnownSetting) -> Any:
     stored = (
         await session.execute(select(Setting.value).where(Setting.key == setting.key))
     ).scalar_one_or_none()
-    return setting.default if stored is None else setting.validate(stored)
+    return setting.value_of(stored)
 
 
 async def list_values(session: AsyncSession) -> list[tuple[KnownSetting, Any, bool]]:
