@@ -19,8 +19,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mobility.auth import service as auth_service
 from mobility.core import audit, security
@@ -103,6 +104,14 @@ async def _system_role(session: AsyncSession, role: SystemRole) -> Role | None:
     ).scalar_one_or_none()
 
 
+# The global role of an account (System Admin), next to the role it holds in this tenant.
+_GlobalRole = aliased(Role, name="global_role")
+
+
+def _is_system_admin(global_role_name: str | None) -> bool:
+    return global_role_name == SystemRole.system_admin
+
+
 async def _members(session: AsyncSession, users: list[User]) -> list[Member]:
     """`users` with their membership in the current tenant and its role (in the same order)."""
     if not users:
@@ -110,18 +119,20 @@ async def _members(session: AsyncSession, users: list[User]) -> list[Member]:
     with tenant_view(session):
         rows = (
             await session.execute(
-                select(UserTenant, Role)
+                select(UserTenant, Role, _GlobalRole.name)
                 .join(Role, Role.id == UserTenant.role_id)
+                .join(User, User.id == UserTenant.user_id)
+                .outerjoin(_GlobalRole, and_(_GlobalRole.id == User.role_id, _GlobalRole.system_role))
                 .where(UserTenant.user_id.in_([user.id for user in users]))
             )
         ).all()
-    by_user = {membership.user_id: (membership, role) for membership, role in rows}
-    system_admin = await _system_role(session, SystemRole.system_admin)
+    by_user = {membership.user_id: (membership, role, global_name) for membership, role, global_name in rows}
     return [
         Member(
             user,
-            *by_user[user.id],
-            is_system_admin=system_admin is not None and user.role_id == system_admin.id,
+            by_user[user.id][0],
+            by_user[user.id][1],
+            is_system_admin=_is_system_admin(by_user[user.id][2]),
         )
         for user in users
         if user.id in by_user
@@ -157,13 +168,22 @@ async def list_users(
 
 
 async def get_member(session: AsyncSession, user_id: uuid.UUID) -> Member:
-    """A member of the current tenant; 404 for anyone else (including users of other tenants)."""
+    """A member of the current tenant; 404 for anyone else (including users of other tenants).
+    One statement: this is the hot path of GET /users/{id} (bench/auth.py)."""
     with tenant_view(session):
-        user = (await session.execute(select(User).where(User.id == user_id))).scalar_one_or_none()
-    members = await _members(session, [user] if user else [])
-    if not members:
+        row = (
+            await session.execute(
+                select(User, UserTenant, Role, _GlobalRole.name)
+                .join(UserTenant, UserTenant.user_id == User.id)
+                .join(Role, Role.id == UserTenant.role_id)
+                .outerjoin(_GlobalRole, and_(_GlobalRole.id == User.role_id, _GlobalRole.system_role))
+                .where(User.id == user_id)
+            )
+        ).one_or_none()
+    if row is None:
         raise NotFound("No such user.")
-    return members[0]
+    user, membership, role, global_name = row
+    return Member(user, membership, role, is_system_admin=_is_system_admin(global_name))
 
 
 # --- the rules --------------------------------------------------------------------------------------
