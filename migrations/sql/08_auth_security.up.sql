@@ -81,10 +81,10 @@ CREATE TABLE IF NOT EXISTS user_invitations (
     "createdAt" TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
     "updatedAt" TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
     CONSTRAINT user_invitations_pkey PRIMARY KEY (id),
-    CONSTRAINT "user_invitations_tenantId_id_key" UNIQUE ("tenantId", id),
     CONSTRAINT "user_invitations_tokenHash_key" UNIQUE ("tokenHash"),
-    CONSTRAINT "user_invitations_tenantId_fkey" FOREIGN KEY("tenantId") REFERENCES tenants (id) ON DELETE RESTRICT,
     CONSTRAINT "user_invitations_userId_fkey" FOREIGN KEY("userId") REFERENCES users (id) ON DELETE CASCADE,
+    CONSTRAINT "user_invitations_tenantId_id_key" UNIQUE ("tenantId", id),
+    CONSTRAINT "user_invitations_tenantId_fkey" FOREIGN KEY("tenantId") REFERENCES tenants (id) ON DELETE RESTRICT,
     CONSTRAINT "user_invitations_createdBy_fkey" FOREIGN KEY("createdBy") REFERENCES users (id) ON DELETE SET NULL,
     CONSTRAINT "user_invitations_updatedBy_fkey" FOREIGN KEY("updatedBy") REFERENCES users (id) ON DELETE SET NULL
 );

@@ -23,14 +23,13 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from mobility.core.migration_ops import execute, outside_the_transaction
+from mobility.core.migration_ops import create_tenant_table, execute, outside_the_transaction
 
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-NOW = sa.text("CURRENT_TIMESTAMP")
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 TIMESTAMPTZ = sa.DateTime(timezone=True)
 
@@ -44,32 +43,15 @@ def _create_tables() -> None:
         sa.Column("lockedUntil", TIMESTAMPTZ, nullable=True),
         sa.PrimaryKeyConstraint("key", name="login_throttles_pkey"),
     )
-    op.create_table(
+    create_tenant_table(
         "user_invitations",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("tenantId", sa.Uuid(), nullable=False),
         sa.Column("userId", sa.Uuid(), nullable=False),
         sa.Column("tokenHash", sa.Text(), nullable=False),
         sa.Column("expiresAt", TIMESTAMPTZ, nullable=False),
         sa.Column("acceptedAt", TIMESTAMPTZ, nullable=True),
-        sa.Column("createdBy", sa.Uuid(), nullable=True),
-        sa.Column("updatedBy", sa.Uuid(), nullable=True),
-        sa.Column("createdAt", TIMESTAMPTZ, server_default=NOW, nullable=False),
-        sa.Column("updatedAt", TIMESTAMPTZ, server_default=NOW, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="user_invitations_pkey"),
-        sa.UniqueConstraint("tenantId", "id", name="user_invitations_tenantId_id_key"),
         sa.UniqueConstraint("tokenHash", name="user_invitations_tokenHash_key"),
         sa.ForeignKeyConstraint(
-            ["tenantId"], ["tenants.id"], name="user_invitations_tenantId_fkey", ondelete="RESTRICT"
-        ),
-        sa.ForeignKeyConstraint(
             ["userId"], ["users.id"], name="user_invitations_userId_fkey", ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["createdBy"], ["users.id"], name="user_invitations_createdBy_fkey", ondelete="SET NULL"
-        ),
-        sa.ForeignKeyConstraint(
-            ["updatedBy"], ["users.id"], name="user_invitations_updatedBy_fkey", ondelete="SET NULL"
         ),
     )
     op.create_index("user_invitations_tenantId_userId_idx", "user_invitations", ["tenantId", "userId"])

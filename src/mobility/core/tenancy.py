@@ -30,7 +30,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import TableClause
 
-from mobility.core.errors import AppError, NotFound
+from mobility.core.errors import AppError, InvalidInput, NotFound
 
 
 class TenancyViolation(AppError):
@@ -304,8 +304,6 @@ async def get_visible(session: AsyncSession, model: type, object_id: Any, *, fie
     row = (await session.execute(select(model).where(model.id == object_id))).scalar_one_or_none()
     if row is None:
         if field_name is not None:
-            from mobility.core.errors import InvalidInput
-
             raise InvalidInput(f"{field_name} does not refer to an existing record.", field=field_name)
         raise NotFound(f"No such {model.__tablename__.removesuffix('s').replace('_', ' ')}.")
     return row
