@@ -46,9 +46,11 @@ bench: $(PY_STAMP)
 bench-migrate: $(PY_STAMP)
 	$(BIN)/python bench/migrate.py
 
-# Needs wrk (`apt-get install -y wrk`); the script says so when it is missing.
+# The load generator is Debian's wrk; installed here when missing (as root, or through sudo).
 bench-auth: $(PY_STAMP)
-	$(BIN)/python bench/auth.py
+	@command -v wrk >/dev/null || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y wrk || \
+		{ $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y wrk; }; }
+	$(BIN)/python bench/auth.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules data

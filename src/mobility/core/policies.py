@@ -6,6 +6,8 @@ Applied to every ORM statement by `mobility.core.tenancy`. Two layers, one funct
    it; an Agent or Broker only the candidates, placements and payments linked to their partner record;
    a Trainer only the courses they teach and those courses' enrollments. Other roles see the whole
    tenant, and the permission matrix decides what they may do with it.
+Each rule is built on the entity it filters: the model itself or an alias of it (`aliased(Role)`
+joined next to `Role`), so an alias gets the same rule on its own columns.
 Never compare with a None id here: `column == None` means IS NULL; use `_is(column, value)`.
 """
 
@@ -13,15 +15,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import inspect
 from sqlalchemy.orm import aliased
 
 from mobility import models as m
 from mobility.core.permissions import SystemRole
 from mobility.core.tenancy import Scope, tenant_scoped
 
-Rule = Callable[[Scope], ColumnElement[bool]]
+# (entity: the model or an alias of it, scope) -> the WHERE clause on that entity
+Rule = Callable[[Any, Scope], ColumnElement[bool]]
 
 _STAFF = {SystemRole.system_admin.value, SystemRole.admin.value, SystemRole.recruiter.value}
 
@@ -63,65 +68,60 @@ def _own_enrollments(scope: Scope):
     )
 
 
-def _by_candidate(model) -> Rule:
-    def rule(scope: Scope) -> ColumnElement[bool]:
-        if _role(scope) in (SystemRole.trainer, SystemRole.broker):
-            # Documents and vetting results (passports, medical, police records) are not theirs to see:
-            # a Trainer sees courses and enrollments, a Broker candidates, placements and payments.
-            return false()
-        candidates = _own_candidates(scope)
-        return true() if candidates is None else model.candidate_id.in_(candidates)
-
-    return rule
-
-
-def _by_enrollment(model) -> Rule:
-    def rule(scope: Scope) -> ColumnElement[bool]:
-        enrollments = _own_enrollments(scope)
-        return true() if enrollments is None else model.enrollment_id.in_(enrollments)
-
-    return rule
-
-
-def _by_partner(model) -> Rule:
-    """Placements, payments, invoices: an Agent or Broker sees those linked to them, a Candidate theirs."""
-
-    def rule(scope: Scope) -> ColumnElement[bool]:
-        role = _role(scope)
-        if role == SystemRole.agent:
-            return _is(model.agent_id, scope.agent_id)
-        if role == SystemRole.broker:
-            return _is(model.broker_id, scope.broker_id)
-        if role == SystemRole.candidate:
-            return _is(model.candidate_id, scope.candidate_id)
-        if role == SystemRole.trainer:
-            return false()
-        return true()
-
-    return rule
-
-
-def _candidates(scope: Scope) -> ColumnElement[bool]:
+def _by_candidate(entity, scope: Scope) -> ColumnElement[bool]:
+    if _role(scope) in (SystemRole.trainer, SystemRole.broker):
+        # Documents and vetting results (passports, medical, police records) are not theirs to see:
+        # a Trainer sees courses and enrollments, a Broker candidates, placements and payments.
+        return false()
     candidates = _own_candidates(scope)
-    return true() if candidates is None else m.Candidate.id.in_(candidates)
+    return true() if candidates is None else entity.candidate_id.in_(candidates)
 
 
-def _partner(model, own_role: SystemRole, own_id: Callable[[Scope], uuid.UUID | None]) -> Rule:
-    def rule(scope: Scope) -> ColumnElement[bool]:
+def _by_enrollment(entity, scope: Scope) -> ColumnElement[bool]:
+    enrollments = _own_enrollments(scope)
+    return true() if enrollments is None else entity.enrollment_id.in_(enrollments)
+
+
+def _by_partner(entity, scope: Scope) -> ColumnElement[bool]:
+    """Placements, payments, invoices: an Agent or Broker sees those linked to them, a Candidate theirs."""
+    role = _role(scope)
+    if role == SystemRole.agent:
+        return _is(entity.agent_id, scope.agent_id)
+    if role == SystemRole.broker:
+        return _is(entity.broker_id, scope.broker_id)
+    if role == SystemRole.candidate:
+        return _is(entity.candidate_id, scope.candidate_id)
+    if role == SystemRole.trainer:
+        return false()
+    return true()
+
+
+def _candidates(entity, scope: Scope) -> ColumnElement[bool]:
+    candidates = _own_candidates(scope)
+    return true() if candidates is None else entity.id.in_(candidates)
+
+
+def _enrollments(entity, scope: Scope) -> ColumnElement[bool]:
+    enrollments = _own_enrollments(scope)
+    return true() if enrollments is None else entity.id.in_(enrollments)
+
+
+def _partner(own_role: SystemRole, own_id: Callable[[Scope], uuid.UUID | None]) -> Rule:
+    def rule(entity, scope: Scope) -> ColumnElement[bool]:
         role = _role(scope)
         if role == own_role:
-            return _is(model.id, own_id(scope))
+            return _is(entity.id, own_id(scope))
         return true() if role in _STAFF or role not in set(SystemRole) else false()
 
     return rule
 
 
-def _courses(scope: Scope) -> ColumnElement[bool]:
+def _courses(entity, scope: Scope) -> ColumnElement[bool]:
     role = _role(scope)
     if role == SystemRole.trainer:
-        return _is(m.Course.trainer_id, scope.actor_id)
+        return _is(entity.trainer_id, scope.actor_id)
     if role == SystemRole.candidate:
-        return m.Course.id.in_(
+        return entity.id.in_(
             select(m.Enrollment.course_id).where(_is(m.Enrollment.candidate_id, scope.candidate_id))
         )
     if role in (SystemRole.agent, SystemRole.broker):
@@ -129,10 +129,10 @@ def _courses(scope: Scope) -> ColumnElement[bool]:
     return true()
 
 
-def _notifications(scope: Scope) -> ColumnElement[bool]:
+def _notifications(entity, scope: Scope) -> ColumnElement[bool]:
     if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
         return true()
-    return _is(m.Notification.recipient_id, scope.actor_id)
+    return _is(entity.recipient_id, scope.actor_id)
 
 
 _Membership = aliased(m.UserTenant, name="membership")
@@ -152,71 +152,71 @@ def _member_of_tenant(user_id, scope: Scope) -> ColumnElement[bool]:
 
 
 # Tables without a tenantId of their own, or shared across tenants.
-def _users(scope: Scope) -> ColumnElement[bool]:
-    return or_(_is(m.User.id, scope.actor_id), _member_of_tenant(m.User.id, scope))
+def _users(entity, scope: Scope) -> ColumnElement[bool]:
+    return or_(_is(entity.id, scope.actor_id), _member_of_tenant(entity.id, scope))
 
 
-def _user_tenants(scope: Scope) -> ColumnElement[bool]:
+def _user_tenants(entity, scope: Scope) -> ColumnElement[bool]:
     # The tenant's memberships, and the caller's own in other tenants (for /me and switching).
-    return or_(_is(m.UserTenant.tenant_id, scope.tenant_id), _is(m.UserTenant.user_id, scope.actor_id))
+    return or_(_is(entity.tenant_id, scope.tenant_id), _is(entity.user_id, scope.actor_id))
 
 
-def _roles(scope: Scope) -> ColumnElement[bool]:
+def _roles(entity, scope: Scope) -> ColumnElement[bool]:
     # Global roles, the tenant's own, and those the caller holds elsewhere (listed by /me).
     mine = select(m.UserTenant.role_id).where(_is(m.UserTenant.user_id, scope.actor_id))
-    return or_(m.Role.tenant_id.is_(None), _is(m.Role.tenant_id, scope.tenant_id), m.Role.id.in_(mine))
+    return or_(entity.tenant_id.is_(None), _is(entity.tenant_id, scope.tenant_id), entity.id.in_(mine))
 
 
-def _tenants(scope: Scope) -> ColumnElement[bool]:
+def _tenants(entity, scope: Scope) -> ColumnElement[bool]:
     if scope.is_system_admin:
         return true()
     mine = select(m.UserTenant.tenant_id).where(_is(m.UserTenant.user_id, scope.actor_id))
-    return or_(_is(m.Tenant.id, scope.tenant_id), m.Tenant.id.in_(mine))
+    return or_(_is(entity.id, scope.tenant_id), entity.id.in_(mine))
 
 
-def _sessions(scope: Scope) -> ColumnElement[bool]:
+def _sessions(entity, scope: Scope) -> ColumnElement[bool]:
     # Admins end the sessions of the tenant's members (suspension, 2FA reset): an Admin those acting in
     # this tenant, a System Admin all of them; others only their own.
-    own = _is(m.Session.user_id, scope.actor_id)
+    own = _is(entity.user_id, scope.actor_id)
     role = _role(scope)
     if role == SystemRole.system_admin:
-        return or_(own, _member_of_tenant(m.Session.user_id, scope))
+        return or_(own, _member_of_tenant(entity.user_id, scope))
     if role == SystemRole.admin:
-        in_tenant = _is(m.Session.tenant_id, scope.tenant_id) & _member_of_tenant(m.Session.user_id, scope)
+        in_tenant = _is(entity.tenant_id, scope.tenant_id) & _member_of_tenant(entity.user_id, scope)
         return or_(own, in_tenant)
     return own
 
 
-def _activity_logs(scope: Scope) -> ColumnElement[bool]:
+def _activity_logs(entity, scope: Scope) -> ColumnElement[bool]:
     if _role(scope) in (SystemRole.system_admin, SystemRole.admin):
-        return or_(
-            _is(m.ActivityLog.user_id, scope.actor_id), _member_of_tenant(m.ActivityLog.user_id, scope)
-        )
-    return _is(m.ActivityLog.user_id, scope.actor_id)
+        return or_(_is(entity.user_id, scope.actor_id), _member_of_tenant(entity.user_id, scope))
+    return _is(entity.user_id, scope.actor_id)
 
 
-def _audit_logs(scope: Scope) -> ColumnElement[bool]:
-    return _is(m.AuditLog.tenant_id, scope.tenant_id)
+def _audit_logs(entity, scope: Scope) -> ColumnElement[bool]:
+    return _is(entity.tenant_id, scope.tenant_id)
+
+
+def _everything(entity, scope: Scope) -> ColumnElement[bool]:
+    return true()
 
 
 _RULES: dict[type, Rule] = {
     m.Candidate: _candidates,
-    m.CandidateDocument: _by_candidate(m.CandidateDocument),
-    m.VettingRecord: _by_candidate(m.VettingRecord),
-    m.Enrollment: lambda scope: (
-        true() if (enrollments := _own_enrollments(scope)) is None else m.Enrollment.id.in_(enrollments)
-    ),
-    m.AttendanceRecord: _by_enrollment(m.AttendanceRecord),
-    m.Assessment: _by_enrollment(m.Assessment),
-    m.Certificate: _by_enrollment(m.Certificate),
+    m.CandidateDocument: _by_candidate,
+    m.VettingRecord: _by_candidate,
+    m.Enrollment: _enrollments,
+    m.AttendanceRecord: _by_enrollment,
+    m.Assessment: _by_enrollment,
+    m.Certificate: _by_enrollment,
     m.Course: _courses,
-    m.Placement: _by_partner(m.Placement),
-    m.Payment: _by_partner(m.Payment),
-    m.Invoice: _by_partner(m.Invoice),
-    m.Agent: _partner(m.Agent, SystemRole.agent, lambda scope: scope.agent_id),
-    m.Broker: _partner(m.Broker, SystemRole.broker, lambda scope: scope.broker_id),
+    m.Placement: _by_partner,
+    m.Payment: _by_partner,
+    m.Invoice: _by_partner,
+    m.Agent: _partner(SystemRole.agent, lambda scope: scope.agent_id),
+    m.Broker: _partner(SystemRole.broker, lambda scope: scope.broker_id),
     m.Notification: _notifications,
-    m.Setting: lambda scope: true(),
+    m.Setting: _everything,
     # Not tenant-scoped by a tenantId of their own: the whole rule is here.
     m.User: _users,
     m.UserTenant: _user_tenants,
@@ -232,10 +232,12 @@ def has_row_filter(cls: type) -> bool:
     return cls in _RULES or tenant_scoped(cls)
 
 
-def row_filter(cls: type, scope: Scope) -> ColumnElement[bool]:
-    """The WHERE clause the scope puts on `cls`: its tenant, then the object rule of the role."""
+def row_filter(entity: Any, scope: Scope) -> ColumnElement[bool]:
+    """The WHERE clause the scope puts on `entity` (a model, or an alias of one): its tenant, then the
+    object rule of the role, on the entity's own columns."""
+    cls = inspect(entity).mapper.class_
     rule = _RULES.get(cls)
     if not tenant_scoped(cls):
-        return rule(scope) if rule else true()
-    in_tenant = _is(cls.tenant_id, scope.tenant_id)
-    return in_tenant if rule is None else in_tenant & rule(scope)
+        return rule(entity, scope) if rule else true()
+    in_tenant = _is(entity.tenant_id, scope.tenant_id)
+    return in_tenant if rule is None else in_tenant & rule(entity, scope)

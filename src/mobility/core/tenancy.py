@@ -122,9 +122,10 @@ def _filter_statements(state: ORMExecuteState) -> None:
     scope = get_scope(state.session)
     if scope is not None and scope.system:
         return
-    scoped, by_table = _row_filtered_in(state)
-    if not scoped and not by_table:
+    entities, by_table = _row_filtered_in(state.statement, state.all_mappers)
+    if not entities and not by_table:
         return
+    scoped = _unique([inspect(entity).mapper.class_ for entity in entities])
     if scope is None:
         if state.is_insert and not any(tenant_scoped(cls) for cls in scoped):
             return
@@ -144,34 +145,45 @@ def _filter_statements(state: ORMExecuteState) -> None:
         raise TenancyViolation("Bulk UPDATE by primary key bypasses the row filters: use update().where().")
     if state.is_insert:
         return
+    state.statement = state.statement.options(*row_filter_options(entities, scope))
+
+
+def row_filter_options(entities: list[Any], scope: Scope) -> list[Any]:
+    """One `with_loader_criteria` per entity the statement names: each model, and each alias of one,
+    gets the row filter built on its own columns.
+
+    One option per model with `include_aliases=True` did not do that: the criteria of `Role` were
+    pasted unchanged into the ON clause of a join to `aliased(Role)`, naming `roles` instead of the
+    alias (an error, or a filter on the wrong table while the alias's rows went unfiltered).
+    """
     from mobility.core import policies
 
-    options = [
-        with_loader_criteria(cls, policies.row_filter(cls, scope), include_aliases=True)
-        for cls in _unique(scoped)
+    return [
+        with_loader_criteria(entity, policies.row_filter(entity, scope), include_aliases=False)
+        for entity in entities
     ]
-    state.statement = state.statement.options(*options)
 
 
-def _row_filtered_in(state: ORMExecuteState) -> tuple[list[type], set[str]]:
-    """The row-filtered models a statement touches, and row-filtered tables it names without a model.
+def _row_filtered_in(statement: Any, mappers: Any) -> tuple[list[Any], set[str]]:
+    """The row-filtered entities a statement touches (models and aliases of models), and row-filtered
+    tables it names without a model.
 
     `state.all_mappers` lists only the statement's top-level entities, so a
     model that appeared only in a FROM, a JOIN or a subquery got no row filter, e.g.
     `select(func.count()).select_from(Candidate)` counted every tenant's candidates, and an
     `exists()` over another tenant's rows answered. Every ORM-annotated element is looked at instead.
     """
-    classes = [mapper.class_ for mapper in state.all_mappers]
+    entities: list[Any] = [mapper.class_ for mapper in mappers]
     tables: list[TableClause] = []
-    for element in visitors.iterate(state.statement):
+    for element in visitors.iterate(statement):
         annotations = getattr(element, "_annotations", None)
-        mapper = annotations.get("parentmapper") if annotations else None
-        if mapper is not None:
-            classes.append(mapper.class_)
+        entity = annotations.get("parententity") if annotations else None
+        if entity is not None:
+            entities.append(entity.entity if entity.is_aliased_class else entity.class_)
         elif isinstance(element, TableClause):
             tables.append(element)
-    scoped = [cls for cls in _unique(classes) if _has_row_filter(cls)]
-    scoped_tables = {cls.__table__ for cls in scoped}
+    scoped = [entity for entity in _unique(entities) if _has_row_filter(inspect(entity).mapper.class_)]
+    scoped_tables = {inspect(entity).mapper.local_table for entity in scoped}
     by_table = set()
     for table in tables:
         cls = _model_of_table().get(table)
