@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 from mobility.audit.api import router as audit_router
 from mobility.auth.api import router as auth_router
 from mobility.core.config import Settings, get_settings
-from mobility.core.db import create_engine, create_sessionmaker
+from mobility.core.db import create_engine, create_read_pool, create_sessionmaker
 from mobility.core.errors import install_error_handlers
 from mobility.core.requests import RequestIdMiddleware
 from mobility.health.api import router as health_router
@@ -29,9 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.effective_app_database_url, settings=settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_pool = await create_read_pool(settings.effective_app_database_url, settings)
         try:
             yield
         finally:
+            if app.state.read_pool is not None:
+                await app.state.read_pool.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -52,7 +52,9 @@ async def test_an_alias_is_filtered_on_its_own_columns(db: Db, two) -> None:
         alone = select(other.id).where(other.id.in_(ids))
         assert set((await session.execute(alone)).scalars()) == {ours.id}
         # The alias as a JOIN target, next to the model itself: the ON clause once named `settings`.
-        beside = select(Setting.id, other.id).join(other, true()).where(other.id.in_(ids), Setting.id.in_(ids))
+        beside = (
+            select(Setting.id, other.id).join(other, true()).where(other.id.in_(ids), Setting.id.in_(ids))
+        )
         assert set(await session.execute(beside)) == {(ours.id, ours.id)}
         joined = select(UserTenant.id, other.id).join(other, other.tenant_id == UserTenant.tenant_id)
         assert {row[1] for row in await session.execute(joined.where(other.id.in_(ids)))} == {ours.id}

@@ -57,8 +57,9 @@ async def test_the_api_connects_as_the_app_role(migrated_database_url: str) -> N
 
 @asynccontextmanager
 async def _app_on_one_connection(url: str) -> AsyncIterator[tuple[httpx.AsyncClient, object, list[int]]]:
-    """The API with a pool of exactly one connection (as the app role), and the ids of its checkouts."""
-    app = create_app(Settings(database_url=url, app_database_url=app_role_url(url)))
+    """The API with pools of exactly one connection each (as the app role: the ORM's and the read
+    path's, core/db.py), and the ids of the ORM pool's checkouts."""
+    app = create_app(Settings(database_url=url, app_database_url=app_role_url(url), read_pool_size=1))
     async with app.router.lifespan_context(app):
         engine = create_engine(app_role_url(url), pool_size=1, max_overflow=0)
         checkouts: list[int] = []
@@ -83,15 +84,23 @@ async def test_a_pooled_connection_reused_after_a_request_carries_no_tenant(
     async with _app_on_one_connection(migrated_database_url) as (client, engine, checkouts):
         headers = await login(client, admin.email, PASSWORD)
         me = await client.get("/api/v1/me", headers=headers)
+        # The read path alone (session lookup and core.reads), on the read pool's connection.
+        user = await client.get(f"/api/v1/users/{admin.id}", headers=headers)
         # A request that fails half-way (unknown session) and one that is refused.
         assert (await client.get("/api/v1/me", headers={"Authorization": "Bearer nope"})).status_code == 401
         async with engine.connect() as connection:
             left = (await connection.execute(text(SETTINGS))).one()
+        async with client._transport.app.state.read_pool.acquire() as connection:  # type: ignore[attr-defined]
+            left_on_reads = tuple(await connection.fetchrow(SETTINGS))
+            still_open = connection.is_in_transaction()
     # /me read the user, their memberships and roles under row-level security: the tenant was set.
     assert me.status_code == 200, me.text
     assert me.json()["tenantId"] == str(tenant.id)
-    assert len(checkouts) >= 4 and len(set(checkouts)) == 1, "expected one connection, reused"
+    assert user.status_code == 200, user.text
+    assert len(checkouts) >= 2 and len(set(checkouts)) == 1, "expected one connection, reused"
     assert all(value in ("", None) for value in left), f"a request's settings outlived it: {left}"
+    assert all(value in ("", None) for value in left_on_reads), f"settings outlived it: {left_on_reads}"
+    assert not still_open
 
 
 async def test_me_lists_every_membership_with_its_role(migrated_database_url: str) -> None:

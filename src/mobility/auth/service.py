@@ -18,10 +18,10 @@ import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyotp
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -32,10 +32,12 @@ from mobility.auth.models import LoginThrottle, Session
 from mobility.candidates.models import Candidate
 from mobility.core import security
 from mobility.core.config import Settings
+from mobility.core.db import driver_connection
 from mobility.core.errors import AppError, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from mobility.core.models import utcnow
 from mobility.core.permissions import SystemRole, permissions_for_role
-from mobility.core.tenancy import Scope, apply_to_database, require_scope
+from mobility.core.reads import Read
+from mobility.core.tenancy import Scope, apply_to_database, bind_scope, require_scope
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
 from mobility.settings.models import Setting
@@ -384,9 +386,7 @@ async def login(
     session.add(row)
     log("login", tenant=tenant.code)
     await session.flush()
-    scope = await _authenticate_where(
-        session, Session.id == row.id, settings=settings, ip=ip, request_id=request_id, touch=False
-    )
+    scope = await _authenticate_where(session, row.id, settings=settings, ip=ip, request_id=request_id)
     return LoginResult(token=token, session=row, scope=scope)
 
 
@@ -395,6 +395,92 @@ async def login(
 
 GlobalRole = aliased(Role, name="global_role")
 MemberRole = aliased(Role, name="member_role")
+_LINKED_CANDIDATE = aliased(Candidate, name="linked_candidate")
+_LINKED_AGENT = aliased(Agent, name="linked_agent")
+_LINKED_BROKER = aliased(Broker, name="linked_broker")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """What the database knows about a session: the rules that judge it are in `_scope_of`."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    expires_at: datetime
+    created_at: datetime
+    last_seen_at: datetime | None
+    revoked_at: datetime | None
+    user_status: str
+    two_factor_enabled: bool
+    global_role_name: str | None
+    tenant_is_active: bool
+    role_name: str | None
+    role_permissions: list[str] | None
+    require_two_factor: object
+    candidate_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    broker_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, row) -> SessionFacts:
+        facts = dict(row)
+        # The legacy columns are `timestamp without time zone`, holding UTC.
+        for key in ("expires_at", "created_at"):
+            if facts[key].tzinfo is None:
+                facts[key] = facts[key].replace(tzinfo=UTC)
+        return cls(**facts)
+
+
+def _facts_statement(which):
+    """The session with everything that decides its scope, in one statement (as system: the tenant is
+    not known yet). On PostgreSQL the token lookup runs the same SELECT inside the function
+    mobility_session_scope (migration 0011), which also sets the transaction's tenant."""
+
+    def linked(model):
+        return (
+            select(model.id)
+            .where(model.user_id == User.id, model.tenant_id == Session.tenant_id)
+            .correlate(User, Session)
+            .scalar_subquery()
+        )
+
+    return (
+        select(
+            Session.id.label("session_id"),
+            Session.user_id.label("user_id"),
+            Session.tenant_id.label("tenant_id"),
+            Session.expires_at.label("expires_at"),
+            Session.created_at.label("created_at"),
+            Session.last_seen_at.label("last_seen_at"),
+            Session.revoked_at.label("revoked_at"),
+            User.status.label("user_status"),
+            User.two_factor_enabled.label("two_factor_enabled"),
+            GlobalRole.name.label("global_role_name"),
+            Tenant.is_active.label("tenant_is_active"),
+            MemberRole.name.label("role_name"),
+            MemberRole.permissions.label("role_permissions"),
+            Setting.value.label("require_two_factor"),
+            linked(_LINKED_CANDIDATE).label("candidate_id"),
+            linked(_LINKED_AGENT).label("agent_id"),
+            linked(_LINKED_BROKER).label("broker_id"),
+        )
+        .join(User, User.id == Session.user_id)
+        .join(Tenant, Tenant.id == Session.tenant_id)
+        .outerjoin(UserTenant, and_(UserTenant.user_id == User.id, UserTenant.tenant_id == Session.tenant_id))
+        .outerjoin(MemberRole, MemberRole.id == UserTenant.role_id)
+        .outerjoin(GlobalRole, and_(GlobalRole.id == User.role_id, GlobalRole.system_role))
+        .outerjoin(
+            Setting,
+            and_(Setting.tenant_id == Session.tenant_id, Setting.key == bindparam("two_factor_key")),
+        )
+        .where(which)
+    )
+
+
+FACTS_BY_TOKEN = Read(lambda: _facts_statement(Session.token == bindparam("token_hash")))
+_FACTS_BY_ID = Read(lambda: _facts_statement(Session.id == bindparam("session_id")))
+_SESSION_SCOPE_FUNCTION = "SELECT * FROM mobility_session_scope($1, $2)"
 
 
 async def authenticate(
@@ -406,100 +492,108 @@ async def authenticate(
     request_id: str | None = None,
     touch: bool = True,
 ) -> Scope:
-    """The scope of a live session token, bound to `session` (and to PostgreSQL's RLS); 401 otherwise."""
-    return await _authenticate_where(
-        session,
-        Session.token == hash_token(token),
-        settings=settings,
-        ip=ip,
-        request_id=request_id,
-        touch=touch,
+    """The scope of a live session token, bound to `session` (and to PostgreSQL's RLS); 401 otherwise.
+
+    Every authenticated request starts here. On PostgreSQL one round trip: the function of migration
+    0011 finds the session and sets the transaction's tenant; elsewhere the same SELECT as system."""
+    token_hash = hash_token(token)
+    two_factor_key = settings_service.REQUIRE_TWO_FACTOR.key
+    if session.bind.dialect.name == "postgresql":
+        connection = await driver_connection(session)
+        record = await connection.fetchrow(_SESSION_SCOPE_FUNCTION, token_hash, two_factor_key)
+        facts = None if record is None else SessionFacts.of(record)
+        applied = True
+    else:
+        await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
+        row = await FACTS_BY_TOKEN.one(session, token_hash=token_hash, two_factor_key=two_factor_key)
+        facts = None if row is None else SessionFacts.of(row)
+        applied = False
+    return await _scope_of(
+        session, facts, settings=settings, ip=ip, request_id=request_id, touch=touch, applied=applied
     )
 
 
 async def _authenticate_where(
-    session: AsyncSession, which, *, settings: Settings, ip: str | None, request_id: str | None, touch: bool
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    *,
+    settings: Settings,
+    ip: str | None,
+    request_id: str | None,
 ) -> Scope:
+    """The scope of the session `session_id` (just created or switched), as `authenticate` makes it."""
     await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
-    now = utcnow()
-    row = (
-        await session.execute(
-            select(Session, User, Tenant, MemberRole, GlobalRole.name, Setting.value)
-            .join(User, User.id == Session.user_id)
-            .join(Tenant, Tenant.id == Session.tenant_id)
-            .outerjoin(
-                UserTenant, and_(UserTenant.user_id == User.id, UserTenant.tenant_id == Session.tenant_id)
-            )
-            .outerjoin(MemberRole, MemberRole.id == UserTenant.role_id)
-            .outerjoin(GlobalRole, and_(GlobalRole.id == User.role_id, GlobalRole.system_role))
-            # The tenant's 2FA requirement, in the same round trip.
-            .outerjoin(
-                Setting,
-                and_(
-                    Setting.tenant_id == Session.tenant_id,
-                    Setting.key == settings_service.REQUIRE_TWO_FACTOR.key,
-                ),
-            )
-            .where(which)
-        )
-    ).one_or_none()
-    if row is None:
+    row = await _FACTS_BY_ID.one(
+        session, session_id=session_id, two_factor_key=settings_service.REQUIRE_TWO_FACTOR.key
+    )
+    facts = None if row is None else SessionFacts.of(row)
+    return await _scope_of(
+        session, facts, settings=settings, ip=ip, request_id=request_id, touch=False, applied=False
+    )
+
+
+async def _scope_of(
+    session: AsyncSession,
+    facts: SessionFacts | None,
+    *,
+    settings: Settings,
+    ip: str | None,
+    request_id: str | None,
+    touch: bool,
+    applied: bool,
+) -> Scope:
+    """The rules: a session counts while not revoked, expired or idle too long, for an active user who
+    still belongs to an active tenant. `applied`: the database settings are already the session's."""
+    if facts is None:
         raise SessionInvalid()
-    db_session, user, tenant, member_role, global_role_name, require_two_factor = row
-    is_system_admin = global_role_name == SystemRole.system_admin
+    now = utcnow()
+    is_system_admin = facts.global_role_name == SystemRole.system_admin
     idle_limit = timedelta(minutes=settings.session_idle_timeout_minutes)
     if (
-        db_session.revoked_at is not None
-        or db_session.expires_at <= now
-        or (db_session.last_seen_at or db_session.created_at) + idle_limit <= now
+        facts.revoked_at is not None
+        or facts.expires_at <= now
+        or (facts.last_seen_at or facts.created_at) + idle_limit <= now
     ):
         raise SessionInvalid()
     if (
-        user.status != "active"
-        or (not tenant.is_active and not is_system_admin)
-        or (member_role is None and not is_system_admin)
+        facts.user_status != "active"
+        or (not facts.tenant_is_active and not is_system_admin)
+        or (facts.role_name is None and not is_system_admin)
     ):
         # Ended for good, not paused: reactivating the user or the tenant does not revive it.
-        await session.execute(update(Session).where(Session.id == db_session.id).values(revoked_at=now))
+        await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
+        await session.execute(update(Session).where(Session.id == facts.session_id).values(revoked_at=now))
         raise SessionEnded()
-    if touch and (db_session.last_seen_at is None or now - db_session.last_seen_at >= TOUCH_EVERY):
-        await session.execute(update(Session).where(Session.id == db_session.id).values(last_seen_at=now))
 
-    role_name = SystemRole.system_admin.value if is_system_admin else member_role.name
-    permissions = permissions_for_role(role_name, member_role.permissions if member_role else None)
-    linked = await _linked_records(session, role_name, user.id, tenant.id)
+    role_name = SystemRole.system_admin.value if is_system_admin else facts.role_name
+    linked = {
+        SystemRole.candidate.value: {"candidate_id": facts.candidate_id},
+        SystemRole.agent.value: {"agent_id": facts.agent_id},
+        SystemRole.broker.value: {"broker_id": facts.broker_id},
+    }.get(role_name, {})
     scope = Scope(
-        tenant_id=tenant.id,
-        actor_id=user.id,
+        tenant_id=facts.tenant_id,
+        actor_id=facts.user_id,
         role=role_name,
-        permissions=permissions,
+        permissions=permissions_for_role(role_name, facts.role_permissions if facts.role_name else None),
         is_system_admin=is_system_admin,
-        session_id=db_session.id,
+        session_id=facts.session_id,
         request_id=request_id,
         ip_address=ip,
+        two_factor_enrollment_required=(
+            not facts.two_factor_enabled
+            and settings_service.REQUIRE_TWO_FACTOR.value_of(facts.require_two_factor)
+        ),
         **linked,
     )
-    if not user.two_factor_enabled and settings_service.REQUIRE_TWO_FACTOR.value_of(require_two_factor):
-        scope = scope.but(two_factor_enrollment_required=True)
-    await apply_to_database(session, scope)
+    if applied:
+        bind_scope(session, scope)
+    else:
+        await apply_to_database(session, scope)
+    if touch and (facts.last_seen_at is None or now - facts.last_seen_at >= TOUCH_EVERY):
+        # One's own session: the row rules and row-level security let the user's scope write it.
+        await session.execute(update(Session).where(Session.id == facts.session_id).values(last_seen_at=now))
     return scope
-
-
-async def _linked_records(session: AsyncSession, role: str, user_id: uuid.UUID, tenant_id: uuid.UUID) -> dict:
-    """The Candidate, Agent or Broker record this login stands for in the tenant (row rules need it)."""
-    model, key = {
-        SystemRole.candidate.value: (Candidate, "candidate_id"),
-        SystemRole.agent.value: (Agent, "agent_id"),
-        SystemRole.broker.value: (Broker, "broker_id"),
-    }.get(role, (None, None))
-    if model is None:
-        return {}
-    found = (
-        await session.execute(
-            select(model.id).where(model.user_id == user_id, model.tenant_id == tenant_id).limit(1)
-        )
-    ).scalar()
-    return {key: found}
 
 
 # --- what a logged-in user does with their sessions ------------------------------------------------
@@ -569,12 +663,7 @@ async def switch_tenant(session: AsyncSession, *, settings: Settings, tenant_cod
     record_activity(session, "switch_tenant", user_id=user.id, ip=scope.ip_address, tenant=tenant.code)
     await session.flush()
     return await _authenticate_where(
-        session,
-        Session.id == current.id,
-        settings=settings,
-        ip=scope.ip_address,
-        request_id=scope.request_id,
-        touch=False,
+        session, current.id, settings=settings, ip=scope.ip_address, request_id=scope.request_id
     )
 
 

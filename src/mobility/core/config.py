@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # The second database role, the one the API connects as on PostgreSQL: it owns no table, and
     # row-level security applies to it. Migrations run as the owner (database_url's user).
     app_database_url: str = ""
+    # PostgreSQL: connections of the API's read path (core/db.py), beside the ORM's pool (5 + 10).
+    read_pool_size: int = Field(default=10, ge=1)
 
     @field_validator("database_url", "app_database_url")
     @classmethod

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobility.core.db import READ_POOL, release_read_connection
 from mobility.core.errors import AppError
 
 
@@ -16,20 +17,30 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     `AppError.keeps_writes`, e.g. the record of a failed login).
     """
     async with request.app.state.sessionmaker() as session:
-        await session.begin()
+        # The ORM transaction begins with the first statement that needs it; reads before that go to
+        # the request's read connection (core/db.py), ended and given back here too.
+        session.sync_session.info[READ_POOL] = request.app.state.read_pool
         try:
             yield session
         except AppError as exc:
             if exc.keeps_writes:
-                await session.commit()
-            else:
+                await _commit(session)
+            elif session.in_transaction():
                 await session.rollback()
             raise
         except BaseException:
-            await session.rollback()
+            if session.in_transaction():
+                await session.rollback()
             raise
         else:
-            await session.commit()
+            await _commit(session)
+        finally:
+            await release_read_connection(session)
+
+
+async def _commit(session: AsyncSession) -> None:
+    if session.in_transaction():
+        await session.commit()
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit is answered

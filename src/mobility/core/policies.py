@@ -17,8 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select, true
-from sqlalchemy import inspect
+from sqlalchemy import ColumnElement, false, inspect, or_, select, true
 from sqlalchemy.orm import aliased
 
 from mobility import models as m

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import event, inspect, select, text
+from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import TableClause
 
+from mobility.core.db import driver_connection, read_connection
 from mobility.core.errors import AppError, InvalidInput, NotFound
 
 
@@ -96,23 +97,65 @@ def require_scope(session: AsyncSession | Session) -> Scope:
     return scope
 
 
+_SETTINGS_SQL = (
+    "SELECT set_config('mobility.tenant_id', $1, true),"
+    " set_config('mobility.system', $2, true),"
+    " set_config('mobility.actor_id', $3, true)"
+)
+
+
+def _settings_of(scope: Scope | None) -> tuple[str, str, str]:
+    if scope is None:
+        return "", "off", ""
+    return (
+        str(scope.tenant_id) if scope.tenant_id else "",
+        "on" if scope.system else "off",
+        str(scope.actor_id) if scope.actor_id else "",
+    )
+
+
 async def apply_to_database(session: AsyncSession, scope: Scope) -> None:
-    """Bind the scope and tell PostgreSQL's row-level security about it, for this transaction only."""
+    """Bind the scope and tell PostgreSQL's row-level security about it, for this transaction only:
+    on the ORM's transaction if it has begun (later ones get it from `_settings_for_new_transaction`)
+    and on the request's read connection if it is open (core/db.py)."""
     bind_scope(session, scope)
     if session.bind.dialect.name != "postgresql":
         return
-    await session.execute(
-        text(
-            "SELECT set_config('mobility.tenant_id', :tenant, true),"
-            " set_config('mobility.system', :system, true),"
-            " set_config('mobility.actor_id', :actor, true)"
-        ),
-        {
-            "tenant": str(scope.tenant_id) if scope.tenant_id else "",
-            "system": "on" if scope.system else "off",
-            "actor": str(scope.actor_id) if scope.actor_id else "",
-        },
+    values = _settings_of(scope)
+    if session.in_transaction():
+        connection = await session.connection()
+        await connection.exec_driver_sql(_SETTINGS_SQL, values)
+    reads = read_connection(session)
+    if reads is not None:
+        await reads.execute(_SETTINGS_SQL, *values)
+
+
+async def scoped_driver_connection(session: AsyncSession) -> Any:
+    """The driver connection for a hot-path statement of the session's scope (core/reads.py): if the
+    request's read connection opens now, its transaction starts with the scope's settings, in the
+    same round trip."""
+    tenant, system, actor = (_literal(value) for value in _settings_of(get_scope(session)))
+    return await driver_connection(
+        session,
+        "BEGIN READ ONLY; SELECT set_config('mobility.tenant_id', "
+        f"{tenant}, true), set_config('mobility.system', {system}, true), "
+        f"set_config('mobility.actor_id', {actor}, true)",
     )
+
+
+def _literal(value: str) -> str:
+    # Only uuids, '' and on/off reach here (see _settings_of); checked anyway, as it is spliced into SQL.
+    if value not in ("", "on", "off"):
+        value = str(uuid.UUID(value))
+    return f"'{value}'"
+
+
+@event.listens_for(ScopedSession, "after_begin")
+def _settings_for_new_transaction(session: Session, _transaction: Any, connection: Any) -> None:
+    """Each ORM transaction on PostgreSQL starts with the bound scope's row-level-security settings."""
+    scope = session.info.get("scope")
+    if scope is not None and connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_SETTINGS_SQL, _settings_of(scope))
 
 
 @event.listens_for(ScopedSession, "do_orm_execute")
@@ -122,7 +165,7 @@ def _filter_statements(state: ORMExecuteState) -> None:
     scope = get_scope(state.session)
     if scope is not None and scope.system:
         return
-    entities, by_table = _row_filtered_in(state.statement, state.all_mappers)
+    entities, by_table = row_filtered_entities(state.statement, state.all_mappers)
     if not entities and not by_table:
         return
     scoped = _unique([inspect(entity).mapper.class_ for entity in entities])
@@ -164,7 +207,7 @@ def row_filter_options(entities: list[Any], scope: Scope) -> list[Any]:
     ]
 
 
-def _row_filtered_in(statement: Any, mappers: Any) -> tuple[list[Any], set[str]]:
+def row_filtered_entities(statement: Any, mappers: Any) -> tuple[list[Any], set[str]]:
     """The row-filtered entities a statement touches (models and aliases of models), and row-filtered
     tables it names without a model.
 

@@ -51,7 +51,7 @@ async def invite_user(body: UserInvite, session: DbSession):
 
 @router.get("/users/{user_id}", response_model=UserRead, dependencies=[require("users:read")])
 async def get_user(user_id: uuid.UUID, session: DbSession):
-    return await service.get_member(session, user_id)
+    return await service.read_member(session, user_id)
 
 
 @router.patch("/users/{user_id}", response_model=UserRead, dependencies=[require("users:update")])

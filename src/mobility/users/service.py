@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -29,6 +29,7 @@ from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, No
 from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
 from mobility.core.permissions import MATRIX, SystemRole
+from mobility.core.reads import Read
 from mobility.core.tenancy import Scope, across_tenants, apply_to_database, require_scope, tenant_view
 from mobility.roles import service as roles_service
 from mobility.roles.models import Role
@@ -167,9 +168,43 @@ async def list_users(
     return await _members(session, users), next_cursor
 
 
+# GET /users/{id}, the hot path of bench/auth.py: the member as UserRead shows it, in one compiled
+# statement (core.reads). `get_member` below reads the same rows as ORM objects, for changing them.
+_MEMBER_READ = Read(
+    lambda: (
+        select(
+            User.id,
+            User.email,
+            User.name,
+            User.status,
+            User.two_factor_enabled,
+            Role.id.label("roleId"),
+            Role.name.label("roleName"),
+            UserTenant.is_primary,
+            func.coalesce(_GlobalRole.name == SystemRole.system_admin.value, false()).label("isSystemAdmin"),
+            User.last_login_at,
+            User.created_at,
+            User.updated_at,
+        )
+        .join(UserTenant, UserTenant.user_id == User.id)
+        .join(Role, Role.id == UserTenant.role_id)
+        .outerjoin(_GlobalRole, and_(_GlobalRole.id == User.role_id, _GlobalRole.system_role))
+        .where(User.id == bindparam("user_id"))
+    )
+)
+
+
+async def read_member(session: AsyncSession, user_id: uuid.UUID) -> dict:
+    """A member of the current tenant, as UserRead shows it; 404 for anyone else."""
+    with tenant_view(session):
+        member = await _MEMBER_READ.one(session, user_id=user_id)
+    if member is None:
+        raise NotFound("No such user.")
+    return member
+
+
 async def get_member(session: AsyncSession, user_id: uuid.UUID) -> Member:
-    """A member of the current tenant; 404 for anyone else (including users of other tenants).
-    One statement: this is the hot path of GET /users/{id} (bench/auth.py)."""
+    """A member of the current tenant; 404 for anyone else (including users of other tenants)."""
     with tenant_view(session):
         row = (
             await session.execute(
