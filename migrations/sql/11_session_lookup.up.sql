@@ -65,6 +65,9 @@ RETURNS TABLE (
     broker_id uuid
 )
 LANGUAGE plpgsql VOLATILE
+
+
+SET plan_cache_mode = force_generic_plan
 AS $function$
 #variable_conflict use_column
 BEGIN

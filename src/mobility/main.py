@@ -8,6 +8,7 @@ from fastapi.routing import APIRoute
 
 from mobility.audit.api import router as audit_router
 from mobility.auth.api import router as auth_router
+from mobility.core.auth import document_security
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import create_engine, create_read_pool, create_sessionmaker
 from mobility.core.errors import install_error_handlers
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    document_security(app)
     app.add_middleware(RequestIdMiddleware)
     for router in (
         health_router,

@@ -46,3 +46,13 @@ async def test_openapi_docs_are_served(migrated_database_url: str) -> None:
         schema = await client.get("/openapi.json")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/health" in schema.json()["paths"]
+    paths = schema.json()["paths"]
+    assert set(schema.json()["components"]["securitySchemes"]) == {"sessionToken", "sessionCookie"}
+    # Operations behind require(...) or CurrentScope say so; public ones do not.
+    assert paths["/api/v1/users/{user_id}"]["get"]["security"] == [
+        {"sessionToken": []},
+        {"sessionCookie": []},
+    ]
+    assert "security" in paths["/api/v1/me"]["get"]
+    assert "security" not in paths["/api/v1/auth/login"]["post"]
+    assert "security" not in paths["/health"]["get"]

@@ -19,6 +19,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import pyotp
 from sqlalchemy import and_, bindparam, func, select, update
@@ -400,15 +401,15 @@ _LINKED_AGENT = aliased(Agent, name="linked_agent")
 _LINKED_BROKER = aliased(Broker, name="linked_broker")
 
 
-@dataclass(frozen=True, slots=True)
-class SessionFacts:
-    """What the database knows about a session: the rules that judge it are in `_scope_of`."""
+class SessionFacts(NamedTuple):
+    """What the database knows about a session, in the column order of mobility_session_scope (0011):
+    the rules that judge it are in `_scope_of`. A tuple: built once per request, from the row as is."""
 
     session_id: uuid.UUID
     user_id: uuid.UUID
     tenant_id: uuid.UUID
-    expires_at: datetime
-    created_at: datetime
+    expires_at: datetime  # legacy column: naive UTC on PostgreSQL, see _utc
+    created_at: datetime  # legacy column, as expires_at
     last_seen_at: datetime | None
     revoked_at: datetime | None
     user_status: str
@@ -422,14 +423,10 @@ class SessionFacts:
     agent_id: uuid.UUID | None
     broker_id: uuid.UUID | None
 
-    @classmethod
-    def of(cls, row) -> SessionFacts:
-        facts = dict(row)
-        # The legacy columns are `timestamp without time zone`, holding UTC.
-        for key in ("expires_at", "created_at"):
-            if facts[key].tzinfo is None:
-                facts[key] = facts[key].replace(tzinfo=UTC)
-        return cls(**facts)
+
+def _utc(moment: datetime) -> datetime:
+    # The legacy columns are `timestamp without time zone`, holding UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _facts_statement(which):
@@ -481,6 +478,12 @@ def _facts_statement(which):
 FACTS_BY_TOKEN = Read(lambda: _facts_statement(Session.token == bindparam("token_hash")))
 _FACTS_BY_ID = Read(lambda: _facts_statement(Session.id == bindparam("session_id")))
 _SESSION_SCOPE_FUNCTION = "SELECT * FROM mobility_session_scope($1, $2)"
+# The record a login of each role stands for in its tenant (the row rules need it).
+_LINKED_RECORD = {
+    SystemRole.candidate.value: "candidate_id",
+    SystemRole.agent.value: "agent_id",
+    SystemRole.broker.value: "broker_id",
+}
 
 
 async def authenticate(
@@ -501,12 +504,12 @@ async def authenticate(
     if session.bind.dialect.name == "postgresql":
         connection = await driver_connection(session)
         record = await connection.fetchrow(_SESSION_SCOPE_FUNCTION, token_hash, two_factor_key)
-        facts = None if record is None else SessionFacts.of(record)
+        facts = None if record is None else SessionFacts._make(record.values())
         applied = True
     else:
         await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
         row = await FACTS_BY_TOKEN.one(session, token_hash=token_hash, two_factor_key=two_factor_key)
-        facts = None if row is None else SessionFacts.of(row)
+        facts = None if row is None else SessionFacts(**row)
         applied = False
     return await _scope_of(
         session, facts, settings=settings, ip=ip, request_id=request_id, touch=touch, applied=applied
@@ -526,7 +529,7 @@ async def _authenticate_where(
     row = await _FACTS_BY_ID.one(
         session, session_id=session_id, two_factor_key=settings_service.REQUIRE_TWO_FACTOR.key
     )
-    facts = None if row is None else SessionFacts.of(row)
+    facts = None if row is None else SessionFacts(**row)
     return await _scope_of(
         session, facts, settings=settings, ip=ip, request_id=request_id, touch=False, applied=False
     )
@@ -551,8 +554,8 @@ async def _scope_of(
     idle_limit = timedelta(minutes=settings.session_idle_timeout_minutes)
     if (
         facts.revoked_at is not None
-        or facts.expires_at <= now
-        or (facts.last_seen_at or facts.created_at) + idle_limit <= now
+        or _utc(facts.expires_at) <= now
+        or (facts.last_seen_at or _utc(facts.created_at)) + idle_limit <= now
     ):
         raise SessionInvalid()
     if (
@@ -566,11 +569,8 @@ async def _scope_of(
         raise SessionEnded()
 
     role_name = SystemRole.system_admin.value if is_system_admin else facts.role_name
-    linked = {
-        SystemRole.candidate.value: {"candidate_id": facts.candidate_id},
-        SystemRole.agent.value: {"agent_id": facts.agent_id},
-        SystemRole.broker.value: {"broker_id": facts.broker_id},
-    }.get(role_name, {})
+    linked_field = _LINKED_RECORD.get(role_name)
+    linked = {linked_field: getattr(facts, linked_field)} if linked_field else {}
     scope = Scope(
         tenant_id=facts.tenant_id,
         actor_id=facts.user_id,

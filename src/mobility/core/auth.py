@@ -1,27 +1,37 @@
 """Who is calling: the session token (Bearer header or HttpOnly cookie) turned into a `Scope`.
 
 `CurrentScope` authenticates the request and binds the scope to the request's database session (and,
-on PostgreSQL, to row-level security) before any endpoint code runs. `require(...)` adds the coarse
-permission check of the matrix on top; row rules then apply in the data layer.
+on PostgreSQL, to row-level security) before any endpoint code runs. `require(...)` does the same and
+adds the coarse permission check of the matrix on top; row rules then apply in the data layer.
+
+Both are single dependencies that read the token themselves: every nested FastAPI dependency costs
+~30-50 us per request (bench/auth.py), so the `HTTPBearer` helper is not one of them; the OpenAPI
+document gets the two security schemes from `document_security` instead.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from mobility.core.deps import DbSession
 from mobility.core.errors import Forbidden, Unauthorized
 from mobility.core.tenancy import Scope
 
-_bearer = HTTPBearer(auto_error=False, description="The session token from POST /api/v1/auth/login")
+_SCOPE_KEY = "mobility.scope"  # the request's ASGI scope: the Scope, once authenticated
 
 
-def session_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
-    if credentials is not None and credentials.scheme.lower() == "bearer":
-        return credentials.credentials
+def session_token(request: Request) -> str | None:
+    """The Bearer token if the Authorization header has one (a bad one is not rescued by the cookie),
+    else the session cookie."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
     return request.cookies.get(request.app.state.settings.session_cookie_name)
 
 
@@ -29,14 +39,13 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def current_scope(
-    request: Request,
-    session: DbSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Scope:
+async def _authenticated(request: Request, session: Any) -> Scope:
+    scope = request.scope.get(_SCOPE_KEY)
+    if scope is not None:
+        return scope
     from mobility.auth import service as auth_service
 
-    token = session_token(request, credentials)
+    token = session_token(request)
     if not token:
         raise Unauthorized("Log in first: send the session token as a Bearer token or cookie.")
     scope = await auth_service.authenticate(
@@ -46,10 +55,16 @@ async def current_scope(
         ip=client_address(request),
         request_id=getattr(request.state, "request_id", None),
     )
+    request.scope[_SCOPE_KEY] = scope
     request.state.scope = scope
     return scope
 
 
+async def current_scope(request: Request, session: DbSession) -> Scope:
+    return await _authenticated(request, session)
+
+
+current_scope.authenticates = True  # type: ignore[attr-defined]
 CurrentScope = Annotated[Scope, Depends(current_scope)]
 
 
@@ -58,9 +73,10 @@ class TwoFactorEnrollmentRequired(Forbidden):
 
 
 def require(permission: str):
-    """A route dependency: the caller's role must grant `permission` (see core.permissions)."""
+    """A route dependency: the caller is logged in and their role grants `permission` (core.permissions)."""
 
-    async def check(scope: CurrentScope) -> Scope:
+    async def check(request: Request, session: DbSession) -> Scope:
+        scope = await _authenticated(request, session)
         if scope.two_factor_enrollment_required:
             raise TwoFactorEnrollmentRequired(
                 "This tenant requires two-factor authentication; set it up at /api/v1/me/2fa."
@@ -71,4 +87,49 @@ def require(permission: str):
 
     # Read by the permission-matrix tests and docs: which routes need which permission.
     check.permission = permission  # type: ignore[attr-defined]
+    check.authenticates = True  # type: ignore[attr-defined]
     return Depends(check)
+
+
+SECURITY_SCHEMES = {
+    "sessionToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The session token from POST /api/v1/auth/login",
+    },
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "mobility_session"},
+}
+
+
+def _authenticates(route: APIRoute) -> bool:
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dependency = stack.pop()
+        if getattr(dependency.call, "authenticates", False):
+            return True
+        stack.extend(dependency.dependencies)
+    return False
+
+
+def document_security(app: FastAPI) -> None:
+    """The OpenAPI document says which operations need the session token, and how to send it."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schemes = dict(SECURITY_SCHEMES)
+            schemes["sessionCookie"] = {
+                **schemes["sessionCookie"],
+                "name": app.state.settings.session_cookie_name,
+            }
+            schema.setdefault("components", {})["securitySchemes"] = schemes
+            for route in app.routes:
+                if isinstance(route, APIRoute) and _authenticates(route):
+                    for method in route.methods:
+                        operation = schema["paths"][route.path_format].get(method.lower())
+                        if operation is not None:
+                            operation["security"] = [{"sessionToken": []}, {"sessionCookie": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

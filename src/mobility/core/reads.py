@@ -77,9 +77,13 @@ class Read:
 
     def __init__(self, build: Callable[[], Select]) -> None:
         self._statement = build()
-        keys = [column.key for column in self._statement.selected_columns]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"Columns of a Read need distinct keys (label them): {keys}")
+        # The keys the ORM gives the row's values (attribute names, or labels), on every database.
+        # (The ORM renames a second `id` to `id_1`: refused instead, so every key is chosen.)
+        names = [column.key for column in self._statement.selected_columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Columns of a Read need distinct keys (label them): {names}")
+        keys = [description["name"] for description in self._statement.column_descriptions]
+        self._keys = tuple(keys)
         self._compiled: dict[tuple, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -145,7 +149,7 @@ class Read:
             else:
                 params.append((name, lambda values, name=name, process=process: process(values[name])))
         columns = tuple(
-            (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None))
-            for column in statement.selected_columns
+            (key, column.type.dialect_impl(dialect).result_processor(dialect, None))
+            for key, column in zip(self._keys, statement.selected_columns, strict=True)
         )
         return _Compiled(sql=compiled.string, params=tuple(params), columns=columns)

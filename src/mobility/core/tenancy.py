@@ -134,13 +134,16 @@ async def scoped_driver_connection(session: AsyncSession) -> Any:
     """The driver connection for a hot-path statement of the session's scope (core/reads.py): if the
     request's read connection opens now, its transaction starts with the scope's settings, in the
     same round trip."""
-    tenant, system, actor = (_literal(value) for value in _settings_of(get_scope(session)))
-    return await driver_connection(
-        session,
-        "BEGIN READ ONLY; SELECT set_config('mobility.tenant_id', "
-        f"{tenant}, true), set_config('mobility.system', {system}, true), "
-        f"set_config('mobility.actor_id', {actor}, true)",
-    )
+
+    def opening() -> str:
+        tenant, system, actor = (_literal(value) for value in _settings_of(get_scope(session)))
+        return (
+            "BEGIN READ ONLY; SELECT set_config('mobility.tenant_id', "
+            f"{tenant}, true), set_config('mobility.system', {system}, true), "
+            f"set_config('mobility.actor_id', {actor}, true)"
+        )
+
+    return await driver_connection(session, opening)
 
 
 def _literal(value: str) -> str:

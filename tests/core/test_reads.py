@@ -1,0 +1,139 @@
+"""core.reads: compiled, row-filtered reads of the hot path, and the request's read connection.
+
+A `Read` is compiled once per shape of scope with the ids as parameters: two callers of the same shape
+must each see their own rows (a value compiled in would show the first caller's to the second).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import bindparam, select
+
+from mobility.candidates.models import Candidate
+from mobility.core.config import Settings
+from mobility.core.db import READ_POOL, create_read_pool, read_connection, release_read_connection
+from mobility.core.permissions import SystemRole
+from mobility.core.reads import Read
+from mobility.core.tenancy import Scope, TenancyViolation, apply_to_database
+from mobility.settings.models import Setting
+from tests.core.scoped import Db, scope_of
+from tests.factories import make_candidate, make_tenant, make_user, unique
+from tests.support.databases import app_role_url
+
+SETTINGS_BY_KEY = Read(
+    lambda: select(Setting.id, Setting.key).where(Setting.key.startswith(bindparam("prefix")))
+)
+CANDIDATES = Read(lambda: select(Candidate.id, Candidate.first_name))
+
+
+@pytest.fixture
+async def world(db: Db):
+    async with db.system() as session:
+        tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
+        admin_a = await make_user(session, tenant_a, SystemRole.admin)
+        admin_b = await make_user(session, tenant_b, SystemRole.admin)
+        prefix = unique("reads.")
+        setting_a = Setting(tenant_id=tenant_a.id, key=f"{prefix}a", value=1)
+        setting_b = Setting(tenant_id=tenant_b.id, key=f"{prefix}b", value=2)
+        session.add_all([setting_a, setting_b])
+        pupils = []
+        for name in ("Ana", "Ben"):
+            user = await make_user(session, tenant_a, SystemRole.candidate)
+            pupils.append(
+                (user, await make_candidate(session, tenant_a, user_id=user.user.id, first_name=name))
+            )
+    return {
+        "a": scope_of(tenant_a.id, admin_a.id, SystemRole.admin),
+        "b": scope_of(tenant_b.id, admin_b.id, SystemRole.admin),
+        "prefix": prefix,
+        "settings": {"a": setting_a.id, "b": setting_b.id},
+        "pupils": [
+            (scope_of(tenant_a.id, user.id, SystemRole.candidate, candidate_id=candidate.id), candidate)
+            for user, candidate in pupils
+        ],
+    }
+
+
+async def test_each_tenant_reads_its_own_rows_through_one_compiled_statement(db: Db, world) -> None:
+    for tenant in ("a", "b"):
+        async with db.acting(world[tenant]) as session:
+            rows = await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])
+        assert [row["id"] for row in rows] == [world["settings"][tenant]]
+        assert rows[0]["key"] == world["prefix"] + tenant
+
+
+async def test_object_rules_take_the_callers_own_ids(db: Db, world) -> None:
+    """Two candidates, the same shape of scope: each reads only their own record."""
+    for scope, candidate in world["pupils"]:
+        async with db.acting(scope) as session:
+            rows = await CANDIDATES.all(session)
+        assert rows == [{"id": candidate.id, "first_name": candidate.first_name}]
+
+
+async def test_a_read_sees_the_transactions_own_writes(db: Db, world) -> None:
+    async with db.acting(world["a"]) as session:
+        session.add(Setting(key=world["prefix"] + "new", value=3))
+        await session.flush()
+        keys = {row["key"] for row in await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])}
+    assert keys == {world["prefix"] + "a", world["prefix"] + "new"}
+
+
+async def test_reads_need_a_scope_and_models_not_tables(db: Db) -> None:
+    by_table = Read(lambda: select(Setting.__table__.c.id))
+    async with db.app_sessionmaker() as session:
+        with pytest.raises(TenancyViolation):
+            await SETTINGS_BY_KEY.all(session, prefix="x")
+        await apply_to_database(session, scope_of(*(await _any_ids(db)), SystemRole.admin))
+        if session.bind.dialect.name == "postgresql":
+            with pytest.raises(TenancyViolation):
+                await by_table.all(session)
+        await session.rollback()
+    with pytest.raises(ValueError, match="distinct keys"):
+        Read(lambda: select(Setting.id, Candidate.id))
+
+
+async def _any_ids(db: Db):
+    async with db.system() as session:
+        tenant = await make_tenant(session)
+        return tenant.id, (await make_user(session, tenant, SystemRole.admin)).id
+
+
+@pytest.mark.postgres_only
+async def test_the_read_connection_serves_until_the_orm_begins(db: Db, world) -> None:
+    """An API request's reads go to its read connection (READ ONLY, with the scope's settings) until
+    the ORM session begins a transaction; from then on to the ORM's, which sees the request's writes."""
+    settings = Settings(database_url=db.url, read_pool_size=1)
+    pool = await create_read_pool(app_role_url(db.url), settings)
+    try:
+        async with db.app_sessionmaker() as session:
+            session.sync_session.info[READ_POOL] = pool
+            await apply_to_database(session, world["a"])
+            first = await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])
+            reads = read_connection(session)
+            assert reads is not None and reads.is_in_transaction()
+            assert await reads.fetchval("SHOW transaction_read_only") == "on"
+            assert await reads.fetchval("SELECT current_setting('mobility.tenant_id')") == str(
+                world["a"].tenant_id
+            )
+            session.add(Setting(key=world["prefix"] + "written", value=4))
+            await session.flush()
+            after = {row["key"] for row in await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])}
+            await session.rollback()
+            await release_read_connection(session)
+        assert [row["key"] for row in first] == [world["prefix"] + "a"]
+        assert after == {world["prefix"] + "a", world["prefix"] + "written"}
+        async with pool.acquire() as connection:
+            assert not connection.is_in_transaction()
+            assert await connection.fetchval("SELECT current_setting('mobility.tenant_id', true)") in (
+                "",
+                None,
+            )
+    finally:
+        await pool.close()
+
+
+@pytest.mark.postgres_only
+async def test_a_system_scope_reads_across_tenants(db: Db, world) -> None:
+    async with db.acting(Scope.for_system()) as session:
+        rows = await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])
+    assert {row["id"] for row in rows} == set(world["settings"].values())
