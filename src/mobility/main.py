@@ -11,6 +11,7 @@ from mobility.auth.api import router as auth_router
 from mobility.core.auth import document_security
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import create_engine, create_read_pool, create_sessionmaker
+from mobility.core.deps import UnitOfWorkMiddleware
 from mobility.core.errors import install_error_handlers
 from mobility.core.requests import RequestIdMiddleware
 from mobility.health.api import router as health_router
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     document_security(app)
+    app.add_middleware(UnitOfWorkMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in (
         health_router,

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+# The request's ASGI scope: set when an AppError that keeps its writes is answered (core.deps commits).
+KEEP_WRITES = "mobility.keep_writes"
 logger = logging.getLogger(__name__)
 
 
@@ -71,22 +73,34 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
-def problem(request: Request, status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def _problem(status: int, code: str, title: str, detail: str, instance: str | None, **extra: Any) -> dict:
     body = {
         "type": f"about:blank#{code}" if code else "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance,
         "code": code,
         **extra,
     }
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON)
+    return jsonable_encoder(body)
+
+
+def problem(request: Request, status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = _problem(status, code, title, detail, request.url.path, **extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def problem_body(status: int, code: str, title: str, detail: str, instance: str | None = None) -> bytes:
+    """A problem document as bytes, for answers made below FastAPI (core.deps)."""
+    return JSONResponse(_problem(status, code, title, detail, instance)).body
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        if exc.keeps_writes:
+            request.scope[KEEP_WRITES] = True  # the unit of work commits this error's writes
         response = problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
         response.headers.update(exc.headers())
         return response
