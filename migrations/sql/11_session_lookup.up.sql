@@ -73,7 +73,11 @@ AS $function$
 BEGIN
     PERFORM set_config('mobility.system', 'on', true);
     SELECT s.id, s."userId", s."tenantId", s."expiresAt", s."createdAt", s."lastSeenAt", s."revokedAt",
-           u.status, u."twoFactorEnabled", g.name, t."isActive", r.name, r.permissions, st.value,
+           u.status, u."twoFactorEnabled", g.name,
+           -- A lookup by key, not a join: joined, the planner hashed the whole tenants table
+           -- on every call (small tables look cheap to scan).
+           (SELECT t."isActive" FROM tenants t WHERE t.id = s."tenantId"),
+           r.name, r.permissions, st.value,
            (SELECT c.id FROM candidates c WHERE c."userId" = u.id AND c."tenantId" = s."tenantId"),
            (SELECT a.id FROM agents a WHERE a."userId" = u.id AND a."tenantId" = s."tenantId"),
            (SELECT b.id FROM brokers b WHERE b."userId" = u.id AND b."tenantId" = s."tenantId")
@@ -82,7 +86,6 @@ BEGIN
            role_permissions, require_two_factor, candidate_id, agent_id, broker_id
       FROM sessions s
       JOIN users u ON u.id = s."userId"
-      JOIN tenants t ON t.id = s."tenantId"
       LEFT JOIN user_tenants m ON m."userId" = u.id AND m."tenantId" = s."tenantId"
       LEFT JOIN roles r ON r.id = m."roleId"
       LEFT JOIN roles g ON g.id = u."roleId" AND g."systemRole"

@@ -454,7 +454,11 @@ def _facts_statement(which):
             User.status.label("user_status"),
             User.two_factor_enabled.label("two_factor_enabled"),
             GlobalRole.name.label("global_role_name"),
-            Tenant.is_active.label("tenant_is_active"),
+            select(Tenant.is_active)
+            .where(Tenant.id == Session.tenant_id)
+            .correlate(Session)
+            .scalar_subquery()
+            .label("tenant_is_active"),
             MemberRole.name.label("role_name"),
             MemberRole.permissions.label("role_permissions"),
             Setting.value.label("require_two_factor"),
@@ -463,7 +467,6 @@ def _facts_statement(which):
             linked(_LINKED_BROKER).label("broker_id"),
         )
         .join(User, User.id == Session.user_id)
-        .join(Tenant, Tenant.id == Session.tenant_id)
         .outerjoin(UserTenant, and_(UserTenant.user_id == User.id, UserTenant.tenant_id == Session.tenant_id))
         .outerjoin(MemberRole, MemberRole.id == UserTenant.role_id)
         .outerjoin(GlobalRole, and_(GlobalRole.id == User.role_id, GlobalRole.system_role))
