@@ -3,18 +3,19 @@
     MOBILITY_BENCH_SCOPES=scopes.json uvicorn --app-dir bench --factory scoped_app:create_app
 
 The app is `mobility.main.create_app()` itself (or the factory named by `MOBILITY_BENCH_APP_FACTORY`):
-the same settings, engine and pool, middleware, routes and dependencies, request-scoped session and
-transaction (`get_db_session`), `current_scope` reading the Bearer token, `require(...)` checking the
-permission, data-layer tenancy and row rules, ORM queries, response model and error handlers.
+the same settings, engine and pools, middleware, routes and dependencies, the request's unit of work
+(`core.deps`) and read connection (`core.db`), `require(...)` reading the Bearer token and checking
+the permission, data-layer tenancy and row rules, the route's read, response model and error handlers.
 
-One function differs: `mobility.auth.service.authenticate`, which `current_scope` calls to turn the
-token into a `Scope`. Here it does not hash the token nor look it up (the system scope set first, then
-session + user + tenant + membership + role in one query, the session touched once a minute, the
-tenant's 2FA setting read); it takes the `Scope` of the token's admin from a dict built once at start-up
-from `MOBILITY_BENCH_SCOPES` (a JSON object `{token: {"tenant_id", "actor_id", "role"}}`) and binds it
-exactly as `authenticate` ends: `apply_to_database` (the scope on the ORM session, and `set_config` of
-the tenant for row-level security in the request's transaction). The same rows are read under the same
-tenant and row rules. A token that is not in the file is answered 401 without touching the database.
+One function differs: `mobility.auth.service.authenticate`, which `require(...)` calls to turn the
+token into a `Scope`. Here it does not hash the token nor look it up (mobility_session_scope: session,
+user, tenant, membership, role, the tenant's 2FA setting, and the transaction's RLS settings in one
+call; the session touched once a minute); it takes the `Scope` of the token's admin from a dict built
+once at start-up from `MOBILITY_BENCH_SCOPES` (a JSON object `{token: {"tenant_id", "actor_id",
+"role"}}`) and binds it with `apply_to_database` (no transaction is open yet, so the request's read
+connection then opens with the tenant's settings, in the same round trip as its BEGIN). The same rows
+are read under the same tenant and row rules. A token not in the file is answered 401 without touching
+the database.
 
 The function is replaced in its module rather than through FastAPI's `dependency_overrides`: FastAPI
 analyses an override's signature again on every request, which would make (b) slower than the app.
