@@ -442,9 +442,15 @@ def load_phase(
 SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
 
 
+_UUID_LITERAL = re.compile(r"'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'")
+
+
 def _label(sql: str) -> str:
-    """A statement, short: a long SELECT's column list becomes `...` (up to its top-level FROM)."""
+    """A statement, short: a long SELECT's column list becomes `...` (up to its top-level FROM), and
+    uuids written into the SQL (the read connection's settings) become `<uuid>`, so one statement
+    with different values counts as one."""
     sql = " ".join(sql.split())
+    sql = _UUID_LITERAL.sub("'<uuid>'", sql)
     if sql[:7].upper() == "SELECT " and len(sql) > 80:
         depth = 0
         for i, char in enumerate(sql):

@@ -12,6 +12,7 @@ import secrets
 
 import pytest
 
+from tests.core.scoped import PER_BACKEND, Db, PerBackend
 from tests.support.databases import BACKENDS, DatabaseFactory, ensure_app_role, postgres_reachable
 
 
@@ -56,3 +57,17 @@ def migrated_database_url(backend: str, database_factory: DatabaseFactory) -> st
     url = database_factory.create(backend, "head")
     migrations.upgrade(url)
     return url
+
+
+# The data layer as the app uses it (tests/core/scoped.py), for every suite that acts as someone.
+@pytest.fixture(scope="session")
+async def per_backend(database_factory) -> PerBackend:
+    """Set-ups kept for the whole run, per backend (see tests/core/scoped.py for why)."""
+    yield PER_BACKEND
+    await PER_BACKEND.close()
+
+
+@pytest.fixture
+async def db(per_backend: PerBackend, backend: str, database_factory) -> Db:
+    """A migrated database of the backend, of these suites' own, through the application's session class."""
+    return await per_backend.db(backend, database_factory)

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent, Broker
@@ -30,7 +30,7 @@ from mobility.placements.models import Placement, PlacementStatus
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.training.models import Course, CourseStatus, Enrollment, EnrollmentStatus
-from mobility.users.models import User, UserTenant
+from mobility.users.models import User, UserTenant, email_key
 from mobility.vetting.models import VettingCheckType, VettingRecord, VettingStatus
 
 ModelT = TypeVar("ModelT")
@@ -175,7 +175,7 @@ class _Seeder:
         return roles
 
     async def _user_by_email(self, email: str) -> User | None:
-        query = select(User).where(func.lower(User.email) == email.lower())
+        query = select(User).where(email_key(User.email) == email.lower())
         return (await self.session.execute(query)).scalars().first()
 
     async def admin_user(self, tenant: Tenant, role: Role, password: str | None) -> User:

@@ -23,7 +23,6 @@ from mobility.auth.service import hash_token
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
 from mobility.users.models import User
-from tests.core.conftest import db, per_backend  # noqa: F401  (the data-layer fixtures, for test_session_lookup)
 from tests.factories import PASSWORD, system_session
 from tests.support.app import api_client
 

@@ -13,7 +13,7 @@ CREATE [UNIQUE] INDEX [CONCURRENTLY] i ON t            ... IF NOT EXISTS i (CONC
                                                        dropping an INVALID leftover of a failed build)
 CREATE TYPE / ALTER TABLE t ADD CONSTRAINT c /         inside DO $$ ... IF NOT EXISTS (catalog
 CREATE POLICY p ON t                                   lookup) THEN ... END IF $$
-CREATE EXTENSION / SEQUENCE / SCHEMA                   ... IF NOT EXISTS
+CREATE EXTENSION / SEQUENCE / SCHEMA / COLLATION       ... IF NOT EXISTS
 CREATE FUNCTION / TRIGGER / VIEW                       CREATE OR REPLACE ...
 ALTER TABLE t ADD COLUMN c                             ADD COLUMN IF NOT EXISTS c
 ALTER TABLE t DROP CONSTRAINT IF EXISTS c,             both inside DO $$ ... IF the database is not
@@ -594,12 +594,12 @@ def _create_table(ctx: _Context, statement: Statement, match: re.Match[str]) -> 
 
 
 @handles(r"^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s")
-@handles(r"^CREATE\s+(?:EXTENSION|SEQUENCE|SCHEMA)\s+IF\s+NOT\s+EXISTS\s")
+@handles(r"^CREATE\s+(?:EXTENSION|SEQUENCE|SCHEMA|COLLATION)\s+IF\s+NOT\s+EXISTS\s")
 def _create_if_not_exists(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
     return [_plain(statement.code)]
 
 
-@handles(r"^CREATE\s+(?:EXTENSION|SEQUENCE|SCHEMA)\s+(?!IF\s+NOT\s+EXISTS\s)()")
+@handles(r"^CREATE\s+(?:EXTENSION|SEQUENCE|SCHEMA|COLLATION)\s+(?!IF\s+NOT\s+EXISTS\s)()")
 def _create_simple(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
     return [_plain(_insert(statement.code, match, 1, "IF NOT EXISTS "))]
 
@@ -728,7 +728,7 @@ def _alter_table(ctx: _Context, statement: Statement, match: re.Match[str]) -> l
 
 
 @handles(
-    r"^DROP\s+(?:TABLE|TYPE|SEQUENCE|VIEW|FUNCTION|PROCEDURE|EXTENSION|SCHEMA|TRIGGER|POLICY)\s+"
+    r"^DROP\s+(?:TABLE|TYPE|SEQUENCE|VIEW|FUNCTION|PROCEDURE|EXTENSION|SCHEMA|TRIGGER|POLICY|COLLATION)\s+"
     r"(IF\s+EXISTS\s+)?()"
 )
 @handles(r"^DROP\s+INDEX\s+(?:CONCURRENTLY\s+)?(IF\s+EXISTS\s+)?()")
