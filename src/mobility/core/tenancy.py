@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
@@ -97,11 +97,21 @@ def require_scope(session: AsyncSession | Session) -> Scope:
     return scope
 
 
+# asyncpg's own form (the read connection), and SQLAlchemy's (the ORM's connection, any driver).
 _SETTINGS_SQL = (
     "SELECT set_config('mobility.tenant_id', $1, true),"
     " set_config('mobility.system', $2, true),"
     " set_config('mobility.actor_id', $3, true)"
 )
+_SETTINGS = text(
+    "SELECT set_config('mobility.tenant_id', :tenant, true),"
+    " set_config('mobility.system', :system, true),"
+    " set_config('mobility.actor_id', :actor, true)"
+)
+
+
+def _settings_params(scope: Scope | None) -> dict[str, str]:
+    return dict(zip(("tenant", "system", "actor"), _settings_of(scope), strict=True))
 
 
 def _settings_of(scope: Scope | None) -> tuple[str, str, str]:
@@ -123,8 +133,7 @@ async def apply_to_database(session: AsyncSession, scope: Scope) -> None:
         return
     values = _settings_of(scope)
     if session.in_transaction():
-        connection = await session.connection()
-        await connection.exec_driver_sql(_SETTINGS_SQL, values)
+        await session.execute(_SETTINGS, _settings_params(scope))
     reads = read_connection(session)
     if reads is not None:
         await reads.execute(_SETTINGS_SQL, *values)
@@ -158,7 +167,7 @@ def _settings_for_new_transaction(session: Session, _transaction: Any, connectio
     """Each ORM transaction on PostgreSQL starts with the bound scope's row-level-security settings."""
     scope = session.info.get("scope")
     if scope is not None and connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_SETTINGS_SQL, _settings_of(scope))
+        connection.execute(_SETTINGS, _settings_params(scope))
 
 
 @event.listens_for(ScopedSession, "do_orm_execute")
