@@ -30,7 +30,7 @@ from mobility.placements.models import Placement, PlacementStatus
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.training.models import Course, CourseStatus, Enrollment, EnrollmentStatus
-from mobility.users.models import User, UserTenant, email_key
+from mobility.users.models import User, UserTenant, user_by_email
 from mobility.vetting.models import VettingCheckType, VettingRecord, VettingStatus
 
 ModelT = TypeVar("ModelT")
@@ -175,8 +175,7 @@ class _Seeder:
         return roles
 
     async def _user_by_email(self, email: str) -> User | None:
-        query = select(User).where(email_key(User.email) == email.lower())
-        return (await self.session.execute(query)).scalars().first()
+        return (await self.session.execute(user_by_email(email.lower()))).scalars().first()
 
     async def admin_user(self, tenant: Tenant, role: Role, password: str | None) -> User:
         email = self.report.admin_email

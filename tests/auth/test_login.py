@@ -23,7 +23,7 @@ from tests.auth.conftest import (
     set_user,
     user_row,
 )
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from tests.factories import PASSWORD, make_tenant, make_user, system_session, unique
 
 
 async def test_login_then_me(migrated_database_url: str) -> None:
@@ -198,3 +198,20 @@ async def test_login_refuses_unknown_fields(migrated_database_url: str) -> None:
             body = assert_problem(response, 422, "validation_error")
             assert body["errors"][0]["type"] == "extra_forbidden"
     assert await sessions_of(migrated_database_url, member.id) == []
+
+
+async def test_two_accounts_differing_only_in_case_log_in_to_the_exact_match(
+    migrated_database_url: str,
+) -> None:
+    """Legacy data may hold `Ana@x` and `ana@x` (the unique key is case-sensitive): a login finds one
+    account deterministically, the exact lower-case match first, instead of failing on two."""
+    local = unique("twin-")
+    async with system_session(migrated_database_url) as session:
+        tenant = await make_tenant(session)
+        upper = await make_user(session, tenant, SystemRole.trainer, email=f"{local.upper()}@example.org")
+        lower = await make_user(session, tenant, SystemRole.trainer, email=f"{local}@example.org")
+    async with client_at(migrated_database_url) as client:
+        response = await attempt(client, f"{local.title()}@Example.org")
+        me = await client.get("/api/v1/me", headers=bearer(response.json()["token"]))
+    assert response.status_code == 200, response.text
+    assert me.json()["id"] == str(lower.id) != str(upper.id)

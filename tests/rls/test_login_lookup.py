@@ -8,17 +8,17 @@ here, so the plan shows whether the index can be used at all, however small the 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from mobility.core.tenancy import Scope, apply_to_database
-from mobility.users.models import EMAIL_INDEX, User, email_key
+from mobility.users.models import EMAIL_INDEX, user_by_email
 from tests.core.scoped import Db
 
 pytestmark = pytest.mark.postgres_only
 
 
 async def test_the_login_lookup_uses_the_email_index_under_row_level_security(db: Db) -> None:
-    statement = select(User.id).where(email_key(User.email) == "someone@example.org")
+    statement = user_by_email("someone@example.org")
     async with db.acting(Scope.for_system()) as session:
         await apply_to_database(session, Scope.for_system())
         await session.execute(text("SET LOCAL enable_seqscan = off"))

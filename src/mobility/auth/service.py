@@ -43,7 +43,7 @@ from mobility.roles.models import Role
 from mobility.settings import service as settings_service
 from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
-from mobility.users.models import User, UserTenant, email_key
+from mobility.users.models import User, UserTenant, user_by_email
 
 TOKEN_BYTES = 32
 RECOVERY_CODE_COUNT = 10
@@ -324,7 +324,7 @@ async def login(
         settings.login_max_lockout_seconds,
     )
     now = utcnow()  # after waiting for the counters, which a concurrent attempt may have held
-    user = (await session.execute(select(User).where(email_key(User.email) == email))).scalar_one_or_none()
+    user = (await session.execute(user_by_email(email))).scalars().first()
     user_id = user.id if user else None
 
     def log(action: str, **details: object) -> None:

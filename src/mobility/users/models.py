@@ -1,7 +1,19 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Text, UniqueConstraint, Uuid, false, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
@@ -87,6 +99,19 @@ class email_key(FunctionElement):  # noqa: N801  (used like a SQL function)
     type = Text()
     inherit_cache = True
     name = "email_key"
+
+
+def user_by_email(email: str):
+    """The statement that finds the account of a (normalised, lower-case) e-mail address: take
+    `.scalars().first()`. Case-insensitive matching can find two accounts whose addresses differ only in
+    case (or, on PostgreSQL, in `ß`/`ss`); the one stored exactly so is preferred, then the oldest,
+    so such a pair gives a deterministic answer instead of an error."""
+    return (
+        select(User)
+        .where(email_key(User.email) == email)
+        .order_by((User.email == email).desc(), User.created_at, User.id)
+        .limit(1)
+    )
 
 
 @compiles(email_key)

@@ -34,7 +34,7 @@ from mobility.core.tenancy import Scope, across_tenants, apply_to_database, requ
 from mobility.roles import service as roles_service
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
-from mobility.users.models import User, UserInvitation, UserTenant, email_key
+from mobility.users.models import User, UserInvitation, UserTenant, user_by_email
 
 INVITATION_TOKEN_BYTES = 32  # 256 bits
 
@@ -312,9 +312,7 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
     grants_system_admin = role.system_role and role.name == SystemRole.system_admin
     # Accounts are installation-wide: whether the e-mail has one, and where, is a look across tenants.
     async with across_tenants(session):
-        user = (
-            await session.execute(select(User).where(email_key(User.email) == email))
-        ).scalar_one_or_none()
+        user = (await session.execute(user_by_email(email))).scalars().first()
         if user is not None:
             tenants = set(
                 (
