@@ -115,6 +115,11 @@ async def test_the_read_connection_serves_until_the_orm_begins(db: Db, world) ->
             assert await reads.fetchval("SELECT current_setting('mobility.tenant_id')") == str(
                 world["a"].tenant_id
             )
+            # A change of scope reaches the open read connection too.
+            await apply_to_database(session, world["b"])
+            tenant_now = await reads.fetchval("SELECT current_setting('mobility.tenant_id')")
+            assert tenant_now == str(world["b"].tenant_id)
+            await apply_to_database(session, world["a"])
             session.add(Setting(key=world["prefix"] + "written", value=4))
             await session.flush()
             after = {row["key"] for row in await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])}

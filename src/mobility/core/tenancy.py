@@ -97,12 +97,7 @@ def require_scope(session: AsyncSession | Session) -> Scope:
     return scope
 
 
-# asyncpg's own form (the read connection), and SQLAlchemy's (the ORM's connection, any driver).
-_SETTINGS_SQL = (
-    "SELECT set_config('mobility.tenant_id', $1, true),"
-    " set_config('mobility.system', $2, true),"
-    " set_config('mobility.actor_id', $3, true)"
-)
+# On the ORM's connection (any driver); the read connection gets `_settings_statement`.
 _SETTINGS = text(
     "SELECT set_config('mobility.tenant_id', :tenant, true),"
     " set_config('mobility.system', :system, true),"
@@ -131,28 +126,29 @@ async def apply_to_database(session: AsyncSession, scope: Scope) -> None:
     bind_scope(session, scope)
     if session.bind.dialect.name != "postgresql":
         return
-    values = _settings_of(scope)
     if session.in_transaction():
         await session.execute(_SETTINGS, _settings_params(scope))
     reads = read_connection(session)
     if reads is not None:
-        await reads.execute(_SETTINGS_SQL, *values)
+        await reads.execute(_settings_statement(scope))
 
 
 async def scoped_driver_connection(session: AsyncSession) -> Any:
     """The driver connection for a hot-path statement of the session's scope (core/reads.py): if the
     request's read connection opens now, its transaction starts with the scope's settings, in the
-    same round trip."""
+    same round trip (a simple query: no parameters, hence the literals)."""
+    return await driver_connection(
+        session, lambda: f"BEGIN READ ONLY; {_settings_statement(get_scope(session))}"
+    )
 
-    def opening() -> str:
-        tenant, system, actor = (_literal(value) for value in _settings_of(get_scope(session)))
-        return (
-            "BEGIN READ ONLY; SELECT set_config('mobility.tenant_id', "
-            f"{tenant}, true), set_config('mobility.system', {system}, true), "
-            f"set_config('mobility.actor_id', {actor}, true)"
-        )
 
-    return await driver_connection(session, opening)
+def _settings_statement(scope: Scope | None) -> str:
+    tenant, system, actor = (_literal(value) for value in _settings_of(scope))
+    return (
+        f"SELECT set_config('mobility.tenant_id', {tenant}, true),"
+        f" set_config('mobility.system', {system}, true),"
+        f" set_config('mobility.actor_id', {actor}, true)"
+    )
 
 
 def _literal(value: str) -> str:
