@@ -6,15 +6,17 @@ must each see their own rows (a value compiled in would show the first caller's 
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import make_url
 
 from mobility.candidates.models import Candidate
 from mobility.core.config import Settings
 from mobility.core.db import READ_POOL, create_read_pool, read_connection, release_read_connection
 from mobility.core.permissions import SystemRole
 from mobility.core.reads import Read
-from mobility.core.tenancy import Scope, TenancyViolation, apply_to_database
+from mobility.core.tenancy import Scope, TenancyViolation, apply_to_database, scoped_driver_connection
 from mobility.settings.models import Setting
 from tests.core.scoped import Db, scope_of
 from tests.factories import make_candidate, make_tenant, make_user, unique
@@ -128,13 +130,77 @@ async def test_the_read_connection_serves_until_the_orm_begins(db: Db, world) ->
         assert [row["key"] for row in first] == [world["prefix"] + "a"]
         assert after == {world["prefix"] + "a", world["prefix"] + "written"}
         async with pool.acquire() as connection:
-            assert not connection.is_in_transaction()
+            # Given back in the next request's transaction, begun and empty: no tenant in it.
+            assert connection.is_begun()
             assert await connection.fetchval("SELECT current_setting('mobility.tenant_id', true)") in (
                 "",
                 None,
             )
     finally:
         await pool.close()
+
+
+@pytest.mark.postgres_only
+async def test_a_read_connection_waiting_in_the_pool_holds_nothing(db: Db, world) -> None:
+    """Between requests the read connection waits in a begun, empty transaction (core/db.py): it must
+    hold no lock and no snapshot, so DDL and CREATE INDEX CONCURRENTLY go through."""
+    settings = Settings(database_url=db.url, read_pool_size=1)
+    pool = await create_read_pool(app_role_url(db.url), settings)
+    try:
+        async with db.app_sessionmaker() as session:
+            session.sync_session.info[READ_POOL] = pool
+            await apply_to_database(session, world["a"])
+            assert await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])
+            pid = read_connection(session).get_server_pid()
+            await release_read_connection(session)
+        owner = await asyncpg.connect(make_url(db.url).set(drivername="postgresql").render_as_string(False))
+        try:
+            await owner.execute("SET lock_timeout = '2s'; SET statement_timeout = '20s'")
+            async with owner.transaction():
+                await owner.execute("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
+            index = unique("ix_reads_").replace(".", "_").lower()
+            await owner.execute(f'CREATE INDEX CONCURRENTLY "{index}" ON settings ("updatedAt")')
+            await owner.execute(f'DROP INDEX "{index}"')
+            waiting = await owner.fetchrow(
+                "SELECT state, backend_xmin, backend_xid FROM pg_stat_activity WHERE pid = $1", pid
+            )
+        finally:
+            await owner.close()
+        assert waiting["state"] == "idle in transaction"
+        assert waiting["backend_xmin"] is None and waiting["backend_xid"] is None
+    finally:
+        await pool.close()
+
+
+@pytest.mark.postgres_only
+async def test_a_failed_read_leaves_the_read_connection_usable(db: Db, world) -> None:
+    settings = Settings(database_url=db.url, read_pool_size=1)
+    pool = await create_read_pool(app_role_url(db.url), settings)
+    try:
+        async with db.app_sessionmaker() as session:
+            session.sync_session.info[READ_POOL] = pool
+            await apply_to_database(session, world["a"])
+            reads = await scoped_driver_connection(session)
+            with pytest.raises(Exception, match="division by zero"):
+                await reads.fetchval("SELECT 1 / 0")
+            await release_read_connection(session)
+        async with db.app_sessionmaker() as session:
+            session.sync_session.info[READ_POOL] = pool
+            await apply_to_database(session, world["b"])
+            rows = await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])
+            await release_read_connection(session)
+        assert [row["id"] for row in rows] == [world["settings"]["b"]]
+    finally:
+        await pool.close()
+
+
+def test_a_read_cannot_use_the_transaction_start_time() -> None:
+    """The read connection's transaction may have begun when the previous request ended."""
+    with pytest.raises(ValueError, match="now"):
+        Read(lambda: select(Setting.id).where(Setting.updated_at < func.now()))
+    with pytest.raises(ValueError, match="now"):
+        Read(lambda: select(Setting.id).where(Setting.updated_at < func.current_timestamp()))
+    Read(lambda: select(Setting.id).where(Setting.updated_at < bindparam("moment")))
 
 
 @pytest.mark.postgres_only

@@ -75,23 +75,59 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 #
 # A request that only reads (most of them: every GET) need not pay for SQLAlchemy's unit of work at
 # all. Its authentication and its `core.reads` statements run on a plain asyncpg connection from a
-# pool of the API's own, in a READ ONLY transaction opened on first use and ended when the request
-# ends (`get_db_session`). Once the request's ORM session has begun a transaction (it writes, or
-# reads through the ORM), those statements go to the ORM's connection instead, so they see the
-# request's own writes. Both connections carry the same row-level-security settings
-# (`core.tenancy.apply_to_database`, and the ORM's `after_begin`). Measured in bench/auth.py: the
-# ORM session's begin/connection/commit/close cost ~0.4 ms of Python per request, against ~0.1 ms here.
+# pool of the API's own, in a READ ONLY transaction, until the request's ORM session begins a
+# transaction; from then on they go to the ORM's connection, so they see the request's own writes.
+# Both connections carry the same row-level-security settings (`core.tenancy.apply_to_database`, and
+# the ORM's `after_begin`). Measured in bench/auth.py: the ORM session's begin/connection/commit/close
+# cost ~0.4 ms of Python per request, against ~0.1 ms here.
+#
+# The next request's transaction begins when this one ends: the connection goes back to the pool
+# after `COMMIT; BEGIN READ ONLY`, one round trip, so a request pays none for its BEGIN (each round
+# trip costs ~20 us of the API's CPU and as much of PostgreSQL's, bench/auth.py). A transaction that
+# has run no statement holds no snapshot, no lock and no transaction id: it holds back neither vacuum
+# nor CREATE INDEX CONCURRENTLY, and blocks no DDL. It does fix `now()`, the transaction's start
+# time, to when the previous request ended, so `core.reads` refuses statements that use it.
+# (In pg_stat_activity these connections show as "idle in transaction", with no backend_xmin.)
 
 READ_POOL = "mobility.read_pool"  # session.info: the pool of the request's read connection, if any
 _READ_CONNECTION = "mobility.read_connection"  # session.info: that connection, once opened
+_NEXT_TRANSACTION = "COMMIT; BEGIN READ ONLY"
 
 
 class _ReadConnection(asyncpg.Connection):
+    # (Called through the pool's proxy, which passes method calls on but not attribute writes.)
+    _begun = False  # in a READ ONLY transaction that has run nothing yet
+
+    async def open_transaction(self, settings: str | None) -> None:
+        """Ready for a request: in a READ ONLY transaction, with these settings (SQL) if any."""
+        statements = [] if self._begun and self.is_in_transaction() else ["BEGIN READ ONLY"]
+        self._begun = False
+        if settings:
+            statements.append(settings)
+        if statements:
+            await self.execute("; ".join(statements))
+
+    async def begin_next_transaction(self) -> None:
+        """Ends the request's transaction (it only read) and begins the next request's."""
+        self._begun = False
+        await self.execute(_NEXT_TRANSACTION)
+        self._begun = True
+
+    def is_begun(self) -> bool:
+        return self._begun and self.is_in_transaction()
+
     def get_reset_query(self) -> str:
-        # asyncpg ends an open transaction whatever this says. The rest of its default reset (RESET ALL,
-        # UNLISTEN, CLOSE ALL, advisory unlocks) undoes things these connections never do: the
-        # tenant settings are transaction-local. One round trip less per request.
+        # The rest of asyncpg's default reset (RESET ALL, UNLISTEN, CLOSE ALL, advisory unlocks)
+        # undoes things these connections never do: the tenant settings are transaction-local.
         return ""
+
+    async def reset(self, *, timeout: float | None = None) -> None:
+        # The pool resets a connection it takes back: asyncpg's reset would roll the next request's
+        # transaction back. Anything else (a connection given back mid-request) is rolled back.
+        if self.is_begun():
+            return
+        self._begun = False
+        await super().reset(timeout=timeout)
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:
@@ -113,19 +149,23 @@ async def create_read_pool(url: str, settings: Settings) -> asyncpg.Pool | None:
         max_inactive_connection_lifetime=300,
         init=_json_codecs,
         connection_class=_ReadConnection,
-        # The hot path's statements are lookups by key, prepared once per connection. Left to choose,
-        # PostgreSQL re-planned them on every execution (custom plans: ~1-4 ms of planning each with
-        # the row-level-security policies, for ~0.1 ms of execution).
-        server_settings={"plan_cache_mode": "force_generic_plan"},
+        server_settings={
+            # The hot path's statements are lookups by key, prepared once per connection. Left to
+            # choose, PostgreSQL re-planned them on every execution (custom plans: ~1-4 ms of planning
+            # each with the row-level-security policies, for ~0.1 ms of execution).
+            "plan_cache_mode": "force_generic_plan",
+            # Idle connections wait in an empty transaction (above), which a server-wide timeout
+            # for idle transactions would end by closing the connection under the next request.
+            "idle_in_transaction_session_timeout": "0",
+        },
     )
 
 
-async def driver_connection(
-    session: AsyncSession, opening: Callable[[], str] = lambda: "BEGIN READ ONLY"
-) -> Any:
+async def driver_connection(session: AsyncSession, settings: Callable[[], str] | None = None) -> Any:
     """The asyncpg connection the session's hot-path statements go to (see above): the ORM's own
-    when it has begun a transaction, else the request's read connection, opened with `opening` (SQL
-    that begins the transaction and may set this transaction's settings; asked only then)."""
+    when it has begun a transaction, else the request's read connection. When that opens, its
+    transaction gets the SQL of `settings` (this transaction's settings, asked only then), in one
+    round trip with the BEGIN if the connection has not begun one already."""
     sync = session.sync_session
     pool = sync.info.get(READ_POOL)
     if pool is None or sync.in_transaction():
@@ -134,7 +174,7 @@ async def driver_connection(
     if connection is None:
         connection = await pool.acquire()
         sync.info[_READ_CONNECTION] = connection  # released by release_read_connection, whatever follows
-        await connection.execute(opening())
+        await connection.open_transaction(settings() if settings is not None else None)
     return connection
 
 
@@ -144,16 +184,16 @@ def read_connection(session: AsyncSession) -> Any:
 
 
 async def release_read_connection(session: AsyncSession) -> None:
-    """Ends the read connection's transaction (it only read) and gives the connection back."""
+    """Ends the read connection's transaction (it only read), begins the next request's, and gives
+    the connection back."""
     info = session.sync_session.info
     connection = info.pop(_READ_CONNECTION, None)
     if connection is None:
         return
     try:
-        if connection.is_in_transaction():
-            await connection.execute("COMMIT")
+        await connection.begin_next_transaction()
     finally:
-        # Ends whatever is still open (a failed COMMIT) and closes a broken connection.
+        # Rolls back whatever is still open (a failed COMMIT) and closes a broken connection.
         await info[READ_POOL].release(connection)
 
 

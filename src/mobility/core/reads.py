@@ -18,6 +18,7 @@ the scoped ORM session.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ from mobility.core.tenancy import (
     row_filter_options,
     row_filtered_entities,
     scoped_driver_connection,
+)
+
+# SQL whose value is the transaction's start time (statement_timestamp() and clock_timestamp() are not).
+_TRANSACTION_TIME = re.compile(
+    r"\b(now|transaction_timestamp)\s*\(|\b(current_timestamp|current_date|current_time|localtimestamp|localtime)\b",
+    re.IGNORECASE,
 )
 
 # The ids of a scope that row rules compare with: passed as parameters, never compiled in.
@@ -82,6 +89,11 @@ class Read:
         names = [column.key for column in self._statement.selected_columns]
         if len(set(names)) != len(names):
             raise ValueError(f"Columns of a Read need distinct keys (label them): {names}")
+        if _TRANSACTION_TIME.search(str(self._statement)):
+            raise ValueError(
+                "A Read may run in a transaction begun when the previous request ended (core/db.py), "
+                "so now() and CURRENT_TIMESTAMP are stale there: pass the time as a parameter."
+            )
         keys = [description["name"] for description in self._statement.column_descriptions]
         self._keys = tuple(keys)
         self._compiled: dict[tuple, _Compiled] = {}

@@ -135,11 +135,9 @@ async def apply_to_database(session: AsyncSession, scope: Scope) -> None:
 
 async def scoped_driver_connection(session: AsyncSession) -> Any:
     """The driver connection for a hot-path statement of the session's scope (core/reads.py): if the
-    request's read connection opens now, its transaction starts with the scope's settings, in the
-    same round trip (a simple query: no parameters, hence the literals)."""
-    return await driver_connection(
-        session, lambda: f"BEGIN READ ONLY; {_settings_statement(get_scope(session))}"
-    )
+    request's read connection opens now, its transaction starts with the scope's settings (a simple
+    query: no parameters, hence the literals)."""
+    return await driver_connection(session, lambda: _settings_statement(get_scope(session)))
 
 
 def _settings_statement(scope: Scope | None) -> str:
