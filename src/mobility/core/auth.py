@@ -4,9 +4,10 @@
 on PostgreSQL, to row-level security) before any endpoint code runs. `require(...)` does the same and
 adds the coarse permission check of the matrix on top; row rules then apply in the data layer.
 
-Both are single dependencies that read the token themselves: every nested FastAPI dependency costs
-~30-50 us per request (bench/auth.py), so the `HTTPBearer` helper is not one of them; the OpenAPI
-document gets the two security schemes from `document_security` instead.
+Both are single dependencies that read the token and take the request's session themselves: every
+nested FastAPI dependency costs ~10 us per request even when its value is cached (bench/auth.py), so
+neither `HTTPBearer` nor `DbSession` is one of them; the OpenAPI document gets the two security
+schemes from `document_security` instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from mobility.core.deps import DbSession
+from mobility.core.deps import request_session
 from mobility.core.errors import Forbidden, Unauthorized
 from mobility.core.tenancy import Scope
 
@@ -39,7 +40,7 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def _authenticated(request: Request, session: Any) -> Scope:
+async def _authenticated(request: Request) -> Scope:
     scope = request.scope.get(_SCOPE_KEY)
     if scope is not None:
         return scope
@@ -49,7 +50,7 @@ async def _authenticated(request: Request, session: Any) -> Scope:
     if not token:
         raise Unauthorized("Log in first: send the session token as a Bearer token or cookie.")
     scope = await auth_service.authenticate(
-        session,
+        request_session(request),
         token,
         settings=request.app.state.settings,
         ip=client_address(request),
@@ -60,8 +61,8 @@ async def _authenticated(request: Request, session: Any) -> Scope:
     return scope
 
 
-async def current_scope(request: Request, session: DbSession) -> Scope:
-    return await _authenticated(request, session)
+async def current_scope(request: Request) -> Scope:
+    return await _authenticated(request)
 
 
 current_scope.authenticates = True  # type: ignore[attr-defined]
@@ -75,8 +76,8 @@ class TwoFactorEnrollmentRequired(Forbidden):
 def require(permission: str):
     """A route dependency: the caller is logged in and their role grants `permission` (core.permissions)."""
 
-    async def check(request: Request, session: DbSession) -> Scope:
-        scope = await _authenticated(request, session)
+    async def check(request: Request) -> Scope:
+        scope = await _authenticated(request)
         if scope.two_factor_enrollment_required:
             raise TwoFactorEnrollmentRequired(
                 "This tenant requires two-factor authentication; set it up at /api/v1/me/2fa."

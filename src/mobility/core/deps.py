@@ -114,6 +114,12 @@ async def _send_commit_failed(send: Send) -> None:
 
 async def get_db_session(request: Request) -> AsyncSession:
     """The request's session (see the module doc)."""
+    return request_session(request)
+
+
+def request_session(request: Request) -> AsyncSession:
+    """The request's session, for code that has the request (core.auth) without asking FastAPI for
+    it as a dependency: each dependency level costs ~10 us per request even when cached."""
     unit = request.scope.get(_UNIT)
     if unit is None:
         raise RuntimeError("UnitOfWorkMiddleware is not installed on this app")
