@@ -9,8 +9,9 @@ from mobility.audit.schemas import AuditLogListParams, AuditLogRead
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
 from mobility.core.pagination import Page
+from mobility.core.routing import ApiRoute
 
-router = APIRouter(prefix="/api/v1/audit-logs", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit-logs", tags=["audit"], route_class=ApiRoute)
 
 
 @router.get("", response_model=Page[AuditLogRead], dependencies=[require("audit_logs:read")])

@@ -23,8 +23,9 @@ from mobility.auth.schemas import (
 )
 from mobility.core.auth import CurrentScope, client_address
 from mobility.core.deps import DbSession
+from mobility.core.routing import ApiRoute
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = APIRouter(prefix="/api/v1", tags=["auth"], route_class=ApiRoute)
 
 
 def _cookie_attributes(request: Request) -> dict:

@@ -1,10 +1,11 @@
 from fastapi import APIRouter
 
 from mobility.core.deps import DbSession
+from mobility.core.routing import ApiRoute
 from mobility.health import service
 from mobility.health.schemas import HealthRead
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ApiRoute)
 
 
 @router.get("/health", response_model=HealthRead, responses={503: {"description": "Database not ready"}})

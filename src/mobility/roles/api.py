@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Response, status
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
 from mobility.core.pagination import Page
+from mobility.core.routing import ApiRoute
 from mobility.roles import service
 from mobility.roles.schemas import RoleCreate, RoleListParams, RoleRead, RoleUpdate
 
-router = APIRouter(prefix="/api/v1/roles", tags=["roles"])
+router = APIRouter(prefix="/api/v1/roles", tags=["roles"], route_class=ApiRoute)
 
 
 @router.get("", response_model=Page[RoleRead], dependencies=[require("roles:read")])

@@ -4,10 +4,11 @@ from fastapi import APIRouter
 
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
+from mobility.core.routing import ApiRoute
 from mobility.settings import service
 from mobility.settings.schemas import SettingRead, SettingUpdate
 
-router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
+router = APIRouter(prefix="/api/v1/settings", tags=["settings"], route_class=ApiRoute)
 
 
 @router.get("", response_model=list[SettingRead], dependencies=[require("settings:read")])

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, status
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
 from mobility.core.pagination import Page
+from mobility.core.routing import ApiRoute
 from mobility.tenants import service
 from mobility.tenants.schemas import TenantCreate, TenantListParams, TenantRead, TenantUpdate
 
-router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
+router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"], route_class=ApiRoute)
 
 
 @router.get("", response_model=Page[TenantRead], dependencies=[require("tenants:read")])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from mobility.core.auth import client_address, require
 from mobility.core.deps import DbSession
 from mobility.core.pagination import Page
+from mobility.core.routing import ApiRoute
 from mobility.users import service
 from mobility.users.schemas import (
     InvitationAccept,
@@ -20,7 +21,7 @@ from mobility.users.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(prefix="/api/v1", tags=["users"], route_class=ApiRoute)
 
 
 @router.get("/users", response_model=Page[UserRead], dependencies=[require("users:read")])
