@@ -1,5 +1,6 @@
 """Password hashing: argon2id at OWASP's parameters or stronger, and old hashes upgraded on login."""
 
+import bcrypt
 from argon2 import PasswordHasher, Type
 
 from mobility.core import security
@@ -45,3 +46,38 @@ async def test_a_weaker_hash_is_upgraded_on_the_next_successful_login(migrated_d
         # The upgraded hash keeps working, and is not rehashed again.
         await log_in(client, members[0].email)
         assert (await user_row(migrated_database_url, members[0].id)).password_hash == upgraded[0]
+
+
+def _legacy_bcrypt(password: str, prefix: bytes = b"2b") -> str:
+    """A hash as the legacy (Node) app wrote it: bcrypt, cut at 72 bytes; cost 4 to keep the test fast."""
+    return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=4, prefix=prefix)).decode()
+
+
+def test_legacy_bcrypt_hashes_are_verified_and_marked_for_replacement() -> None:
+    for prefix in (b"2a", b"2b"):
+        legacy = _legacy_bcrypt(PASSWORD, prefix)
+        assert legacy.startswith(f"${prefix.decode()}$")
+        assert security.verify_password(legacy, PASSWORD)
+        assert not security.verify_password(legacy, PASSWORD + "x")
+        assert security.needs_rehash(legacy)
+    # PHP's spelling of the same algorithm.
+    assert security.verify_password("$2y$" + _legacy_bcrypt(PASSWORD)[4:], PASSWORD)
+    assert not security.verify_password("$2b$04$not-a-real-bcrypt-hash", PASSWORD)
+    # bcrypt read only the first 72 bytes: the legacy app let longer passwords in by those alone.
+    long_password = "é" * 40  # 80 bytes
+    assert security.verify_password(_legacy_bcrypt(long_password), long_password)
+
+
+async def test_a_legacy_bcrypt_account_logs_in_and_gets_an_argon2id_hash(migrated_database_url: str) -> None:
+    legacy = _legacy_bcrypt(PASSWORD)
+    async with system_session(migrated_database_url) as session:
+        tenant = await make_tenant(session)
+        member = await make_user(session, tenant, SystemRole.trainer)
+    await set_user(migrated_database_url, member.id, password_hash=legacy)
+    async with client_at(migrated_database_url) as client:
+        assert_problem(await attempt(client, member.email, PASSWORD + "x"), 401)
+        assert (await user_row(migrated_database_url, member.id)).password_hash == legacy
+        await log_in(client, member.email)
+        upgraded = (await user_row(migrated_database_url, member.id)).password_hash
+        assert upgraded.startswith(OWASP) and security.verify_password(upgraded, PASSWORD)
+        await log_in(client, member.email)

@@ -2,12 +2,23 @@
 
 Parameters are OWASP's recommended argon2id configuration (m = 19 MiB, t = 2, p = 1). Hashes carry their
 own parameters, so raising them later only needs `needs_rehash` on the next successful login.
+
+Accounts carried over from the legacy app may hold bcrypt hashes (`$2a$`/`$2b$`/`$2y$`, what Node's
+bcrypt and bcryptjs write). They are still verified (with the pyca `bcrypt` package), and, like any
+hash that is not argon2id at today's parameters, replaced on the next successful login: no legacy
+user is locked out by the migration, and no bcrypt hash outlives its owner's next login.
 """
 
 from __future__ import annotations
 
+import bcrypt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+# bcrypt reads at most 72 bytes of a password: the legacy app hashed only those (Node's bcrypt cuts
+# the rest silently), and pyca's bcrypt refuses longer input instead of cutting it.
+_BCRYPT_MAX_BYTES = 72
 
 ARGON2_MEMORY_COST_KIB = 19456
 ARGON2_TIME_COST = 2
@@ -34,14 +45,25 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether `password` matches `password_hash`; False for a missing or malformed hash."""
     if not password_hash:
         return False
+    if password_hash.startswith(_BCRYPT_PREFIXES):
+        return _verify_legacy_bcrypt(password_hash, password)
     try:
         return password_hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
+def _verify_legacy_bcrypt(password_hash: str, password: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode()[:_BCRYPT_MAX_BYTES], password_hash.encode("ascii"))
+    except ValueError:  # a malformed hash
+        return False
+
+
 def needs_rehash(password_hash: str) -> bool:
-    """True when the hash was made with other (older, weaker) parameters than the current ones."""
+    """True when the hash is not argon2id at the current parameters (older, weaker ones, or legacy bcrypt)."""
+    if password_hash.startswith(_BCRYPT_PREFIXES):
+        return True
     return password_hasher.check_needs_rehash(password_hash)
 
 
