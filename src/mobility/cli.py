@@ -298,6 +298,32 @@ def db_backup(
     typer.echo(f"backup of {_shown(url)} at revision {revision or 'none'} written to {path}")
 
 
+@_command(db_app, "purge-throttles")
+def db_purge_throttles() -> None:
+    """Delete login-throttle counters that no longer count (no failure, or unlocked and quiet past
+    their forgetting period): no answer to any login changes, so nothing asks or backs up first.
+    Run it from cron or a timer, e.g. daily."""
+    from mobility.auth.service import purge_stale_throttles
+    from mobility.core.db import create_engine, create_sessionmaker, transaction
+    from mobility.core.tenancy import Scope, apply_to_database
+
+    settings = _settings()
+    url = settings.effective_database_url
+    _check_sqlite_exists(url)
+
+    async def _run() -> int:
+        engine = create_engine(url, settings=settings)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                await apply_to_database(session, Scope.for_system())
+                return await purge_stale_throttles(session, settings)
+        finally:
+            await engine.dispose()
+
+    deleted = asyncio.run(_run())
+    typer.echo(f"deleted {deleted} login-throttle counter(s) that no longer counted from {_shown(url)}")
+
+
 @_command(db_app, "restore")
 def db_restore(
     file: Annotated[Path, typer.Argument(help="A backup made by `mobility db backup` (or a downgrade).")],

@@ -9,6 +9,9 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+from mobility.auth.models import LoginThrottle
+from mobility.auth.service import purge_stale_throttles
+from mobility.core.config import Settings
 from mobility.core.models import utcnow
 from mobility.core.permissions import SystemRole
 from tests.auth.conftest import (
@@ -207,3 +210,40 @@ async def test_re_authentication_is_throttled_like_a_login(migrated_database_url
     actions = [row.action for row in await activity(migrated_database_url, client.address)]
     assert actions.count("reauthentication_failed") == 3
     assert actions.count("reauthentication_throttled") == 1
+
+
+async def test_purging_deletes_only_counters_that_no_longer_count(migrated_database_url: str) -> None:
+    """Defaults: an account counter is forgotten after 75 min quiet, an address counter after 2.5 h
+    (`_forget_after`); one with no failure holds nothing at all."""
+    settings = Settings(database_url=migrated_database_url)
+    now = utcnow()
+    tag = uuid.uuid4().hex
+    rows = {
+        f"account:old-{tag}": (7, now - timedelta(hours=2), False),
+        f"account:recent-{tag}": (7, now - timedelta(minutes=10), True),
+        f"account:zero-{tag}": (0, None, False),
+        f"address:quiet-2h-{tag}": (30, now - timedelta(hours=2), True),
+        f"address:quiet-3h-{tag}": (30, now - timedelta(hours=3), False),
+    }
+    async with system_session(migrated_database_url) as session:
+        for key, (failures, last, _kept) in rows.items():
+            locked = last + timedelta(minutes=5) if last else None
+            session.add(LoginThrottle(key=key, failures=failures, last_failure_at=last, locked_until=locked))
+    async with system_session(migrated_database_url) as session:
+        assert await purge_stale_throttles(session, settings) >= 3
+    for key, (_failures, _last, kept) in rows.items():
+        assert (await throttle(migrated_database_url, key) is not None) == kept, key
+
+    # A purged counter starts again exactly as a kept, forgotten one would: from one failure, unlocked.
+    async with system_session(migrated_database_url) as session:
+        tenant = await make_tenant(session)
+        member = await make_user(session, tenant, SystemRole.trainer)
+        session.add(
+            LoginThrottle(key=f"account:{member.email}", failures=9, last_failure_at=now - timedelta(hours=2))
+        )
+    async with system_session(migrated_database_url) as session:
+        await purge_stale_throttles(session, settings)
+    async with client_at(migrated_database_url) as client:
+        assert_problem(await attempt(client, member.email, WRONG), 401)
+    counter = await throttle(migrated_database_url, f"account:{member.email}")
+    assert counter.failures == 1 and counter.locked_until is None

@@ -90,3 +90,20 @@ def test_settings_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("MOBILITY_DATABASE_URL", "sqlite:///" + str(tmp_path / "missing.db"))
     assert_one_line_error(CliRunner().invoke(app, ["db", "backup"]), "does not exist")
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_purge_throttles_deletes_the_counters_that_no_longer_count(cli: Cli) -> None:
+    assert_ok(cli("db", "upgrade"))
+    hours_ago = {
+        "postgresql": "(now() AT TIME ZONE 'UTC') - interval '{} hours'",
+        "sqlite": "datetime('now', '-{} hours')",
+    }[cli.backend]
+    cli.execute(
+        'INSERT INTO login_throttles (key, failures, "lastFailureAt") VALUES '
+        f"('account:stale@example.org', 6, {hours_ago.format(3)}), "
+        f"('account:fresh@example.org', 6, {hours_ago.format(0)}), "
+        "('address:10.0.0.9', 0, NULL)"
+    )
+    out = assert_ok(cli("db", "purge-throttles")).stdout
+    assert "deleted 2 login-throttle counter(s)" in out
+    assert [row[0] for row in cli.query("SELECT key FROM login_throttles")] == ["account:fresh@example.org"]

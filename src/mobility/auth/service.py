@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import pyotp
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -179,8 +179,48 @@ def _forget_after(free: int, max_lockout: int) -> timedelta:
     return timedelta(seconds=(free + max_lockout.bit_length() + 1) * max_lockout)
 
 
+async def purge_stale_throttles(
+    session: AsyncSession, settings: Settings, *, now: datetime | None = None
+) -> int:
+    """Deletes the counters that no longer count, and returns how many.
+
+    A counter with no failure, or one unlocked and quiet for longer than its forgetting period,
+    starts again from zero at its next failure (`Throttle.count_failure`): deleting it changes no
+    answer. Without this the table keeps a row for every address that ever failed to log in.
+    (Run by `mobility db purge-throttles`, from cron or a timer.)"""
+    now = now or utcnow()
+    deleted = 0
+    for prefix, free in (
+        (_ACCOUNT_PREFIX, settings.login_free_failures),
+        (_ADDRESS_PREFIX, settings.login_free_failures_per_address),
+    ):
+        quiet_since = now - _forget_after(free, settings.login_max_lockout_seconds)
+        result = await session.execute(
+            delete(LoginThrottle)
+            .where(LoginThrottle.key.startswith(prefix, autoescape=True))
+            .where(
+                or_(
+                    LoginThrottle.failures == 0,
+                    and_(
+                        LoginThrottle.last_failure_at < quiet_since,
+                        or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now),
+                    ),
+                )
+            )
+        )
+        deleted += result.rowcount
+    return deleted
+
+
+_ACCOUNT_PREFIX, _ADDRESS_PREFIX = "account:", "address:"
+
+
 def _account_key(email: str) -> str:
-    return f"account:{normalise_email(email)}"
+    return _ACCOUNT_PREFIX + normalise_email(email)
+
+
+def _address_key(ip: str | None) -> str:
+    return _ADDRESS_PREFIX + (ip or "unknown")
 
 
 async def _hold_throttle(session: AsyncSession, free: dict[str, int], max_lockout: int) -> Throttle:
@@ -319,7 +359,7 @@ async def login(
         session,
         {
             account_key: settings.login_free_failures,
-            f"address:{ip or 'unknown'}": settings.login_free_failures_per_address,
+            _address_key(ip): settings.login_free_failures_per_address,
         },
         settings.login_max_lockout_seconds,
     )
