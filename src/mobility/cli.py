@@ -397,6 +397,7 @@ def seed_command() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: MOBILITY_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: MOBILITY_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: MOBILITY_WORKERS).")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Serve the API with uvicorn (OpenAPI docs at /docs)."""
@@ -408,7 +409,10 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        workers=None if reload else (workers or settings.workers),
         reload=reload,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

@@ -7,16 +7,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, pool, text
 from typer.testing import CliRunner
 
 from mobility.cli import app
 from mobility.core import migrations
 from tests.cli.conftest import assert_ok
-from tests.support.databases import DatabaseFactory
+from tests.support.databases import DatabaseFactory, to_sync
 
 MOBILITY = Path(sys.executable).parent / "mobility"
 
@@ -27,33 +30,64 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_serve_answers_on_the_given_port(database_factory: DatabaseFactory, tmp_path: Path) -> None:
-    url = database_factory.create("sqlite", "serve")
-    migrations.upgrade(url)
+@contextmanager
+def _serving(url: str, tmp_path: Path, **env: str) -> Iterator[str]:
+    """`mobility serve` on a free port, its base URL once /health answers."""
     port = _free_port()
-    env = {**os.environ, "MOBILITY_DATABASE_URL": url, "MOBILITY_DATA_DIR": str(tmp_path)}
+    environment = {**os.environ, "MOBILITY_DATABASE_URL": url, "MOBILITY_DATA_DIR": str(tmp_path), **env}
     server = subprocess.Popen(
         [str(MOBILITY), "serve", "--port", str(port)],
         cwd=tmp_path,
-        env=env,
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                httpx.get(f"{base}/health", timeout=2)
                 break
             except httpx.TransportError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the server did not come up: {server.stderr.read().decode()[-500:]}")
                 time.sleep(0.2)
-        assert response.status_code == 200
-        assert response.json()["revision"] == migrations.head_revision()
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_serve_answers_on_the_given_port(database_factory: DatabaseFactory, tmp_path: Path) -> None:
+    url = database_factory.create("sqlite", "serve")
+    migrations.upgrade(url)
+    with _serving(url, tmp_path) as base:
+        response = httpx.get(f"{base}/health", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["revision"] == migrations.head_revision()
+
+
+def test_serve_believes_forwarded_addresses_from_listed_proxies_only(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    """The client address decides the address throttle and what the logs say: behind a listed proxy it
+    is the forwarded one; from anyone else the header is ignored."""
+    url = database_factory.create("sqlite", "serve_proxy")
+    migrations.upgrade(url)
+    attempt = {"email": "nobody@example.org", "password": "not-the-password"}
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    with _serving(url, tmp_path) as base:  # default: the proxy on this host (127.0.0.1)
+        assert httpx.post(f"{base}/api/v1/auth/login", json=attempt, headers=forwarded).status_code == 401
+    with _serving(url, tmp_path, MOBILITY_FORWARDED_ALLOW_IPS="192.0.2.1") as base:
+        assert httpx.post(f"{base}/api/v1/auth/login", json=attempt, headers=forwarded).status_code == 401
+    engine = create_engine(to_sync(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            keys = set(connection.execute(text("SELECT key FROM login_throttles")).scalars())
+    finally:
+        engine.dispose()
+    assert {"address:203.0.113.7", "address:127.0.0.1"} <= keys
 
 
 def test_prisma_export_writes_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,11 @@ class Settings(BaseSettings):
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1)
+    # Addresses of the reverse proxies whose X-Forwarded-For / -Proto headers `mobility serve` believes
+    # (comma-separated, "*" for any). Behind a proxy that is not listed, every client has the proxy's
+    # address: one address throttle for everybody, and the proxy's address in every log.
+    forwarded_allow_ips: str = "127.0.0.1"
     # How long a migration waits for a lock before failing cleanly (PostgreSQL); a migration that
     # times out can simply be retried instead of queueing every other query behind it.
     migration_lock_timeout: str = "5s"
