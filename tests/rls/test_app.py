@@ -3,6 +3,7 @@ request's tenant on a pooled connection, and its own flows pass the policies."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -188,3 +189,30 @@ async def test_an_invitation_through_the_data_layer_passes_the_policies(migrated
         await engine.dispose()
     assert found.id == user.id
     assert {"users", "user_tenants"} <= set(trail)
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_not_failed(
+    migrated_database_url: str,
+) -> None:
+    """No pre-ping (a round trip per request): a connection the server ended while it sat in the
+    pool is swapped at checkout (core/db.py) instead of failing the next request."""
+    async with system_session(migrated_database_url) as session:
+        tenant = await make_tenant(session)
+        admin = await make_user(session, tenant)
+    async with _app_on_one_connection(migrated_database_url) as (client, engine, checkouts):
+        headers = await login(client, admin.email, PASSWORD)  # the ORM's connection, now pooled
+        assert (await client.get(f"/api/v1/users/{admin.id}", headers=headers)).status_code == 200
+        async with engine.connect() as connection:
+            pids = [(await connection.execute(text("SELECT pg_backend_pid()"))).scalar()]
+        async with client._transport.app.state.read_pool.acquire() as connection:  # type: ignore[attr-defined]
+            pids.append(connection.get_server_pid())
+        async with system_session(migrated_database_url) as session:
+            for pid in pids:  # the ORM's connection and the read path's
+                ended = await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                assert ended.scalar()
+        await asyncio.sleep(0.3)  # the event loop sees the sockets close
+        assert (await client.get(f"/api/v1/users/{admin.id}", headers=headers)).status_code == 200
+        renamed = await client.patch(
+            f"/api/v1/users/{admin.id}", headers=headers, json={"name": "Renamed after a restart"}
+        )
+        assert renamed.status_code == 200, renamed.text
