@@ -4,15 +4,16 @@ Each was a real hole on SQLite (and, before row-level security, on PostgreSQL): 
 FROM or subquery got no row filter; a Core statement on a Table got none at all; bulk INSERT/UPDATE
 statements, which no flush sees, could write another tenant's tenantId; an ORM bulk UPDATE by primary
 key ignored the filters; rows of the shared tables (memberships, roles) could be added for another
-tenant; an alias of a model joined next to it was filtered with the model's own columns. The
-legitimate forms of the same statements keep working.
+tenant; an alias of a model joined next to it was filtered with the model's own columns; an object
+built with another tenant's id and added as persistent was updated or deleted by its primary key at
+flush. The legitimate forms of the same statements keep working.
 """
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, insert, select, true, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 
 from mobility.core.permissions import SystemRole
 from mobility.core.tenancy import TenancyViolation
@@ -117,6 +118,44 @@ async def test_shared_rows_cannot_be_added_for_another_tenant(db: Db, two) -> No
     async with db.acting(scope) as session:
         session.add(UserTenant(user_id=outsider, tenant_id=tenant_b.id, role_id=admin_role))
         session.add(Role(name=unique("r"), tenant_id=tenant_b.id))
+        await session.flush()
+
+
+async def test_a_row_no_scoped_session_read_cannot_be_updated_or_deleted(db: Db, two) -> None:
+    """A flush names its row by primary key only: an object built with another tenant's id and added
+    as persistent would overwrite that row. Refused before any SQL; the row is unchanged."""
+    tenant_a, _tenant_b, scope, theirs, ours = two
+    for change in ("update", "delete"):
+        async with db.acting(scope) as session:
+            forged = Setting(id=theirs.id, tenant_id=scope.tenant_id, key=theirs.key, value={})
+            make_transient_to_detached(forged)
+            session.add(forged)
+            if change == "update":
+                forged.value = {"overwritten": True}
+            else:
+                await session.delete(forged)
+            with pytest.raises(TenancyViolation, match="no scoped session read"):
+                await session.flush()
+    async with db.system() as session:
+        row = await session.get(Setting, theirs.id)
+        assert row is not None and row.tenant_id == tenant_a.id and row.value == {}
+    # An object read for one tenant is not written under another's scope either.
+    async with db.acting(scope.but(tenant_id=tenant_a.id)) as session:
+        visible = await session.get(Setting, theirs.id)
+    async with db.acting(scope) as session:
+        session.add(visible)
+        visible.value = {"overwritten": True}
+        with pytest.raises(TenancyViolation, match="another tenant"):
+            await session.flush()
+    # What the session read, or inserted, it writes as before.
+    async with db.acting(scope) as session:
+        mine = await session.get(Setting, ours.id)
+        mine.value = {"changed": True}
+        added = Setting(key=unique("k"), value={})
+        session.add(added)
+        await session.flush()
+        added.value = {"changed": True}
+        await session.delete(mine)
         await session.flush()
 
 

@@ -328,6 +328,7 @@ def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
     for obj in session.dirty:
         if not session.is_modified(obj, include_collections=False):
             continue
+        _check_read_here(obj, scope, "Update of")
         if not tenant_scoped(type(obj)):
             state = inspect(obj)
             if "tenant_id" in state.mapper.attrs and state.attrs.tenant_id.history.has_changes():
@@ -341,6 +342,35 @@ def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
     for obj in session.deleted:
         if tenant_scoped(type(obj)) and scope is None:
             raise TenancyViolation(f"Delete from {obj.__tablename__} without a scope.")
+        _check_read_here(obj, scope, "Delete from")
+
+
+# Where an ORM object's row came from: the tenant of the scope that read (or inserted) it, or _SYSTEM.
+# An UPDATE or DELETE at flush names its row by primary key only, outside the statement filters: an
+# object that no scoped session read (built by hand with another tenant's id and added, say) would
+# write whatever row has that id. Row-level security stops that on PostgreSQL; this stops it on both.
+_READ_FOR = "mobility.read_for"
+_SYSTEM = "system"
+
+
+def _mark_read(session: Session, instance: Any) -> None:
+    scope = session.info.get("scope")
+    if scope is not None:
+        inspect(instance).info[_READ_FOR] = _SYSTEM if scope.system else scope.tenant_id
+
+
+event.listen(ScopedSession, "loaded_as_persistent", _mark_read)
+event.listen(ScopedSession, "pending_to_persistent", _mark_read)
+
+
+def _check_read_here(obj: Any, scope: Scope | None, what: str) -> None:
+    if scope is None or scope.system:
+        return
+    read_for = inspect(obj).info.get(_READ_FOR)
+    if read_for is None:
+        raise TenancyViolation(f"{what} {obj.__tablename__}: a row no scoped session read.")
+    if read_for not in (_SYSTEM, scope.tenant_id):
+        raise TenancyViolation(f"{what} {obj.__tablename__}: a row read for another tenant.")
 
 
 def _check_shared_row_tenant(obj: Any, scope: Scope | None) -> None:
