@@ -179,6 +179,9 @@ def _forget_after(free: int, max_lockout: int) -> timedelta:
     return timedelta(seconds=(free + max_lockout.bit_length() + 1) * max_lockout)
 
 
+_ACCOUNT_PREFIX, _ADDRESS_PREFIX = "account:", "address:"  # the two kinds of counter
+
+
 async def purge_stale_throttles(
     session: AsyncSession, settings: Settings, *, now: datetime | None = None
 ) -> int:
@@ -210,9 +213,6 @@ async def purge_stale_throttles(
         )
         deleted += result.rowcount
     return deleted
-
-
-_ACCOUNT_PREFIX, _ADDRESS_PREFIX = "account:", "address:"
 
 
 def _account_key(email: str) -> str:
