@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from mobility.core.config import get_settings
 from mobility.models import metadata
+from mobility.users.models import EMAIL_INDEX
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logging", True):
@@ -39,7 +40,7 @@ def _compare_type(
 
 # Objects that live in the database only, made by a revision, as the policies of 0009 and the
 # function of 0011 (which autogenerate does not see at all): the PostgreSQL-only index of 0012.
-DATABASE_ONLY_INDEXES = {"users_email_ci_idx"}
+DATABASE_ONLY_INDEXES = {EMAIL_INDEX}
 
 
 def _include_object(obj, name, type_, _reflected, _compare_to) -> bool:
