@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 
 from mobility.tenants.models import Tenant
 from tests.support.admin_api import (
@@ -48,12 +49,17 @@ async def test_system_admin_creates_a_tenant_recorded_once(migrated_database_url
         entity_type="tenants",
         entity_id=created["id"],
         actor=world.system_admin,
-        # Tenants have no tenant of their own: the trail files it under the tenant the actor acts in.
-        tenant=world.tenant,
+        # A tenant's records belong to its own trail, not to the one of the tenant the actor acts in.
+        tenant=await get_row(migrated_database_url, Tenant, uuid.UUID(created["id"])),
         before=None,
         after=row.after,
     )
     assert row.after["code"] == code and row.after["isActive"] is True
+    # The Admin of the tenant the System Admin acted in reads nothing of it in their trail.
+    async with api_client(migrated_database_url) as client:
+        trail = await client.get("/api/v1/audit-logs?entityType=tenants", headers=world.auth(world.admin))
+    assert trail.status_code == 200
+    assert trail.json()["items"] and created["id"] not in {item["entityId"] for item in trail.json()["items"]}
 
 
 async def test_create_validates_and_refuses_duplicates(migrated_database_url: str) -> None:
@@ -130,7 +136,7 @@ async def test_update_records_only_the_changed_fields(migrated_database_url: str
         entity_type="tenants",
         entity_id=world.other.id,
         actor=world.system_admin,
-        tenant=world.tenant,
+        tenant=world.other,
         before={"contactInfo": {}},
         after={"contactInfo": {"website": "https://other.example/"}},
     )
@@ -156,7 +162,7 @@ async def test_deactivate_and_activate(migrated_database_url: str) -> None:
             entity_type="tenants",
             entity_id=world.other.id,
             actor=world.system_admin,
-            tenant=world.tenant,
+            tenant=world.other,
             before={"isActive": before},
             after={"isActive": not before},
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import uuid
 
 from sqlalchemy import select
 
@@ -12,6 +13,8 @@ from mobility.auth.models import Session
 from mobility.auth.service import hash_token
 from mobility.core.permissions import SystemRole
 from mobility.roles.models import Role
+from mobility.tenants.models import Tenant
+from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
 from tests.factories import add_membership, make_user, system_role, system_session
 from tests.support.admin_api import (
@@ -28,6 +31,17 @@ from tests.support.admin_api import (
 )
 from tests.support.app import api_client
 
+INVITATION_FIELDS = {
+    "id",
+    "email",
+    "name",
+    "roleId",
+    "roleName",
+    "status",
+    "expiresAt",
+    "createdAt",
+    "declinedAt",
+}
 SECRET_FIELDS = ("passwordHash", "tokenHash", "totpSecret", "recoveryCodes", "password_hash", "token_hash")
 
 
@@ -50,6 +64,23 @@ async def custom_role(url: str, tenant, permissions: list[str], name: str | None
         return role
 
 
+async def accept_by_token(client, url: str, invitation: dict) -> str:
+    """The invitee of a new account sets a password with the token that reaches only them (here: the
+    operator's `users invitation-link`); returns the account's id."""
+    async with system_session(url) as session:
+        row = await session.get(UserInvitation, uuid.UUID(invitation["id"]))
+        tenant = await session.get(Tenant, row.tenant_id)
+        token = await users_service.issue_invitation_link(
+            session, email=invitation["email"], tenant_code=tenant.code
+        )
+        user_id = str(row.user_id)
+    accepted = await client.post(
+        "/api/v1/invitations/accept", json={"token": token, "password": secrets.token_urlsafe(12)}
+    )
+    assert accepted.status_code == 204, accepted.text
+    return user_id
+
+
 async def sessions_live(url: str, user_id) -> int:
     async with system_session(url) as session:
         rows = await session.execute(select(Session).where(Session.user_id == user_id))
@@ -59,7 +90,7 @@ async def sessions_live(url: str, user_id) -> int:
 # --- inviting --------------------------------------------------------------------------------------
 
 
-async def test_invite_creates_an_invited_account_and_returns_the_token_once(
+async def test_invite_creates_an_invited_account_and_a_pending_invitation(
     migrated_database_url: str,
 ) -> None:
     url = migrated_database_url
@@ -75,32 +106,36 @@ async def test_invite_creates_an_invited_account_and_returns_the_token_once(
             json={"email": email.upper(), "name": "Sera Tuilagi", "roleId": trainer_role},
         )
         assert response.status_code == 201, response.text
-        body = response.json()
-        fetched = await client.get(f"/api/v1/users/{body['user']['id']}", headers=world.auth(world.admin))
-    user = body["user"]
-    assert (user["email"], user["status"], user["roleName"], user["isPrimary"]) == (
+        listed = await client.get("/api/v1/invitations", headers=world.auth(world.admin))
+        members = await client.get("/api/v1/users", headers=world.auth(world.admin), params={"q": email})
+    body = response.json()
+    assert set(body) == INVITATION_FIELDS
+    assert (body["email"], body["name"], body["roleName"], body["status"]) == (
         email,
-        "invited",
+        "Sera Tuilagi",
         "Trainer",
-        True,
+        "pending",
     )
-    token = body["invitation"]["token"]
-    assert len(base64.urlsafe_b64decode(token + "==")) >= 16  # at least 128 bits
-    assert fetched.json() == user
-    assert not any(field in response.text or field in fetched.text for field in SECRET_FIELDS)
+    # The token reaches only the address's owner: never the API's answer.
+    assert not any(field in response.text for field in (*SECRET_FIELDS, "token"))
+    assert [item["id"] for item in listed.json()["items"]] == [body["id"]]
+    # Not a member until they accept.
+    assert members.json()["items"] == []
 
-    account = await get_row(url, User, user["id"])
-    assert account.password_hash is None and account.tenant_id == world.tenant.id
     async with system_session(url) as session:
-        invitation = (
-            await session.execute(select(UserInvitation).where(UserInvitation.user_id == account.id))
-        ).scalar_one()
-    assert invitation.token_hash == hash_token(token) and invitation.tenant_id == world.tenant.id
+        account = (await session.execute(select(User).where(User.email == email))).scalar_one()
+        invitation = await session.get(UserInvitation, uuid.UUID(body["id"]))
+        memberships = (
+            await session.execute(select(UserTenant).where(UserTenant.user_id == account.id))
+        ).all()
+    assert (account.status, account.password_hash, account.tenant_id) == ("invited", None, world.tenant.id)
+    assert invitation.token_hash is not None and invitation.tenant_id == world.tenant.id
+    assert memberships == []
 
     rows = await audit_of(url, response)
-    assert sorted(row.entity_type for row in rows) == ["user_invitations", "user_tenants", "users"]
+    assert sorted(row.entity_type for row in rows) == ["user_invitations", "users"]
     for row in rows:
-        entity = {"users": user["id"], "user_tenants": row.after["id"], "user_invitations": invitation.id}
+        entity = {"users": account.id, "user_invitations": invitation.id}
         assert_row(
             row,
             action="user.invite",
@@ -110,8 +145,7 @@ async def test_invite_creates_an_invited_account_and_returns_the_token_once(
             tenant=world.tenant,
         )
         assert row.before is None
-    trail = json.dumps([row.after for row in rows])
-    assert token not in trail and invitation.token_hash not in trail
+    assert invitation.token_hash not in json.dumps([row.after for row in rows])
     assert (
         next(row for row in rows if row.entity_type == "user_invitations").after["tokenHash"] == "[redacted]"
     )
@@ -149,19 +183,29 @@ async def test_invite_validates_its_input(migrated_database_url: str) -> None:
         assert (await session.execute(select(User).where(User.email == valid["email"]))).first() is None
 
 
-async def test_inviting_an_existing_account_adds_the_membership(migrated_database_url: str) -> None:
+async def test_inviting_an_existing_account_touches_nothing_and_tells_nothing(
+    migrated_database_url: str,
+) -> None:
     url = migrated_database_url
     world = await make_world(url)
     recruiter_role = await role_id(url, SystemRole.recruiter)
     async with system_session(url) as session:
         elsewhere = await make_user(session, world.other, SystemRole.trainer)
+    before = await get_row(url, User, elsewhere.id)
     async with api_client(url) as client:
-        response = await call(
+        existing = await call(
             client,
             "POST",
             "/users",
             world.auth(world.admin),
-            json={"email": elsewhere.email.upper(), "name": "Ignored", "roleId": recruiter_role},
+            json={"email": elsewhere.email.upper(), "name": "Typed Name", "roleId": recruiter_role},
+        )
+        fresh = await call(
+            client,
+            "POST",
+            "/users",
+            world.auth(world.admin),
+            json={"email": new_email(), "name": "Typed Name", "roleId": recruiter_role},
         )
         again = await call(
             client,
@@ -170,29 +214,28 @@ async def test_inviting_an_existing_account_adds_the_membership(migrated_databas
             world.auth(world.admin),
             json={"email": elsewhere.email, "name": "Again", "roleId": recruiter_role},
         )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["invitation"] is None
-    assert (body["user"]["id"], body["user"]["name"]) == (str(elsewhere.id), elsewhere.user.name)
-    assert (body["user"]["roleName"], body["user"]["isPrimary"], body["user"]["status"]) == (
-        "Recruiter",
-        False,
-        "active",
-    )
-    membership = (await audit_of(url, response))[0].after
-    await one_audit_row(
-        url,
-        response,
-        action="user.invite",
-        entity_type="user_tenants",
-        entity_id=membership["id"],
-        actor=world.admin,
-        tenant=world.tenant,
-        before=None,
-        after=membership,
-    )
-    assert membership["userId"] == str(elsewhere.id) and membership["tenantId"] == str(world.tenant.id)
-    problem(again, 409, "already_member")
+        members = await client.get(
+            "/api/v1/users", headers=world.auth(world.admin), params={"q": elsewhere.email}
+        )
+    assert existing.status_code == fresh.status_code == 201, existing.text
+    # The same answer, field for field, as for an address without an account; only what the Admin typed.
+    shown, unseen = existing.json(), fresh.json()
+    assert set(shown) == set(unseen) == INVITATION_FIELDS
+    for key in ("name", "roleId", "roleName", "status", "declinedAt"):
+        assert shown[key] == unseen[key], key
+    assert shown["name"] == "Typed Name" != elsewhere.user.name
+    assert str(elsewhere.id) not in existing.text
+    # The account is not touched, gets no token and is no member until its owner accepts.
+    after = await get_row(url, User, elsewhere.id)
+    for column in ("password_hash", "status", "role_id", "tenant_id", "name", "updated_at", "updated_by"):
+        assert getattr(after, column) == getattr(before, column), column
+    async with system_session(url) as session:
+        invitation = await session.get(UserInvitation, uuid.UUID(shown["id"]))
+    assert invitation.user_id == elsewhere.id and invitation.token_hash is None
+    assert members.json()["items"] == []
+    rows = await audit_of(url, existing)
+    assert [row.entity_type for row in rows] == ["user_invitations"]
+    problem(again, 409, "already_invited")
     assert await audit_of(url, again) == []
 
 
@@ -215,8 +258,8 @@ async def test_only_a_system_admin_grants_system_admin(migrated_database_url: st
             world.auth(world.system_admin),
             json={"email": new_email(), "name": "N", "roleId": system_admin_role},
         )
-        new_id = by_system_admin.json()["user"]["id"]
-        # ... and an Admin cannot act on the System Admin so made.
+        # ... and once the invitee accepts, an Admin cannot act on the System Admin so made.
+        new_id = await accept_by_token(client, url, by_system_admin.json())
         suspend = await call(client, "POST", f"/users/{new_id}/suspend", world.auth(world.admin))
         demote = await call(
             client,
@@ -228,7 +271,7 @@ async def test_only_a_system_admin_grants_system_admin(migrated_database_url: st
     problem(by_admin, 403, "insufficient_rights")
     assert await audit_of(url, by_admin) == []
     assert by_system_admin.status_code == 201, by_system_admin.text
-    assert by_system_admin.json()["user"]["isSystemAdmin"] is True
+    assert by_system_admin.json()["roleName"] == SystemRole.system_admin
     assert (await get_row(url, User, new_id)).role_id is not None
     problem(suspend, 403, "insufficient_rights")
     problem(demote, 403, "insufficient_rights")
@@ -338,9 +381,10 @@ async def test_read_one_member(migrated_database_url: str) -> None:
 
 
 async def test_rename_records_the_change_and_refuses_other_fields(migrated_database_url: str) -> None:
+    """The name is account-wide: a System Admin's to change (and the owner's, at /me)."""
     url = migrated_database_url
     world = await make_world(url)
-    headers = world.auth(world.admin)
+    headers = world.auth(world.system_admin)
     path = f"/users/{world.trainer.id}"
     async with api_client(url) as client:
         refused = [
@@ -355,11 +399,14 @@ async def test_rename_records_the_change_and_refuses_other_fields(migrated_datab
                 {"name": ""},
             )
         ]
+        by_admin = await call(client, "PATCH", path, world.auth(world.admin), json={"name": "Not Mine"})
         response = await call(client, "PATCH", path, headers, json={"name": "Sera T."})
         same = await call(client, "PATCH", path, headers, json={"name": "Sera T."})
     for bad in refused:
         problem(bad, 422, "validation_error")
         assert await audit_of(url, bad) == []
+    assert problem(by_admin, 403, "forbidden")["permission"] == "accounts:update"
+    assert await audit_of(url, by_admin) == []
     assert response.json()["name"] == "Sera T."
     await one_audit_row(
         url,
@@ -367,17 +414,19 @@ async def test_rename_records_the_change_and_refuses_other_fields(migrated_datab
         action="user.update",
         entity_type="users",
         entity_id=world.trainer.id,
-        actor=world.admin,
+        actor=world.system_admin,
         tenant=world.tenant,
         before={"name": world.trainer.user.name, "updatedBy": None},
-        after={"name": "Sera T.", "updatedBy": str(world.admin.id)},
+        after={"name": "Sera T.", "updatedBy": str(world.system_admin.id)},
     )
     assert same.status_code == 200 and await audit_of(url, same) == []
     account = await get_row(url, User, world.trainer.id)
     assert (account.email, account.status) == (world.trainer.email, "active")
 
 
-async def test_suspend_ends_every_session_and_reactivate_restores(migrated_database_url: str) -> None:
+async def test_suspend_locks_the_member_out_of_the_tenant_and_reactivate_lets_them_in(
+    migrated_database_url: str,
+) -> None:
     url = migrated_database_url
     world = await make_world(url)
     headers = world.auth(world.admin)
@@ -387,37 +436,70 @@ async def test_suspend_ends_every_session_and_reactivate_restores(migrated_datab
     async with api_client(url) as client:
         suspended = await call(client, "POST", f"/users/{world.trainer.id}/suspend", headers)
         trainer_me = await client.get("/api/v1/me", headers=world.auth(world.trainer))
+        listed = await client.get("/api/v1/users", headers=headers, params={"status": "suspended"})
         again = await call(client, "POST", f"/users/{world.trainer.id}/suspend", headers)
         reactivated = await call(client, "POST", f"/users/{world.trainer.id}/reactivate", headers)
         old_session = await client.get("/api/v1/me", headers=world.auth(world.trainer))
     assert suspended.json()["status"] == "suspended"
+    assert [item["id"] for item in listed.json()["items"]] == [str(world.trainer.id)]
     assert trainer_me.status_code == 401
     assert await sessions_live(url, world.trainer.id) == 0
+    # The tenant's lock, on the membership: the account itself stays active.
+    assert (await get_row(url, User, world.trainer.id)).status == "active"
+    membership_id = (await audit_of(url, suspended))[0].entity_id
     await one_audit_row(
         url,
         suspended,
-        action="user.suspend",
-        entity_type="users",
-        entity_id=world.trainer.id,
+        action="membership.suspend",
+        entity_type="user_tenants",
+        entity_id=membership_id,
         actor=world.admin,
         tenant=world.tenant,
-        before={"status": "active", "updatedBy": None},
-        after={"status": "suspended", "updatedBy": str(world.admin.id)},
+        before={"status": "active"},
+        after={"status": "suspended"},
     )
     assert again.status_code == 200 and await audit_of(url, again) == []
     assert reactivated.json()["status"] == "active"
     await one_audit_row(
         url,
         reactivated,
-        action="user.reactivate",
-        entity_type="users",
-        entity_id=world.trainer.id,
+        action="membership.reactivate",
+        entity_type="user_tenants",
+        entity_id=membership_id,
         actor=world.admin,
         tenant=world.tenant,
         before={"status": "suspended"},
         after={"status": "active"},
     )
     assert old_session.status_code == 401  # ended sessions stay ended
+
+
+async def test_a_system_admin_suspends_and_reactivates_the_account(migrated_database_url: str) -> None:
+    url = migrated_database_url
+    world = await make_world(url)
+    headers = world.auth(world.system_admin)
+    async with api_client(url) as client:
+        by_admin = await call(
+            client, "POST", f"/users/{world.trainer.id}/suspend-account", world.auth(world.admin)
+        )
+        suspended = await call(client, "POST", f"/users/{world.trainer.id}/suspend-account", headers)
+        trainer_me = await client.get("/api/v1/me", headers=world.auth(world.trainer))
+        reactivated = await call(client, "POST", f"/users/{world.trainer.id}/reactivate-account", headers)
+    assert problem(by_admin, 403, "forbidden")["permission"] == "accounts:update"
+    assert suspended.json()["status"] == "suspended" and trainer_me.status_code == 401
+    await one_audit_row(
+        url,
+        suspended,
+        action="user.suspend",
+        entity_type="users",
+        entity_id=world.trainer.id,
+        actor=world.system_admin,
+        tenant=world.tenant,
+        before={"status": "active", "updatedBy": None},
+        after={"status": "suspended", "updatedBy": str(world.system_admin.id)},
+    )
+    assert reactivated.json()["status"] == "active"
+    assert (await get_row(url, User, world.trainer.id)).status == "active"
 
 
 async def test_suspend_refuses_oneself_and_the_last_admin(migrated_database_url: str) -> None:
@@ -576,23 +658,26 @@ async def test_remove_from_the_tenant(migrated_database_url: str) -> None:
     problem(last, 409, "last_admin")
 
 
-async def test_accounts_shared_with_other_tenants_are_changed_by_a_system_admin_only(
+async def test_a_tenant_controls_access_to_itself_whatever_other_tenants_do(
     migrated_database_url: str,
 ) -> None:
     url = migrated_database_url
     world = await make_world(url)
     async with system_session(url) as session:
-        # Primary tenant B, also a member of A.
+        # Primary tenant B, also a member of A, signed in to each.
         shared = await make_user(session, world.other, SystemRole.trainer)
         await add_membership(session, shared, world.tenant, SystemRole.trainer)
+        in_a = await sign_in(session, shared, world.tenant)
+        in_b = await sign_in(session, shared, world.other)
     headers = world.auth(world.admin)
     base = f"/users/{shared.id}"
     async with api_client(url) as client:
-        refused = [
-            await call(client, "POST", f"{base}/suspend", headers),
-            await call(client, "POST", f"{base}/reset-2fa", headers),
-            await call(client, "PATCH", base, headers, json={"name": "Renamed by A"}),
-        ]
+        # A locks its own door, whatever B does.
+        suspended = await call(client, "POST", f"{base}/suspend", headers)
+        me_in_a = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {in_a}"})
+        me_in_b = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {in_b}"})
+        # Account-wide changes are not A's.
+        reset = await call(client, "POST", f"{base}/reset-2fa", headers)
         # What concerns this tenant only stays the Admin's to change.
         role_here = await call(
             client,
@@ -601,24 +686,38 @@ async def test_accounts_shared_with_other_tenants_are_changed_by_a_system_admin_
             headers,
             json={"roleId": await role_id(url, SystemRole.recruiter)},
         )
-        by_system_admin = await call(client, "POST", f"{base}/suspend", world.auth(world.system_admin))
-    for response in refused:
-        problem(response, 403, "account_in_other_tenants")
-        assert await audit_of(url, response) == []
+        reactivated = await call(client, "POST", f"{base}/reactivate", headers)
+        removed = await call(client, "DELETE", f"{base}/membership", headers)
+    assert suspended.status_code == 200 and suspended.json()["status"] == "suspended"
+    assert me_in_a.status_code == 401 and me_in_b.status_code == 200
+    assert (await get_row(url, User, shared.id)).status == "active"
+    problem(reset, 403, "account_in_other_tenants")
+    assert await audit_of(url, reset) == []
     assert role_here.status_code == 200, role_here.text
-    assert by_system_admin.status_code == 200, by_system_admin.text
-    await one_audit_row(
-        url,
-        by_system_admin,
-        action="user.suspend",
-        entity_type="users",
-        entity_id=shared.id,
-        actor=world.system_admin,
-        # Filed under the tenant acted in, not the account's primary tenant.
-        tenant=world.tenant,
-        before={"status": "active", "updatedBy": None},
-        after={"status": "suspended", "updatedBy": str(world.system_admin.id)},
-    )
+    assert reactivated.status_code == 200 and reactivated.json()["status"] == "active"
+    assert removed.status_code == 204
+
+
+async def test_a_suspended_membership_refuses_login_there_only(migrated_database_url: str) -> None:
+    url = migrated_database_url
+    world = await make_world(url)
+    async with system_session(url) as session:
+        shared = await make_user(session, world.other, SystemRole.trainer)
+        await add_membership(session, shared, world.tenant, SystemRole.trainer)
+    async with api_client(url) as client:
+        await call(client, "POST", f"/users/{shared.id}/suspend", world.auth(world.admin))
+        body = {"email": shared.email, "password": shared.password}
+        into_a = await client.post("/api/v1/auth/login", json={**body, "tenantCode": world.tenant.code})
+        into_b = await client.post("/api/v1/auth/login", json={**body, "tenantCode": world.other.code})
+        token_b = into_b.json()["token"]
+        switch = await client.post(
+            "/api/v1/auth/switch-tenant",
+            json={"tenantCode": world.tenant.code},
+            headers={"Authorization": f"Bearer {token_b}"},
+        )
+    assert into_a.status_code == 403, into_a.text
+    assert into_b.status_code == 200
+    assert switch.status_code == 403, switch.text
 
 
 async def test_another_tenants_users_do_not_exist(migrated_database_url: str) -> None:
@@ -630,7 +729,6 @@ async def test_another_tenants_users_do_not_exist(migrated_database_url: str) ->
     async with api_client(url) as client:
         responses = [
             await call(client, "GET", target, headers),
-            await call(client, "PATCH", target, headers, json={"name": "Taken over"}),
             await call(client, "POST", f"{target}/suspend", headers),
             await call(client, "POST", f"{target}/reactivate", headers),
             await call(client, "POST", f"{target}/reset-2fa", headers),
@@ -670,7 +768,7 @@ async def test_a_trainer_may_not_administer_users(migrated_database_url: str) ->
             await call(client, "DELETE", f"{target}/membership", headers),
         ]
     for response in responses:
-        assert problem(response, 403, "forbidden")["permission"].startswith("users:")
+        assert problem(response, 403, "forbidden")["permission"].startswith(("users:", "accounts:"))
         assert await audit_of(url, response) == []
 
 
@@ -717,13 +815,17 @@ async def test_a_system_admin_moves_a_shared_accounts_primary_tenant(migrated_da
         key=repr,
     )
     for row in rows:
+        # A membership is filed in its own tenant's trail; the account in the trail of the tenant acted in.
+        tenant = (
+            world.other if row.entity_type == "user_tenants" and not row.after["isPrimary"] else world.tenant
+        )
         assert_row(
             row,
             action="membership.update",
             entity_type=row.entity_type,
             entity_id=row.entity_id,
             actor=world.system_admin,
-            tenant=world.tenant,
+            tenant=tenant,
         )
 
 

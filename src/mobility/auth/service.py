@@ -319,7 +319,7 @@ async def _login_tenant(
     statement = (
         select(Tenant, UserTenant.is_primary)
         .join(UserTenant, UserTenant.tenant_id == Tenant.id)
-        .where(UserTenant.user_id == user.id, Tenant.is_active)
+        .where(UserTenant.user_id == user.id, UserTenant.status == "active", Tenant.is_active)
         .order_by(UserTenant.is_primary.desc(), Tenant.name)
     )
     if tenant_code:
@@ -507,7 +507,15 @@ def _facts_statement(which):
             linked(_LINKED_BROKER).label("broker_id"),
         )
         .join(User, User.id == Session.user_id)
-        .outerjoin(UserTenant, and_(UserTenant.user_id == User.id, UserTenant.tenant_id == Session.tenant_id))
+        .outerjoin(
+            UserTenant,
+            and_(
+                UserTenant.user_id == User.id,
+                UserTenant.tenant_id == Session.tenant_id,
+                # A membership the tenant suspended gives no access (0014).
+                UserTenant.status == "active",
+            ),
+        )
         .outerjoin(MemberRole, MemberRole.id == UserTenant.role_id)
         .outerjoin(GlobalRole, and_(GlobalRole.id == User.role_id, GlobalRole.system_role))
         .outerjoin(
@@ -684,12 +692,19 @@ async def revoke_session(session: AsyncSession, session_id: uuid.UUID | None, *,
 
 
 async def revoke_all_sessions(
-    session: AsyncSession, user_id: uuid.UUID, *, except_id: uuid.UUID | None = None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    except_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID | None = None,
 ) -> int:
-    """End every live session of a user (password change, suspension, 2FA reset)."""
+    """End every live session of a user (password change, suspension, 2FA reset), or those acting in
+    `tenant_id` (a suspended membership)."""
     statement = update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
     if except_id is not None:
         statement = statement.where(Session.id != except_id)
+    if tenant_id is not None:
+        statement = statement.where(Session.tenant_id == tenant_id)
     result = await session.execute(
         statement.values(revoked_at=utcnow()), execution_options={"synchronize_session": False}
     )

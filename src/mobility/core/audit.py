@@ -98,9 +98,15 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _tenant_of(obj: Any, scope: Scope | None) -> Any:
-    """The tenant whose trail records the change: the row's own for a tenant-scoped row; for the others
-    (users, whose tenantId is only the primary tenant; global roles; tenants) the tenant acted in, which
-    row-level security requires on PostgreSQL. Without one (system scope), the row's."""
+    """The tenant whose trail records the change: the row's own for a tenant-scoped row, and for a row
+    that names the tenant it is about (`__audit_tenant__`: a tenant itself, a membership), whoever
+    changed it from wherever; for the others (users, whose tenantId is only the primary tenant; global
+    roles) the tenant acted in, which row-level security requires on PostgreSQL. Without one (system
+    scope), the row's. Writing into another tenant's trail needs the system scope on PostgreSQL
+    (`across_tenants`)."""
+    about = getattr(type(obj), "__audit_tenant__", None)
+    if about is not None:
+        return getattr(obj, about)
     own = getattr(obj, "tenant_id", None)
     if tenant_scoped(type(obj)) or scope is None or scope.tenant_id is None:
         return own or (scope.tenant_id if scope else None)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 class Resource(enum.StrEnum):
     tenants = "tenants"
+    # An account is installation-wide (name, status): shared by every tenant it belongs to.
+    accounts = "accounts"
     users = "users"
     roles = "roles"
     audit_logs = "audit_logs"
@@ -46,7 +48,12 @@ def permission(resource: Resource, action: Action) -> str:
 
 
 # The trail is written by the data layer, never through an endpoint: it can only be read.
-_ACTIONS_OF: dict[Resource, tuple[Action, ...]] = {Resource.audit_logs: (Action.read,)}
+_ACTIONS_OF: dict[Resource, tuple[Action, ...]] = {
+    Resource.audit_logs: (Action.read,),
+    # Accounts are read as the members of a tenant (users:read); they are changed, never made or
+    # deleted, through this resource.
+    Resource.accounts: (Action.update,),
+}
 
 ALL_PERMISSIONS: tuple[str, ...] = tuple(
     permission(resource, action)
@@ -78,13 +85,18 @@ def _grant(*pairs: tuple[Resource, Iterable[Action]]) -> frozenset[str]:
 
 _TENANT_ADMIN = _grant(
     (Resource.tenants, (R,)),
-    *((resource, CRUD) for resource in Resource if resource not in (Resource.tenants, Resource.audit_logs)),
+    *(
+        (resource, CRUD)
+        for resource in Resource
+        if resource not in (Resource.tenants, Resource.accounts, Resource.audit_logs)
+    ),
     (Resource.audit_logs, (R,)),
 )
 
 MATRIX: dict[SystemRole, frozenset[str]] = {
     # Acts in any tenant (one at a time), and manages the tenants themselves.
-    SystemRole.system_admin: _TENANT_ADMIN | _grant((Resource.tenants, (C, U, D))),
+    # Changes accounts, which every tenant of theirs shares (a tenant's Admin locks only its own door).
+    SystemRole.system_admin: _TENANT_ADMIN | _grant((Resource.tenants, (C, U, D)), (Resource.accounts, (U,))),
     SystemRole.admin: _TENANT_ADMIN,
     # Only the courses they teach, and those courses' enrollments (row rules).
     SystemRole.trainer: _grant(

@@ -552,12 +552,50 @@ _ENSURE_ROLE = re.compile(
 )
 
 
+# A DO block that only reads and may RAISE (a revision's refusal to go on, e.g. a downgrade that would
+# lose what it cannot keep): running it again changes nothing.
+_WRITES = re.compile(
+    r"\b(?:INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|GRANT|REVOKE|TRUNCATE|EXECUTE|PERFORM|COPY|CALL"
+    r"|SET|RESET|COMMIT|ROLLBACK)\b",
+    _FLAGS,
+)
+
+
+def _without_literals(code: str) -> str:
+    return re.sub(r"'(?:[^']|'')*'", "''", code)
+
+
 @handles(r"^DO\s")
 def _do(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
     if not _ENSURE_ROLE.match(statement.code):
+        if re.search(r"\bRAISE\s+EXCEPTION\b", statement.code, _FLAGS) and not _WRITES.search(
+            _without_literals(statement.code)
+        ):
+            return [_plain(statement.code)]
         raise ctx.fail(statement, "no idempotent form known for this DO block")
     create = re.search(r"CREATE\s+ROLE\s[^;]*", statement.code, _FLAGS)
     return [Piece(statement.code + ";", lint=create.group(0) + ";" if create else None)]
+
+
+# A backfill that fills a column only where it is still NULL: a rerun finds nothing left to fill.
+_BACKFILL = re.compile(
+    rf"^UPDATE\s+(?:ONLY\s+)?{QNAME}(?:\s+(?:AS\s+)?(?!SET\s){IDENT})?\s+SET\s+(?P<set>.+?)\s+"
+    rf"(?:FROM\s+.+?\s+)?WHERE\s+(?P<where>.+)$",
+    _FLAGS,
+)
+
+
+@handles(r"^UPDATE\s+(?!alembic_version\s)")
+def _update(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
+    backfill = _BACKFILL.match(statement.code)
+    if backfill:
+        first = re.match(rf"^\s*({IDENT})\s*=", backfill.group("set"), _FLAGS)
+        if first:
+            column = re.escape(first.group(1))
+            where = backfill.group("where")
+            if re.search(rf"(?:^|[\s(])(?:{IDENT}\.)?{column}\s+IS\s+NULL\b", where, _FLAGS):
+                return [_plain(statement.code)]
+    raise ctx.fail(statement, "an UPDATE is idempotent here only as a backfill: WHERE <set column> IS NULL")
 
 
 # --- Alembic's version table ------------------------------------------------------------------------

@@ -11,6 +11,8 @@ class Tenant(IdMixin, TimestampMixin, Base):
     """An institute using the platform (first: Waterfront Training Institute, code WTI)."""
 
     __tablename__ = "tenants"
+    # Its creation and changes are in its own trail, not in that of the tenant the System Admin acts in.
+    __audit_tenant__ = "id"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)

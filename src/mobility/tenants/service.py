@@ -15,10 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobility.core import audit
 from mobility.core.errors import Conflict
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
-from mobility.core.tenancy import (
-    get_visible,
-    tenant_view,
-)
+from mobility.core.tenancy import across_tenants, get_visible, tenant_view
 from mobility.tenants.models import Tenant
 
 # --- tenants --------------------------------------------------------------------------------------
@@ -83,8 +80,17 @@ async def create_tenant(
     await _ensure_unique(session, name=name, code=code)
     tenant = Tenant(name=name, code=code, branding=branding, contact_info=contact_info, is_active=True)
     session.add(tenant)
-    await audit.flush_as(session, "tenant.create", conflict="A tenant with this name or code exists already.")
+    await _flush_into_own_trail(
+        session, "tenant.create", conflict="A tenant with this name or code exists already."
+    )
     return tenant
+
+
+async def _flush_into_own_trail(session: AsyncSession, action: str, *, conflict: str) -> None:
+    """A tenant's records go to its own trail (`Tenant.__audit_tenant__`), which is another tenant's
+    than the one the System Admin acts in: written under the system scope, still as the caller."""
+    async with across_tenants(session):
+        await audit.flush_as(session, action, conflict=conflict)
 
 
 async def update_tenant(session: AsyncSession, tenant_id: uuid.UUID, changes: dict[str, Any]) -> Tenant:
@@ -95,7 +101,7 @@ async def update_tenant(session: AsyncSession, tenant_id: uuid.UUID, changes: di
     for key, value in changes.items():
         if getattr(tenant, key) != value:
             setattr(tenant, key, value)
-    await audit.flush_as(session, "tenant.update", conflict="A tenant with this name exists already.")
+    await _flush_into_own_trail(session, "tenant.update", conflict="A tenant with this name exists already.")
     return tenant
 
 
@@ -104,7 +110,7 @@ async def set_active(session: AsyncSession, tenant_id: uuid.UUID, active: bool) 
     tenant = await get_tenant(session, tenant_id)
     if tenant.is_active != active:
         tenant.is_active = active
-        await audit.flush_as(
+        await _flush_into_own_trail(
             session, "tenant.activate" if active else "tenant.deactivate", conflict="The tenant changed."
         )
     return tenant

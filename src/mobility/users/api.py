@@ -1,21 +1,24 @@
-"""Users of the current tenant (Admin), and accepting an invitation (public)."""
+"""Users of the current tenant (Admin), invitations (the tenant's and one's own), and setting up a new
+account with its invitation's token (public)."""
 
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from mobility.core.auth import client_address, require
+from mobility.core.auth import CurrentScope, client_address, require
 from mobility.core.deps import DbSession
 from mobility.core.pagination import Page
 from mobility.core.routing import ApiRoute
 from mobility.users import service
 from mobility.users.schemas import (
     InvitationAccept,
+    InvitationListParams,
     InvitationRead,
     MembershipUpdate,
+    MeUpdate,
+    MyInvitationRead,
     UserInvite,
-    UserInvited,
     UserListParams,
     UserRead,
     UserUpdate,
@@ -34,20 +37,31 @@ async def list_users(session: DbSession, params: Annotated[UserListParams, Query
 
 @router.post(
     "/users",
-    response_model=UserInvited,
+    response_model=InvitationRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[require("users:create")],
 )
 async def invite_user(body: UserInvite, session: DbSession):
+    """A pending invitation, the same whether the address has an account elsewhere or not. The person
+    joins when they accept it (a new account: with the link that reaches only them)."""
     invited = await service.invite(session, email=str(body.email), name=body.name, role_id=body.role_id)
-    invitation = (
-        InvitationRead(
-            id=invited.invitation.id, token=invited.token, expires_at=invited.invitation.expires_at
-        )
-        if invited.invitation is not None
-        else None
-    )
-    return UserInvited(user=UserRead.model_validate(invited.user), invitation=invitation)
+    return invited.view
+
+
+@router.get("/invitations", response_model=Page[InvitationRead], dependencies=[require("users:read")])
+async def list_invitations(session: DbSession, params: Annotated[InvitationListParams, Query()]):
+    rows, next_cursor = await service.list_invitations(session, params=params, status=params.status)
+    return Page[InvitationRead](items=rows, next_cursor=next_cursor)
+
+
+@router.delete(
+    "/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[require("users:create")],
+)
+async def revoke_invitation(invitation_id: uuid.UUID, session: DbSession) -> Response:
+    await service.revoke_invitation(session, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/users/{user_id}", response_model=UserRead, dependencies=[require("users:read")])
@@ -55,7 +69,7 @@ async def get_user(user_id: uuid.UUID, session: DbSession):
     return await service.read_member(session, user_id)
 
 
-@router.patch("/users/{user_id}", response_model=UserRead, dependencies=[require("users:update")])
+@router.patch("/users/{user_id}", response_model=UserRead, dependencies=[require("accounts:update")])
 async def update_user(user_id: uuid.UUID, body: UserUpdate, session: DbSession):
     return await service.update_user(session, user_id, **body.changes())
 
@@ -68,6 +82,20 @@ async def suspend_user(user_id: uuid.UUID, session: DbSession):
 @router.post("/users/{user_id}/reactivate", response_model=UserRead, dependencies=[require("users:update")])
 async def reactivate_user(user_id: uuid.UUID, session: DbSession):
     return await service.reactivate(session, user_id)
+
+
+@router.post(
+    "/users/{user_id}/suspend-account", response_model=UserRead, dependencies=[require("accounts:update")]
+)
+async def suspend_account(user_id: uuid.UUID, session: DbSession):
+    return await service.suspend_account(session, user_id)
+
+
+@router.post(
+    "/users/{user_id}/reactivate-account", response_model=UserRead, dependencies=[require("accounts:update")]
+)
+async def reactivate_account(user_id: uuid.UUID, session: DbSession):
+    return await service.reactivate_account(session, user_id)
 
 
 @router.post("/users/{user_id}/reset-2fa", response_model=UserRead, dependencies=[require("users:update")])
@@ -92,7 +120,8 @@ async def remove_membership(user_id: uuid.UUID, session: DbSession) -> Response:
 
 @router.post("/invitations/accept", status_code=status.HTTP_204_NO_CONTENT)
 async def accept_invitation(body: InvitationAccept, request: Request, session: DbSession) -> Response:
-    """Public: the token from the invitation is the credential. Then log in with e-mail and password."""
+    """Public: a new account's first password, with the token of the invitation that created it (the
+    token is the credential). Then log in with e-mail and password."""
     await service.accept_invitation(
         session,
         token=body.token,
@@ -100,4 +129,29 @@ async def accept_invitation(body: InvitationAccept, request: Request, session: D
         ip=client_address(request),
         request_id=getattr(request.state, "request_id", None),
     )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch("/me", status_code=status.HTTP_204_NO_CONTENT)
+async def update_me(body: MeUpdate, session: DbSession, _: CurrentScope) -> Response:
+    await service.rename_me(session, name=body.name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me/invitations", response_model=list[MyInvitationRead])
+async def my_invitations(session: DbSession, _: CurrentScope):
+    """My pending invitations, from every tenant."""
+    return await service.my_invitations(session)
+
+
+@router.post("/me/invitations/{invitation_id}/accept", status_code=status.HTTP_204_NO_CONTENT)
+async def accept_my_invitation(invitation_id: uuid.UUID, session: DbSession, _: CurrentScope) -> Response:
+    """Join the inviting tenant with the invitation's role (then switch to it, or log in there)."""
+    await service.accept_my_invitation(session, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/me/invitations/{invitation_id}/decline", status_code=status.HTTP_204_NO_CONTENT)
+async def decline_my_invitation(invitation_id: uuid.UUID, session: DbSession, _: CurrentScope) -> Response:
+    await service.decline_my_invitation(session, invitation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,6 +4,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Text,
@@ -124,11 +125,22 @@ def _email_key_collated(element, compiler, **kw) -> str:
     return f"({compiler.process(element.clauses, **kw)} COLLATE {EMAIL_COLLATION})"
 
 
+MEMBERSHIP_STATUSES = ("active", "suspended")
+
+
 class UserTenant(IdMixin, TimestampMixin, Base):
-    """Membership of a user in a tenant, with the role the user holds there."""
+    """Membership of a user in a tenant, with the role the user holds there. Made when the user accepts
+    an invitation (never by the inviting tenant alone); `status` is the tenant's own lock on it (0014):
+    a suspended membership gives no access to the tenant, whatever the account's status."""
 
     __tablename__ = "user_tenants"
-    __table_args__ = (UniqueConstraint("userId", "tenantId"), Index(None, "tenantId", "roleId"))
+    __table_args__ = (
+        UniqueConstraint("userId", "tenantId"),
+        Index(None, "tenantId", "roleId"),
+        CheckConstraint(f"status IN {MEMBERSHIP_STATUSES}", name="status"),
+    )
+    # The audit trail files a membership under its own tenant, whoever changed it from where.
+    __audit_tenant__ = "tenant_id"
 
     user_id: Mapped[uuid.UUID] = mapped_column("userId", Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     tenant_id: Mapped[uuid.UUID] = mapped_column(
@@ -136,10 +148,16 @@ class UserTenant(IdMixin, TimestampMixin, Base):
     )
     role_id: Mapped[uuid.UUID] = mapped_column("roleId", Uuid, ForeignKey("roles.id", ondelete="RESTRICT"))
     is_primary: Mapped[bool] = mapped_column("isPrimary", Boolean, default=False, server_default=false())
+    status: Mapped[str] = mapped_column(Text, default="active", server_default=text("'active'"))
 
 
 class UserInvitation(TenantScopedMixin, Base):
-    """An invitation to join a tenant (0008): the invited user sets a password with the token."""
+    """An invitation to join a tenant with a role (0008, 0014), accepted or declined by the invitee.
+
+    Only the invitation that creates an account carries a token (its hash): with it the invitee sets
+    the account's first password. An invitation of an existing account has none: its owner accepts it
+    logged in (/me/invitations). `email` and `name` are what the inviting Admin typed: the tenant's view
+    of a pending invitation shows those, never the account's own data."""
 
     __tablename__ = "user_invitations"
     __table_args__ = tenant_table_args(UniqueConstraint("tokenHash"), Index(None, "tenantId", "userId"))
@@ -147,6 +165,14 @@ class UserInvitation(TenantScopedMixin, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column("userId", Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     # SHA-256 of the token sent to the invitee; the token itself is never stored.
-    token_hash: Mapped[str] = mapped_column("tokenHash", Text)
+    token_hash: Mapped[str | None] = mapped_column("tokenHash", Text)
     expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column("acceptedAt", UTCDateTime())
+    # Added by 0014. The role the membership gets on acceptance (null: invitations from before 0014,
+    # which made the membership at once).
+    role_id: Mapped[uuid.UUID | None] = mapped_column(
+        "roleId", Uuid, ForeignKey("roles.id", ondelete="CASCADE")
+    )
+    email: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    declined_at: Mapped[datetime | None] = mapped_column("declinedAt", UTCDateTime())

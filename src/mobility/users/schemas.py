@@ -19,7 +19,7 @@ class UserInvite(InputModel):
 
 
 class UserUpdate(UpdateModel):
-    """Only the name; the e-mail address is the login and does not change here."""
+    """Only the name (account-wide: a System Admin's); the e-mail address is the login."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -50,17 +50,46 @@ class UserRead(OutputModel):
     updated_at: datetime | None
 
 
+InvitationStatus = Literal["pending", "expired", "declined", "accepted"]
+
+
 class InvitationRead(OutputModel):
+    """An invitation as the inviting tenant sees it: the e-mail and name its Admin typed and the role
+    offered. The same for every address, whether it has an account elsewhere or not; the token of a new
+    account's invitation reaches only its owner, never this answer."""
+
     id: uuid.UUID
-    # Shown once, here: only its hash is stored. Give it to the invitee (in production: by e-mail).
-    token: str
+    email: str | None
+    name: str | None
+    role_id: uuid.UUID | None
+    role_name: str | None
+    status: InvitationStatus
     expires_at: datetime
+    created_at: datetime
+    declined_at: datetime | None
 
 
-class UserInvited(OutputModel):
-    user: UserRead
-    # None when the e-mail already had an account that is set up: they were simply added.
-    invitation: InvitationRead | None
+class MyInvitationRead(OutputModel):
+    """A pending invitation of mine: which tenant, which role."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_code: str
+    tenant_name: str
+    role_id: uuid.UUID | None
+    role_name: str | None
+    expires_at: datetime
+    created_at: datetime
+
+
+class InvitationListParams(ListParams):
+    status: Literal["pending", "expired", "declined"] | None = None
+
+
+class MeUpdate(InputModel):
+    """One's own account: the name (the e-mail address is the login and does not change here)."""
+
+    name: str = Field(min_length=1, max_length=200)
 
 
 class InvitationAccept(InputModel):

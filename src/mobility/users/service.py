@@ -1,13 +1,22 @@
-"""Users of a tenant (Admin): invite, rename, suspend and reactivate, reset 2FA, assign the role held in
-the tenant, remove from the tenant; and accepting an invitation (public, with its token).
+"""Users of a tenant (Admin): invite, suspend and reactivate their access, reset 2FA, assign the role
+held in the tenant, remove from the tenant; the invitee's side of invitations (accept or decline,
+logged in; or set a new account's first password with its token); account-wide changes (System Admin).
 
 Rules on top of the permission matrix (each a named check below):
+- Membership by consent. An invitation never gives access by itself: the membership is made when the
+  invitee accepts. Only an invitation that creates the account carries a token (it sets the first
+  password, and reaches only the address's owner); an e-mail that has an account, in any status, gets
+  a pending invitation its owner accepts or declines logged in, and the account is not touched. The
+  inviting tenant learns nothing about an account it does not hold: the answer is the same pending
+  invitation either way, showing what the Admin typed (`invite`).
+- A tenant controls access to itself: its Admin suspends, reactivates or removes a member's access to
+  that tenant (the membership), whatever other tenants the account belongs to. The account (name,
+  status) is its owner's and the System Admin's (`_ensure_may_change_account`); a 2FA reset, which is
+  account-wide too, stays open to an Admin for accounts that belong to no other tenant
+  (`_ensure_account_here_only`).
 - Nobody hands out, or acts on a holder of, rights they do not hold themselves: only a System Admin
   grants "System Admin", and an Admin cannot suspend, reset or remove a System Admin
   (`_ensure_may_manage`, `_grantable_role`).
-- The account (name, status, two-factor, primary tenant) is shared by every tenant the user belongs
-  to: an Admin changes it only for users who belong to no other tenant; a System Admin always
-  (`_ensure_account_here_only`). Otherwise one institute could lock a person out of another.
 - A tenant keeps at least one active Admin, and nobody suspends, resets or removes themselves here
   (`_ensure_not_last_admin`, `_ensure_not_self`).
 """
@@ -17,9 +26,9 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, false, func, select
+from sqlalchemy import and_, bindparam, case, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -34,11 +43,20 @@ from mobility.core.tenancy import Scope, across_tenants, apply_to_database, requ
 from mobility.roles import service as roles_service
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
+from mobility.tenants.models import Tenant
 from mobility.users.models import User, UserInvitation, UserTenant, user_by_email
 
 INVITATION_TOKEN_BYTES = 32  # 256 bits
 
+# A member's status in the tenant: the account's when it is not active (suspended or never set up
+# everywhere), otherwise the membership's (the tenant's own lock).
+member_status = case((User.status != "active", User.status), else_=UserTenant.status)
+
 USER_SORT_KEYS = {"email": text_key(User.email), "createdAt": time_key(User.created_at)}
+INVITATION_SORT_KEYS = {
+    "email": text_key(UserInvitation.email),
+    "createdAt": time_key(UserInvitation.created_at),
+}
 
 
 class LastAdmin(Conflict):
@@ -53,8 +71,16 @@ class AlreadyMember(Conflict):
     code, title = "already_member", "Already a member of this tenant"
 
 
+class AlreadyInvited(Conflict):
+    code, title = "already_invited", "Invited already"
+
+
 class AccountShared(Forbidden):
     code, title = "account_in_other_tenants", "The account also belongs to other tenants"
+
+
+class AccountNotYours(Forbidden):
+    code, title = "account_wide", "Only the account's owner or a System Admin changes the account"
 
 
 class InvitationNotFound(NotFound):
@@ -77,7 +103,6 @@ class Member:
     id = property(lambda self: self.user.id)
     email = property(lambda self: self.user.email)
     name = property(lambda self: self.user.name)
-    status = property(lambda self: self.user.status)
     two_factor_enabled = property(lambda self: self.user.two_factor_enabled)
     last_login_at = property(lambda self: self.user.last_login_at)
     created_at = property(lambda self: self.user.created_at)
@@ -86,12 +111,68 @@ class Member:
     role_name = property(lambda self: self.role.name)
     is_primary = property(lambda self: self.membership.is_primary)
 
+    @property
+    def status(self) -> str:
+        """As member_status: the account's unless active, then the membership's."""
+        return self.user.status if self.user.status != "active" else self.membership.status
+
+
+@dataclass
+class InvitationView:
+    """An invitation as the inviting tenant sees it: what its Admin typed, the role offered, and where
+    it stands. Nothing of the account it may have reached."""
+
+    invitation: UserInvitation
+    role: Role | None
+
+    id = property(lambda self: self.invitation.id)
+    email = property(lambda self: self.invitation.email)
+    name = property(lambda self: self.invitation.name)
+    expires_at = property(lambda self: self.invitation.expires_at)
+    created_at = property(lambda self: self.invitation.created_at)
+    accepted_at = property(lambda self: self.invitation.accepted_at)
+    declined_at = property(lambda self: self.invitation.declined_at)
+    role_id = property(lambda self: self.role.id if self.role else None)
+    role_name = property(lambda self: self.role.name if self.role else None)
+
+    @property
+    def status(self) -> str:
+        return invitation_status(self.invitation, utcnow())
+
 
 @dataclass
 class Invited:
-    user: Member
-    invitation: UserInvitation | None = None
+    """The result of `invite`. `token` is set only when the invitation created the account: it is for
+    the address's owner (the CLI's `users invitation-link`, later the e-mail), never for the API."""
+
+    view: InvitationView
     token: str | None = None
+
+
+@dataclass
+class MyInvitation:
+    """A pending invitation as its invitee sees it: which tenant, which role."""
+
+    invitation: UserInvitation
+    tenant: Tenant
+    role: Role | None
+
+    id = property(lambda self: self.invitation.id)
+    tenant_id = property(lambda self: self.tenant.id)
+    tenant_code = property(lambda self: self.tenant.code)
+    tenant_name = property(lambda self: self.tenant.name)
+    role_id = property(lambda self: self.role.id if self.role else None)
+    role_name = property(lambda self: self.role.name if self.role else None)
+    expires_at = property(lambda self: self.invitation.expires_at)
+    created_at = property(lambda self: self.invitation.created_at)
+
+
+def invitation_status(invitation: UserInvitation, now: datetime) -> str:
+    if invitation.accepted_at is not None:
+        return "accepted"
+    if invitation.declined_at is not None:
+        return "declined"
+    return "expired" if invitation.expires_at <= now else "pending"
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -111,6 +192,10 @@ _GlobalRole = aliased(Role, name="global_role")
 
 def _is_system_admin(global_role_name: str | None) -> bool:
     return global_role_name == SystemRole.system_admin
+
+
+def _grants_system_admin(role: Role | None) -> bool:
+    return role is not None and role.system_role and role.name == SystemRole.system_admin
 
 
 async def _members(session: AsyncSession, users: list[User]) -> list[Member]:
@@ -151,7 +236,7 @@ async def list_users(
     """The members of the current tenant."""
     statement = select(User).join(UserTenant, UserTenant.user_id == User.id)
     if status:
-        statement = statement.where(User.status == status)
+        statement = statement.where(member_status == status)
     if role_id:
         statement = statement.where(UserTenant.role_id == role_id)
     if q:
@@ -176,7 +261,7 @@ _MEMBER_READ = Read(
             User.id,
             User.email,
             User.name,
-            User.status,
+            member_status.label("status"),
             User.two_factor_enabled,
             Role.id.label("roleId"),
             Role.name.label("roleName"),
@@ -236,12 +321,26 @@ def _ensure_may_manage(scope: Scope, member: Member) -> None:
 async def _grantable_role(session: AsyncSession, scope: Scope, role_id: uuid.UUID) -> Role:
     role = await roles_service.get_role(session, role_id, field_name="roleId")
     roles_service.ensure_caller_holds(scope, roles_service.granted_by(role), f"The role {role.name!r}")
+    if _grants_system_admin(role) and not (scope.is_system_admin or scope.system):
+        # Implied by the line above (an Admin holds less than the System Admin); said once more, as
+        # this is the one grant that reaches every tenant.
+        raise Forbidden("Only a System Admin grants the System Admin role.")
     return role
 
 
 def _ensure_not_self(scope: Scope, member: Member, what: str) -> None:
     if member.id == scope.actor_id:
         raise OwnAccount(f"You cannot {what} your own account here.")
+
+
+def _ensure_may_change_account(scope: Scope, member: Member) -> None:
+    """Name and account status belong to every tenant the account is in: its owner's and the System
+    Admin's to change, never one tenant's Admin's (a tenant locks its own door: `suspend`)."""
+    if not (scope.is_system_admin or scope.system or member.id == scope.actor_id):
+        raise AccountNotYours(
+            "The account is its owner's; only they or a System Admin change it. "
+            "You can suspend or remove its access to this tenant."
+        )
 
 
 async def _all_tenants(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:
@@ -260,7 +359,7 @@ async def _ensure_account_here_only(session: AsyncSession, scope: Scope, member:
     if await _all_tenants(session, member.id) - {scope.tenant_id}:
         raise AccountShared(
             "This account also belongs to other tenants; only a System Admin can change it. "
-            "You can change the role it holds here, or remove it from this tenant."
+            "You can change the role it holds here, suspend its access here, or remove it from this tenant."
         )
 
 
@@ -277,6 +376,7 @@ async def _ensure_not_last_admin(session: AsyncSession, member: Member) -> None:
                 .where(
                     UserTenant.role_id == member.role.id,
                     UserTenant.user_id != member.id,
+                    UserTenant.status == "active",
                     User.status == "active",
                 )
             )
@@ -290,92 +390,264 @@ def _touch(scope: Scope, user: User) -> None:
         user.updated_by = scope.actor_id
 
 
-# --- writing --------------------------------------------------------------------------------------
+# --- inviting -------------------------------------------------------------------------------------
 
 
-async def _new_invitation(session: AsyncSession, user_id: uuid.UUID) -> tuple[UserInvitation, str]:
+async def _invitation_expiry(session: AsyncSession) -> datetime:
     days = await settings_service.get_value(session, settings_service.INVITATION_VALIDITY_DAYS)
+    return utcnow() + timedelta(days=days)
+
+
+def new_invitation_token(invitation: UserInvitation) -> str:
+    """A fresh token for `invitation` (its hash stored; an earlier token stops working)."""
     token = secrets.token_urlsafe(INVITATION_TOKEN_BYTES)
-    invitation = UserInvitation(
-        user_id=user_id, token_hash=auth_service.hash_token(token), expires_at=utcnow() + timedelta(days=days)
-    )
-    session.add(invitation)
-    return invitation, token
+    invitation.token_hash = auth_service.hash_token(token)
+    return token
 
 
 async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.UUID) -> Invited:
-    """A new account (invited, no password) with a membership and an invitation token; or, for an
-    e-mail that has an account already, a membership (and a fresh invitation if it was never set up)."""
+    """Invite `email` to the current tenant with a role: a pending invitation, whatever the address.
+
+    No account yet: the account is made (invited, no password, this its primary tenant) and the
+    invitation carries the token that sets its first password. An account exists, in any status: the
+    invitation waits for its owner (/me/invitations), and the account is not touched. Either way the
+    answer is the same pending invitation. An expired or declined invitation of this tenant to the same
+    account is renewed; a pending one is a 409, as is a membership here already."""
     scope = require_scope(session)
     email = auth_service.normalise_email(email)
     role = await _grantable_role(session, scope, role_id)
-    grants_system_admin = role.system_role and role.name == SystemRole.system_admin
-    # Accounts are installation-wide: whether the e-mail has one, and where, is a look across tenants.
+    expires_at = await _invitation_expiry(session)
+    # Accounts are installation-wide: whether the e-mail has one is a look across tenants, and so are
+    # the account's memberships and invitations here.
     async with across_tenants(session):
         user = (await session.execute(user_by_email(email))).scalars().first()
+        previous = None
         if user is not None:
-            tenants = set(
-                (
-                    await session.execute(select(UserTenant.tenant_id).where(UserTenant.user_id == user.id))
-                ).scalars()
-            )
+            member_here = (
+                await session.execute(
+                    select(UserTenant.id).where(
+                        UserTenant.user_id == user.id, UserTenant.tenant_id == scope.tenant_id
+                    )
+                )
+            ).first()
+            if member_here is not None:
+                raise AlreadyMember(f"{email} is a member of this tenant already.", field="email")
+            previous = (
+                await session.execute(
+                    select(UserInvitation)
+                    .where(
+                        UserInvitation.user_id == user.id,
+                        UserInvitation.tenant_id == scope.tenant_id,
+                        UserInvitation.accepted_at.is_(None),
+                    )
+                    .order_by(UserInvitation.created_at.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+    if previous is not None and invitation_status(previous, utcnow()) == "pending":
+        raise AlreadyInvited(f"{email} has a pending invitation to this tenant already.", field="email")
+
+    token = None
     if user is None:
-        return await _invite_new(
-            session, scope, email=email, name=name, role=role, system_admin=grants_system_admin
+        user = User(
+            id=new_id(),
+            email=email,
+            name=name,
+            status="invited",
+            password_hash=None,
+            # The primary tenant: the one that invited them.
+            tenant_id=scope.tenant_id,
+            created_by=scope.actor_id,
+            updated_by=scope.actor_id,
         )
-    if scope.tenant_id in tenants:
-        raise AlreadyMember(f"{email} is a member of this tenant already.")
+        session.add(user)
+    if previous is not None:
+        # Renewed: the same invitation, offered again (its token, if it has one, stays the owner's).
+        invitation = previous
+        invitation.role_id, invitation.email, invitation.name = role.id, email, name
+        invitation.expires_at, invitation.declined_at = expires_at, None
+    else:
+        invitation = UserInvitation(
+            user_id=user.id, role_id=role.id, email=email, name=name, expires_at=expires_at
+        )
+        if user in session.new:
+            token = new_invitation_token(invitation)
+        session.add(invitation)
+    await audit.flush_as(session, "user.invite", conflict=f"{email} was invited meanwhile.")
+    return Invited(InvitationView(invitation, role), token)
+
+
+async def list_invitations(
+    session: AsyncSession, *, params: PageParams, status: str | None = None
+) -> tuple[list[InvitationView], str | None]:
+    """The current tenant's invitations that were not accepted (pending, expired, declined)."""
+    now = utcnow()
+    statement = select(UserInvitation).where(UserInvitation.accepted_at.is_(None))
+    if status == "pending":
+        statement = statement.where(UserInvitation.declined_at.is_(None), UserInvitation.expires_at > now)
+    elif status == "expired":
+        statement = statement.where(UserInvitation.declined_at.is_(None), UserInvitation.expires_at <= now)
+    elif status == "declined":
+        statement = statement.where(UserInvitation.declined_at.is_not(None))
+    with tenant_view(session):
+        invitations, next_cursor = await paginate(
+            session,
+            statement,
+            params=params,
+            sort_keys=INVITATION_SORT_KEYS,
+            default_sort="-createdAt",
+            id_column=UserInvitation.id,
+        )
+    return await _views(session, invitations), next_cursor
+
+
+async def _views(session: AsyncSession, invitations: list[UserInvitation]) -> list[InvitationView]:
+    role_ids = {invitation.role_id for invitation in invitations if invitation.role_id}
+    roles = {}
+    if role_ids:
+        roles = {
+            role.id: role
+            for role in (await session.execute(select(Role).where(Role.id.in_(role_ids)))).scalars()
+        }
+    return [InvitationView(invitation, roles.get(invitation.role_id)) for invitation in invitations]
+
+
+async def revoke_invitation(session: AsyncSession, invitation_id: uuid.UUID) -> None:
+    """Withdraw an invitation of the current tenant that was not accepted (its token, if any, with it)."""
+    with tenant_view(session):
+        invitation = (
+            await session.execute(
+                select(UserInvitation).where(
+                    UserInvitation.id == invitation_id, UserInvitation.accepted_at.is_(None)
+                )
+            )
+        ).scalar_one_or_none()
+    if invitation is None:
+        raise InvitationNotFound("No such invitation.")
+    await session.delete(invitation)
+    await audit.flush_as(session, "invitation.revoke", conflict="The invitation changed meanwhile.")
+
+
+# --- the invitee's side ---------------------------------------------------------------------------
+
+
+def _pending_for(user_id: uuid.UUID, now: datetime):
+    return select(UserInvitation).where(
+        UserInvitation.user_id == user_id,
+        UserInvitation.accepted_at.is_(None),
+        UserInvitation.declined_at.is_(None),
+        UserInvitation.expires_at > now,
+        UserInvitation.role_id.is_not(None),
+    )
+
+
+async def my_invitations(session: AsyncSession) -> list[MyInvitation]:
+    """The caller's pending invitations, from every tenant (newest first)."""
+    scope = require_scope(session)
+    async with across_tenants(session):
+        rows = (
+            await session.execute(
+                _pending_for(scope.actor_id, utcnow())
+                .add_columns(Tenant, Role)
+                .join(Tenant, Tenant.id == UserInvitation.tenant_id)
+                .join(Role, Role.id == UserInvitation.role_id)
+                .where(Tenant.is_active)
+                .order_by(UserInvitation.created_at.desc(), UserInvitation.id)
+            )
+        ).all()
+    return [MyInvitation(invitation, tenant, role) for invitation, tenant, role in rows]
+
+
+async def _my_pending(session: AsyncSession, scope: Scope, invitation_id: uuid.UUID) -> UserInvitation:
+    """Inside `across_tenants`: the caller's own pending invitation, or 404 (anyone else's included)."""
+    invitation = (
+        await session.execute(
+            _pending_for(scope.actor_id, utcnow())
+            .join(Tenant, Tenant.id == UserInvitation.tenant_id)
+            .where(UserInvitation.id == invitation_id, Tenant.is_active)
+        )
+    ).scalar_one_or_none()
+    if invitation is None:
+        raise InvitationNotFound("No such pending invitation.")
+    return invitation
+
+
+async def _join(session: AsyncSession, user: User, invitation: UserInvitation, now: datetime) -> UserTenant:
+    """The membership an accepted invitation makes (under the system scope: it is another tenant's).
+    The first membership of an account becomes its primary tenant."""
+    if invitation.role_id is None:
+        raise InvitationUnusable(
+            "This invitation is from before memberships needed consent; ask for a new one."
+        )
+    role = (await session.execute(select(Role).where(Role.id == invitation.role_id))).scalar_one()
+    existing = (
+        await session.execute(
+            select(UserTenant.tenant_id, UserTenant.is_primary).where(UserTenant.user_id == user.id)
+        )
+    ).all()
+    if any(tenant_id == invitation.tenant_id for tenant_id, _ in existing):
+        raise AlreadyMember("You are a member of this tenant already.")
     membership = UserTenant(
-        user_id=user.id, tenant_id=scope.tenant_id, role_id=role.id, is_primary=not tenants
+        user_id=user.id,
+        tenant_id=invitation.tenant_id,
+        role_id=role.id,
+        is_primary=not any(primary for _, primary in existing),
     )
     session.add(membership)
-    invitation = token = None
-    if user.status == "invited":
-        invitation, token = await _new_invitation(session, user.id)
-    await audit.flush_as(session, "user.invite", conflict=f"{email} is a member of this tenant already.")
-    # Only now a member (and so visible here): the account's own changes, if any, come second.
-    if grants_system_admin:
-        user.role_id = role.id
+    invitation.accepted_at = now
     if membership.is_primary:
-        user.tenant_id = scope.tenant_id
-    if session.is_modified(user):
-        _touch(scope, user)
-        await audit.flush_as(
-            session, "user.invite", conflict="The account changed meanwhile.", reread=(user,)
+        user.tenant_id = invitation.tenant_id
+    if _grants_system_admin(role):
+        # Only a System Admin can have offered it (`_grantable_role`); the invitee took it.
+        user.role_id = role.id
+    return membership
+
+
+async def accept_my_invitation(session: AsyncSession, invitation_id: uuid.UUID) -> None:
+    """The caller joins the inviting tenant with the invitation's role."""
+    scope = require_scope(session)
+    now = utcnow()
+    async with across_tenants(session):
+        invitation = await _my_pending(session, scope, invitation_id)
+        user = (await session.execute(select(User).where(User.id == scope.actor_id))).scalar_one()
+        await _join(session, user, invitation, now)
+        if session.is_modified(user):
+            user.updated_by = user.id
+        auth_service.record_activity(
+            session,
+            "invitation_accepted",
+            user_id=user.id,
+            ip=scope.ip_address,
+            tenant=str(invitation.tenant_id),
         )
-    return Invited((await _members(session, [user]))[0], invitation, token)
+        await audit.flush_as(session, "invitation.accept", conflict="The invitation was used meanwhile.")
 
 
-async def _invite_new(
-    session: AsyncSession, scope: Scope, *, email: str, name: str, role: Role, system_admin: bool
-) -> Invited:
-    user = User(
-        id=new_id(),
-        email=email,
-        name=name,
-        status="invited",
-        password_hash=None,
-        # The primary tenant: the one that invited them.
-        tenant_id=scope.tenant_id,
-        role_id=role.id if system_admin else None,
-        created_by=scope.actor_id,
-        updated_by=scope.actor_id,
-    )
-    membership = UserTenant(user_id=user.id, tenant_id=scope.tenant_id, role_id=role.id, is_primary=True)
-    session.add_all([user, membership])
-    invitation, token = await _new_invitation(session, user.id)
-    await audit.flush_as(session, "user.invite", conflict=f"{email} has an account already.", reread=(user,))
-    return Invited(Member(user, membership, role, is_system_admin=system_admin), invitation, token)
+async def decline_my_invitation(session: AsyncSession, invitation_id: uuid.UUID) -> None:
+    scope = require_scope(session)
+    async with across_tenants(session):
+        invitation = await _my_pending(session, scope, invitation_id)
+        invitation.declined_at = utcnow()
+        auth_service.record_activity(
+            session,
+            "invitation_declined",
+            user_id=scope.actor_id,
+            ip=scope.ip_address,
+            tenant=str(invitation.tenant_id),
+        )
+        await audit.flush_as(session, "invitation.decline", conflict="The invitation was used meanwhile.")
+
+
+# --- changing members ------------------------------------------------------------------------------
 
 
 async def update_user(session: AsyncSession, user_id: uuid.UUID, *, name: str | None = None) -> Member:
+    """The account's name (account-wide: the owner's or a System Admin's)."""
     scope = require_scope(session)
     member = await get_member(session, user_id)
     if name is None or name == member.user.name:
         return member
-    if member.id != scope.actor_id:
-        _ensure_may_manage(scope, member)
-        await _ensure_account_here_only(session, scope, member)
+    _ensure_may_change_account(scope, member)
     member.user.name = name
     _touch(scope, member.user)
     await audit.flush_as(
@@ -384,14 +656,52 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, *, name: str | 
     return member
 
 
+async def rename_me(session: AsyncSession, *, name: str) -> None:
+    scope = require_scope(session)
+    user = (await session.execute(select(User).where(User.id == scope.actor_id))).scalar_one()
+    if user.name == name:
+        return
+    user.name = name
+    _touch(scope, user)
+    await audit.flush_as(session, "user.update", conflict="The account changed meanwhile.")
+
+
 async def suspend(session: AsyncSession, user_id: uuid.UUID) -> Member:
-    """Suspended: cannot log in, and every session of theirs ends now. Again: nothing changes."""
+    """The member's access to this tenant is suspended (the membership), and their sessions here end
+    now; the account and its other tenants are untouched. Again: nothing changes."""
     scope = require_scope(session)
     member = await get_member(session, user_id)
     _ensure_not_self(scope, member, "suspend")
     _ensure_may_manage(scope, member)
-    await _ensure_account_here_only(session, scope, member)
-    if member.status == "suspended":
+    if member.membership.status == "suspended":
+        return member
+    await _ensure_not_last_admin(session, member)
+    member.membership.status = "suspended"
+    await audit.flush_as(session, "membership.suspend", conflict="The membership changed meanwhile.")
+    await _end_sessions(session, scope, member, "membership_suspended", tenant_only=True)
+    return member
+
+
+async def reactivate(session: AsyncSession, user_id: uuid.UUID) -> Member:
+    """The member's access to this tenant again. Not suspended here: nothing changes."""
+    scope = require_scope(session)
+    member = await get_member(session, user_id)
+    _ensure_may_manage(scope, member)
+    if member.membership.status == "active":
+        return member
+    member.membership.status = "active"
+    await audit.flush_as(session, "membership.reactivate", conflict="The membership changed meanwhile.")
+    return member
+
+
+async def suspend_account(session: AsyncSession, user_id: uuid.UUID) -> Member:
+    """The account (System Admin): no login anywhere, and every session ends now."""
+    scope = require_scope(session)
+    member = await get_member(session, user_id)
+    _ensure_not_self(scope, member, "suspend")
+    _ensure_may_change_account(scope, member)
+    _ensure_may_manage(scope, member)
+    if member.user.status == "suspended":
         return member
     await _ensure_not_last_admin(session, member)
     member.user.status = "suspended"
@@ -403,13 +713,13 @@ async def suspend(session: AsyncSession, user_id: uuid.UUID) -> Member:
     return member
 
 
-async def reactivate(session: AsyncSession, user_id: uuid.UUID) -> Member:
+async def reactivate_account(session: AsyncSession, user_id: uuid.UUID) -> Member:
     """Back to active (or to invited, if they never set a password). Not suspended: nothing changes."""
     scope = require_scope(session)
     member = await get_member(session, user_id)
+    _ensure_may_change_account(scope, member)
     _ensure_may_manage(scope, member)
-    await _ensure_account_here_only(session, scope, member)
-    if member.status != "suspended":
+    if member.user.status != "suspended":
         return member
     member.user.status = "active" if member.user.password_hash else "invited"
     _touch(scope, member.user)
@@ -438,8 +748,12 @@ async def reset_two_factor(session: AsyncSession, user_id: uuid.UUID) -> Member:
     return member
 
 
-async def _end_sessions(session: AsyncSession, scope: Scope, member: Member, reason: str) -> None:
-    ended = await auth_service.revoke_all_sessions(session, member.id)
+async def _end_sessions(
+    session: AsyncSession, scope: Scope, member: Member, reason: str, *, tenant_only: bool = False
+) -> None:
+    ended = await auth_service.revoke_all_sessions(
+        session, member.id, tenant_id=scope.tenant_id if tenant_only else None
+    )
     auth_service.record_activity(
         session,
         f"sessions_ended_{reason}",
@@ -531,13 +845,15 @@ async def remove_membership(session: AsyncSession, user_id: uuid.UUID) -> None:
     await audit.flush_as(session, "membership.remove", conflict="The membership changed meanwhile.")
 
 
-# --- accepting an invitation (no login: the token is the credential) --------------------------------
+# --- setting up a new account with its invitation's token (no login: the token is the credential) ------
 
 
 async def accept_invitation(
     session: AsyncSession, *, token: str, password: str, ip: str | None = None, request_id: str | None = None
 ) -> User:
-    """Set the password with the invitation's token: the account becomes active. Once per token."""
+    """Set a new account's first password with the token of the invitation that created it: the account
+    becomes active and joins the inviting tenant. Once per token, and only for an account that was
+    never set up: an account with a password accepts invitations logged in (/me/invitations)."""
     await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
     now = utcnow()
     invitation = (
@@ -549,12 +865,14 @@ async def accept_invitation(
         raise InvitationNotFound("This invitation does not exist; check the link.")
     if invitation.accepted_at is not None:
         raise InvitationUnusable("This invitation was used already; log in instead.")
+    if invitation.declined_at is not None:
+        raise InvitationUnusable("This invitation was declined.")
     if invitation.expires_at <= now:
         raise InvitationUnusable("This invitation has expired; ask for a new one.")
     user = (await session.execute(select(User).where(User.id == invitation.user_id))).scalar_one()
-    if user.status != "invited":
+    if user.status != "invited" or user.password_hash is not None:
         raise InvitationUnusable(
-            "This account is set up already; log in instead."
+            "This account is set up already; log in to accept the invitation."
             if user.status == "active"
             else f"This account is {user.status}."
         )
@@ -573,7 +891,38 @@ async def accept_invitation(
     user.password_changed_at = now
     user.status = "active"
     user.updated_by = user.id
-    invitation.accepted_at = now
+    await _join(session, user, invitation, now)
     auth_service.record_activity(session, "invitation_accepted", user_id=user.id, ip=ip)
     await audit.flush_as(session, "invitation.accept", conflict="The invitation was used meanwhile.")
     return user
+
+
+async def issue_invitation_link(session: AsyncSession, *, email: str, tenant_code: str) -> str:
+    """For the operator (CLI, under the system scope) until invitations are e-mailed: a fresh token for
+    the pending invitation that created `email`'s account, which was never set up; the earlier token
+    stops working, and the invitation gets a full validity again."""
+    email = auth_service.normalise_email(email)
+    invitation = (
+        await session.execute(
+            select(UserInvitation)
+            .join(User, User.id == UserInvitation.user_id)
+            .join(Tenant, Tenant.id == UserInvitation.tenant_id)
+            .where(
+                User.id == user_by_email(email).with_only_columns(User.id).scalar_subquery(),
+                func.upper(Tenant.code) == tenant_code.strip().upper(),
+                User.status == "invited",
+                User.password_hash.is_(None),
+                UserInvitation.token_hash.is_not(None),
+                UserInvitation.accepted_at.is_(None),
+                UserInvitation.declined_at.is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    if invitation is None:
+        raise InvitationNotFound(
+            f"No invitation to {tenant_code} created an account for {email} that is still to be set up."
+        )
+    token = new_invitation_token(invitation)
+    invitation.expires_at = await _invitation_expiry(session)
+    await audit.flush_as(session, "invitation.renew_token", conflict="The invitation changed meanwhile.")
+    return token
