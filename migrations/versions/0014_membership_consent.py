@@ -145,6 +145,7 @@ def upgrade() -> None:
                 ALTER COLUMN "tokenHash" DROP NOT NULL,
                 DROP CONSTRAINT IF EXISTS "{ROLE_FK}",
                 ADD CONSTRAINT "{ROLE_FK}" FOREIGN KEY ("roleId") REFERENCES roles (id) ON DELETE CASCADE
+                    NOT VALID
             """
         )
         # Row-level security (0009) is forced on these tables: the backfill acts across tenants.
@@ -155,6 +156,7 @@ def upgrade() -> None:
         block, _ = outside_the_transaction()
         with block:
             op.execute(f"ALTER TABLE user_tenants VALIDATE CONSTRAINT {STATUS_CHECK}")
+            op.execute(f'ALTER TABLE user_invitations VALIDATE CONSTRAINT "{ROLE_FK}"')
         return
 
     with op.batch_alter_table("user_tenants") as batch:

@@ -167,8 +167,8 @@ async def test_expired_revoked_and_unknown_tokens_are_refused(migrated_database_
     problem(expired, 410, "invitation_unusable")
     assert revocation.status_code == 204
     assert [row.action for row in await audit_of(url, revocation)] == ["invitation.revoke"]
-    problem(after_revocation, 404, "invitation_not_found")
-    problem(unknown, 404, "invitation_not_found")
+    problem(after_revocation, 404, "not_found")
+    problem(unknown, 404, "not_found")
     for address in (expiring, revoked):
         assert (await account_of(url, address)).status == "invited"
 
@@ -222,7 +222,7 @@ async def test_cross_tenant_takeover_of_a_pending_account_is_impossible(migrated
         )
     assert set(from_a) == set(from_b) and from_a["status"] == from_b["status"] == "pending"
     assert b_row.token_hash is None and b_row.user_id == account.id
-    problem(guessed, 404, "invitation_not_found")
+    problem(guessed, 404, "not_found")
     assert [item["id"] for item in mine.json()] == [from_b["id"]]
     assert mine.json()[0]["tenantCode"] == world.other.code and mine.json()[0]["roleName"] == "Trainer"
     assert accepted.status_code == 204, accepted.text
@@ -310,16 +310,16 @@ async def test_the_invitee_declines_and_the_tenant_may_invite_again(migrated_dat
             json={"email": bob.email, "name": "N", "roleId": renewed["roleId"]},
         )
     for response in by_eve:
-        problem(response, 404, "invitation_not_found")
+        problem(response, 404, "not_found")
     assert eve_sees.json() == []
     assert declined.status_code == 204
     assert [row.action for row in await audit_of(url, declined)] == ["invitation.decline"]
-    problem(after_decline, 404, "invitation_not_found")
+    problem(after_decline, 404, "not_found")
     assert [item["id"] for item in listed.json()["items"]] == [offered["id"]]
     assert renewed["id"] == offered["id"] and renewed["status"] == "pending"
     assert [item["id"] for item in bob_sees.json()] == [offered["id"]]
     assert accepted.status_code == 204
-    problem(twice, 404, "invitation_not_found")
+    problem(twice, 404, "not_found")
     problem(again, 409, "already_member")
     assert world.tenant.id in await memberships(url, bob.id)
 
@@ -332,7 +332,7 @@ async def test_another_tenants_invitations_do_not_exist(migrated_database_url: s
         revoke = await call(client, "DELETE", f"/invitations/{offered['id']}", world.auth(world.other_admin))
         listed = await client.get("/api/v1/invitations", headers=world.auth(world.other_admin))
         trainer = await call(client, "DELETE", f"/invitations/{offered['id']}", world.auth(world.trainer))
-    problem(revoke, 404, "invitation_not_found")
+    problem(revoke, 404, "not_found")
     assert offered["id"] not in {item["id"] for item in listed.json()["items"]}
     problem(trainer, 403, "forbidden")
     async with system_session(url) as session:

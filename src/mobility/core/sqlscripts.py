@@ -148,7 +148,7 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
         "NOT VALID so that it can be rerun. At the revision the script starts from they do not exist "
         "(or are the leftover of a failed earlier run of this same script), so no guarantee is taken "
         "away; the script runs the pair only while the database is not yet at this revision.",
-        revisions=("0002", "0003", "0008"),
+        revisions=("0002", "0003", "0008", "0014"),
         line=r"^\s*ALTER TABLE \S+ DROP CONSTRAINT IF EXISTS ",
         within=r"^ALTER TABLE (\S+) DROP CONSTRAINT IF EXISTS (\S+);\s+ALTER TABLE \1 ADD CONSTRAINT \2 ",
     ),
@@ -185,6 +185,14 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
         line=r"(roles DROP CONSTRAINT IF EXISTS roles_name_key|DROP INDEX IF EXISTS roles_name_key"
         r'|ALTER TABLE roles ADD CONSTRAINT "roles_tenantId_name_key" UNIQUE'
         r'|ALTER TABLE roles DROP CONSTRAINT IF EXISTS "roles_tenantId_name_key")',
+    ),
+    KnownFinding(
+        ("ban-drop-not-null",),
+        "from this revision on, only an invitation that creates an account carries a token (an existing "
+        "account's owner accepts logged in): the application that needs the column filled is the one "
+        "this revision comes with; the downgrade fills it again (with a hash no token matches).",
+        revisions=("0014",),
+        line=r'^\s*ALTER TABLE user_invitations ALTER COLUMN "tokenHash" DROP NOT NULL',
     ),
     KnownFinding(
         ("prefer-timestamp-tz",),
@@ -595,7 +603,9 @@ def _update(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[P
             where = backfill.group("where")
             if re.search(rf"(?:^|[\s(])(?:{IDENT}\.)?{column}\s+IS\s+NULL\b", where, _FLAGS):
                 return [_plain(statement.code)]
-    raise ctx.fail(statement, "an UPDATE is idempotent here only as a backfill: WHERE <set column> IS NULL")
+    raise ctx.fail(
+        statement, "no idempotent form known for this UPDATE (only a backfill: WHERE <set column> IS NULL)"
+    )
 
 
 # --- Alembic's version table ------------------------------------------------------------------------

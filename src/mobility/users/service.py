@@ -84,7 +84,7 @@ class AccountNotYours(Forbidden):
 
 
 class InvitationNotFound(NotFound):
-    code, title = "invitation_not_found", "No such invitation"
+    title = "No such invitation"
 
 
 class InvitationUnusable(AppError):
@@ -417,29 +417,22 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
     email = auth_service.normalise_email(email)
     role = await _grantable_role(session, scope, role_id)
     expires_at = await _invitation_expiry(session)
-    # Accounts are installation-wide: whether the e-mail has one is a look across tenants, and so are
-    # the account's memberships and invitations here.
+    # Accounts are installation-wide: whether the e-mail has one is a look across tenants.
     async with across_tenants(session):
         user = (await session.execute(user_by_email(email))).scalars().first()
-        previous = None
-        if user is not None:
+    previous = None
+    if user is not None:
+        # Its membership and invitations here: the tenant's own rows.
+        with tenant_view(session):
             member_here = (
-                await session.execute(
-                    select(UserTenant.id).where(
-                        UserTenant.user_id == user.id, UserTenant.tenant_id == scope.tenant_id
-                    )
-                )
+                await session.execute(select(UserTenant.id).where(UserTenant.user_id == user.id))
             ).first()
             if member_here is not None:
                 raise AlreadyMember(f"{email} is a member of this tenant already.", field="email")
             previous = (
                 await session.execute(
                     select(UserInvitation)
-                    .where(
-                        UserInvitation.user_id == user.id,
-                        UserInvitation.tenant_id == scope.tenant_id,
-                        UserInvitation.accepted_at.is_(None),
-                    )
+                    .where(UserInvitation.user_id == user.id, UserInvitation.accepted_at.is_(None))
                     .order_by(UserInvitation.created_at.desc())
                     .limit(1)
                 )
@@ -542,29 +535,40 @@ def _pending_for(user_id: uuid.UUID, now: datetime):
 
 
 async def my_invitations(session: AsyncSession) -> list[MyInvitation]:
-    """The caller's pending invitations, from every tenant (newest first)."""
+    """The caller's pending invitations, from every active tenant (newest first)."""
     scope = require_scope(session)
     async with across_tenants(session):
         rows = (
             await session.execute(
                 _pending_for(scope.actor_id, utcnow())
-                .add_columns(Tenant, Role)
-                .join(Tenant, Tenant.id == UserInvitation.tenant_id)
+                .add_columns(Role)
                 .join(Role, Role.id == UserInvitation.role_id)
-                .where(Tenant.is_active)
                 .order_by(UserInvitation.created_at.desc(), UserInvitation.id)
             )
         ).all()
-    return [MyInvitation(invitation, tenant, role) for invitation, tenant, role in rows]
+        tenant_ids = {invitation.tenant_id for invitation, _ in rows}
+        tenants = {
+            tenant.id: tenant
+            for tenant in (
+                await session.execute(select(Tenant).where(Tenant.id.in_(tenant_ids), Tenant.is_active))
+            ).scalars()
+        }
+    return [
+        MyInvitation(invitation, tenants[invitation.tenant_id], role)
+        for invitation, role in rows
+        if invitation.tenant_id in tenants
+    ]
 
 
 async def _my_pending(session: AsyncSession, scope: Scope, invitation_id: uuid.UUID) -> UserInvitation:
-    """Inside `across_tenants`: the caller's own pending invitation, or 404 (anyone else's included)."""
+    """Inside `across_tenants`: the caller's own pending invitation to an active tenant, or 404 (anyone
+    else's included)."""
     invitation = (
         await session.execute(
-            _pending_for(scope.actor_id, utcnow())
-            .join(Tenant, Tenant.id == UserInvitation.tenant_id)
-            .where(UserInvitation.id == invitation_id, Tenant.is_active)
+            _pending_for(scope.actor_id, utcnow()).where(
+                UserInvitation.id == invitation_id,
+                UserInvitation.tenant_id.in_(select(Tenant.id).where(Tenant.is_active)),
+            )
         )
     ).scalar_one_or_none()
     if invitation is None:
@@ -585,7 +589,7 @@ async def _join(session: AsyncSession, user: User, invitation: UserInvitation, n
             select(UserTenant.tenant_id, UserTenant.is_primary).where(UserTenant.user_id == user.id)
         )
     ).all()
-    if any(tenant_id == invitation.tenant_id for tenant_id, _ in existing):
+    if invitation.tenant_id in {member_of for member_of, _ in existing}:
         raise AlreadyMember("You are a member of this tenant already.")
     membership = UserTenant(
         user_id=user.id,
@@ -906,10 +910,11 @@ async def issue_invitation_link(session: AsyncSession, *, email: str, tenant_cod
         await session.execute(
             select(UserInvitation)
             .join(User, User.id == UserInvitation.user_id)
-            .join(Tenant, Tenant.id == UserInvitation.tenant_id)
             .where(
                 User.id == user_by_email(email).with_only_columns(User.id).scalar_subquery(),
-                func.upper(Tenant.code) == tenant_code.strip().upper(),
+                UserInvitation.tenant_id.in_(
+                    select(Tenant.id).where(func.upper(Tenant.code) == tenant_code.strip().upper())
+                ),
                 User.status == "invited",
                 User.password_hash.is_(None),
                 UserInvitation.token_hash.is_not(None),
