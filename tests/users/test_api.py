@@ -853,3 +853,26 @@ async def test_system_admin_is_granted_and_taken_away_with_the_membership(migrat
     assert taken.json()["isSystemAdmin"] is False
     assert (await get_row(url, User, world.trainer.id)).role_id is None
     assert sorted(row.entity_type for row in await audit_of(url, taken)) == ["user_tenants", "users"]
+
+
+async def test_a_suspended_membership_counts_for_no_session_however_it_was_suspended(
+    migrated_database_url: str,
+) -> None:
+    """The session lookup itself (0014's function on PostgreSQL, its statement on SQLite) counts an
+    active membership only: a membership suspended without ending the sessions gives no access."""
+    url = migrated_database_url
+    world = await make_world(url)
+    async with system_session(url) as session:
+        membership = (
+            await session.execute(
+                select(UserTenant).where(
+                    UserTenant.user_id == world.trainer.id, UserTenant.tenant_id == world.tenant.id
+                )
+            )
+        ).scalar_one()
+        membership.status = "suspended"
+    async with api_client(url) as client:
+        me = await client.get("/api/v1/me", headers=world.auth(world.trainer))
+        admin_me = await client.get("/api/v1/me", headers=world.auth(world.admin))
+    assert me.status_code == 401
+    assert admin_me.status_code == 200

@@ -337,3 +337,29 @@ async def test_another_tenants_invitations_do_not_exist(migrated_database_url: s
     problem(trainer, 403, "forbidden")
     async with system_session(url) as session:
         assert await session.get(UserInvitation, uuid.UUID(offered["id"])) is not None
+
+
+async def test_an_invitation_from_before_consent_still_sets_the_password(migrated_database_url: str) -> None:
+    """Before 0014 an invitation came with its membership: accepting it sets the password, and makes
+    no second membership."""
+    url = migrated_database_url
+    world = await make_world(url)
+    async with system_session(url) as session:
+        invitee = await make_user(session, world.tenant, SystemRole.trainer, status="invited")
+        account = await session.get(User, invitee.id)
+        account.password_hash = None
+        invitation = UserInvitation(
+            tenant_id=world.tenant.id,
+            user_id=invitee.id,
+            role_id=invitee.role.id,
+            email=invitee.email,
+            name="Legacy",
+            expires_at=utcnow() + timedelta(days=1),
+        )
+        token = users_service.new_invitation_token(invitation)
+        session.add(invitation)
+    async with api_client(url) as client:
+        accepted = await call(client, "POST", ACCEPT, {}, json={"token": token, "password": new_password()})
+    assert accepted.status_code == 204, accepted.text
+    assert list(await memberships(url, invitee.id)) == [world.tenant.id]
+    assert (await get_row(url, User, invitee.id)).status == "active"

@@ -576,7 +576,9 @@ async def _my_pending(session: AsyncSession, scope: Scope, invitation_id: uuid.U
     return invitation
 
 
-async def _join(session: AsyncSession, user: User, invitation: UserInvitation, now: datetime) -> UserTenant:
+async def _join(
+    session: AsyncSession, user: User, invitation: UserInvitation, now: datetime
+) -> UserTenant | None:
     """The membership an accepted invitation makes (under the system scope: it is another tenant's).
     The first membership of an account becomes its primary tenant."""
     if invitation.role_id is None:
@@ -590,7 +592,10 @@ async def _join(session: AsyncSession, user: User, invitation: UserInvitation, n
         )
     ).all()
     if invitation.tenant_id in {member_of for member_of, _ in existing}:
-        raise AlreadyMember("You are a member of this tenant already.")
+        # Invitations from before 0014 came with their membership (and the seed's sample trainer has
+        # one): accepting sets the password and grants nothing new.
+        invitation.accepted_at = now
+        return None
     membership = UserTenant(
         user_id=user.id,
         tenant_id=invitation.tenant_id,
