@@ -255,6 +255,17 @@ async def _orm_driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
+async def lock_for_transaction(session: AsyncSession, name: str) -> None:
+    """Make the transactions that call this with the same `name` take turns until each ends: for a rule
+    about several rows that no unique key can hold ("a tenant keeps an Admin"), where two requests
+    checking at once would each see the other's row still there. PostgreSQL: an advisory lock of the
+    transaction; SQLite has a single writer already."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+        )
+
+
 @asynccontextmanager
 async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends cleanly, rolls back on any error."""
