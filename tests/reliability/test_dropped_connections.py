@@ -88,10 +88,18 @@ async def test_backends_killed_under_load_on_both_pools(
     statuses: list[int] = []
     stop = asyncio.Event()
 
-    async with api_client(url) as client:
+    # A guard, not a measure: a connection never given back would hang the pool's shutdown for ever.
+    async with asyncio.timeout(120), api_client(url) as client:
         _add_probe_routes(client._transport.app, intervals)  # type: ignore[attr-defined]
 
         async def load(worker: int) -> None:
+            try:
+                await requests(worker)
+            except BaseException:
+                stop.set()  # the others stop too, so the failure is reported rather than waited on
+                raise
+
+        async def requests(worker: int) -> None:
             for step in itertools.count():
                 if stop.is_set():
                     return
