@@ -323,7 +323,9 @@ def per_phase(calls: list[Call], schedule: Schedule) -> dict[str, dict]:
 def recovery(calls: list[Call], schedule: Schedule, duration: float) -> tuple[float | None, float]:
     """Seconds from the database accepting connections to the first 1 s window whose successes reach
     RECOVERY_SHARE of the steady rate (the median of the steady phase's 1 s windows, the first 2 s
-    left out as warm-up); and that steady rate."""
+    left out as warm-up); and that steady rate. (The machine is shared: if other work starts during the
+    run, the rate after the outage can stay below the steady one for reasons of its own; `settled`,
+    printed beside it, is the median rate of the run's last 10 s.)"""
     done = sorted(c.started + c.seconds for c in calls if c.status is not None and 200 <= c.status < 300)
 
     def in_window(start: float) -> int:
@@ -523,6 +525,20 @@ def main(argv: list[str] | None = None) -> int:
         table = per_phase(calls, schedule)
         checks = check_writes(dbname, writes)
         recovered, steady = recovery(calls, schedule, args.duration)
+        ok_ends = [c.started + c.seconds for c in calls if c.status is not None and 200 <= c.status < 300]
+        settled = statistics.median(
+            sum(1 for t in ok_ends if s <= t < s + 1)
+            for s in range(int(args.duration) - 10, int(args.duration) - 1)
+        )
+        first_ok = min(
+            (t for t in ok_ends if schedule.back_at is not None and t >= schedule.back_at), default=None
+        )
+        print(
+            f"after the outage: first 2xx {first_ok - schedule.back_at:.2f} s after the database accepted connections;"
+            f" settled rate (last 10 s) {settled:.0f} 2xx/s"
+            if first_ok is not None
+            else "after the outage: no 2xx"
+        )
         log = server.log_path.read_text()
         server_log = {"tracebacks": log.count("Traceback"), "outage_lines": log.count("database unavailable")}
         print_results(table, checks, recovered, steady, schedule)
@@ -543,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
                     "writes": checks,
                     "recovery_s": recovered,
                     "steady_2xx_per_s": steady,
+                    "settled_2xx_per_s": settled,
+                    "first_2xx_after_back_s": None if first_ok is None else first_ok - schedule.back_at,
                     "server_log": server_log,
                     "missed": missed,
                 },
