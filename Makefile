@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 # pytest-xdist workers; the suite is sized for the 2-core machine.
 WORKERS ?= 2
 
-.PHONY: setup run test lint bench bench-migrate bench-auth prisma clean
+.PHONY: setup run test lint bench bench-migrate bench-auth bench-faults prisma clean
 
 $(PY_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -41,7 +41,7 @@ prisma: $(PY_STAMP)
 
 # Benchmarks (PostgreSQL): each prints its figures and exits 1 when its goal is missed. Both always run.
 bench: $(PY_STAMP)
-	@status=0; for target in bench-migrate bench-auth; do $(MAKE) --no-print-directory $$target || status=1; done; exit $$status
+	@status=0; for target in bench-migrate bench-auth bench-faults; do $(MAKE) --no-print-directory $$target || status=1; done; exit $$status
 
 bench-migrate: $(PY_STAMP)
 	$(BIN)/python bench/migrate.py
@@ -51,6 +51,11 @@ bench-auth: $(PY_STAMP)
 	@command -v wrk >/dev/null || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y wrk || \
 		{ $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y wrk; }; }
 	$(BIN)/python bench/auth.py $(BENCH_ARGS)
+
+# Restarts the PostgreSQL server (pg_ctlcluster, as root or through sudo): every other user of that server
+# is disturbed. FAULTS_ARGS=--outage=proxy cuts a loopback proxy instead and leaves the server alone.
+bench-faults: $(PY_STAMP)
+	$(BIN)/python bench/faults.py $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules data

@@ -10,8 +10,8 @@ from mobility.audit.api import router as audit_router
 from mobility.auth.api import router as auth_router
 from mobility.core.auth import document_security
 from mobility.core.config import Settings, get_settings
-from mobility.core.db import create_engine, create_read_pool, create_sessionmaker
-from mobility.core.deps import UnitOfWorkMiddleware
+from mobility.core.db import OutageLog, create_engine, create_read_pool, create_sessionmaker
+from mobility.core.deps import UnitOfWorkMiddleware, install_database_error_handlers
 from mobility.core.errors import install_error_handlers
 from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
@@ -33,10 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_pool = await create_read_pool(settings.effective_app_database_url, settings)
+        app.state.outage = OutageLog(engine)
         _settle_garbage_collector()
         try:
             yield
         finally:
+            await app.state.outage.close()
             if app.state.read_pool is not None:
                 await app.state.read_pool.close()
             await engine.dispose()
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_database_error_handlers(app)
     document_security(app)
     app.add_middleware(UnitOfWorkMiddleware)
     app.add_middleware(RequestIdMiddleware)

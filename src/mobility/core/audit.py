@@ -22,6 +22,7 @@ from sqlalchemy import event, insert, inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from mobility.audit.models import AuditLog
 from mobility.core.errors import Conflict
@@ -113,6 +114,30 @@ def _tenant_of(obj: Any, scope: Scope | None) -> Any:
     return scope.tenant_id
 
 
+def _entry(obj: Any, operation: str, before: dict | None, after: dict | None, *, scope, action, now) -> dict:
+    """One audit row (by attribute name) for a change of `obj`."""
+    table = obj.__tablename__
+    return {
+        "id": new_id(),
+        "tenant_id": _tenant_of(obj, scope),
+        "actor_id": scope.actor_id if scope else None,
+        "action": action or f"{table}.{operation}",
+        "entity_type": table,
+        "entity_id": obj.id,
+        "before": before,
+        "after": after,
+        "ip_address": scope.ip_address if scope else None,
+        "request_id": scope.request_id if scope else None,
+        "created_at": now,
+    }
+
+
+def _by_column(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {AuditLog.__mapper__.attrs[key].columns[0].key: value for key, value in row.items()} for row in rows
+    ]
+
+
 @event.listens_for(ScopedSession, "after_flush")
 def _record(session: Session, _flush_context: Any) -> None:
     """Write the trail of this flush on the flush's own connection, i.e. in the same transaction.
@@ -126,22 +151,7 @@ def _record(session: Session, _flush_context: Any) -> None:
     rows: list[dict[str, Any]] = []
 
     def entry(obj: Any, operation: str, before: dict | None, after: dict | None) -> None:
-        table = obj.__tablename__
-        rows.append(
-            {
-                "id": new_id(),
-                "tenant_id": _tenant_of(obj, scope),
-                "actor_id": scope.actor_id if scope else None,
-                "action": label or f"{table}.{operation}",
-                "entity_type": table,
-                "entity_id": obj.id,
-                "before": before,
-                "after": after,
-                "ip_address": scope.ip_address if scope else None,
-                "request_id": scope.request_id if scope else None,
-                "created_at": now,
-            }
-        )
+        rows.append(_entry(obj, operation, before, after, scope=scope, action=label, now=now))
 
     for obj in session.new:
         if _audited(obj):
@@ -155,12 +165,17 @@ def _record(session: Session, _flush_context: Any) -> None:
         if _audited(obj):
             entry(obj, "delete", _snapshot(obj), None)
     if rows:
-        table = AuditLog.__table__
-        keyed = [
-            {AuditLog.__mapper__.attrs[key].columns[0].key: value for key, value in row.items()}
-            for row in rows
-        ]
-        session.connection().execute(insert(table), keyed)
+        session.connection().execute(insert(AuditLog.__table__), _by_column(rows))
+
+
+async def record_inserted(session: AsyncSession, obj: Any, action: str) -> None:
+    """The trail of a row that a statement inserted rather than a flush (an `INSERT ... ON CONFLICT`
+    upsert, which the flush cannot express): the entry the flush would have written, in the same
+    transaction."""
+    scope = session.sync_session.info.get("scope")
+    row = _entry(obj, "create", None, _snapshot(obj), scope=scope, action=action, now=utcnow())
+    connection = await session.connection()
+    await connection.execute(insert(AuditLog.__table__), _by_column([row]))
 
 
 async def flush_as(
@@ -177,7 +192,7 @@ async def flush_as(
     describe(session, action)
     try:
         await session.flush()
-    except IntegrityError as exc:
+    except (IntegrityError, StaleDataError) as exc:  # a unique key taken, or the row deleted, meanwhile
         raise Conflict(conflict) from exc
     for row in reread:
         await session.refresh(row, attribute_names=["created_at", "updated_at"])

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # than cores only share the CPU. bench/auth.py, 2 cores, 2 processes: 4 each served ~15 % more
     # requests than 10 each, with a third less PostgreSQL CPU per request.
     read_pool_size: int = Field(default=4, ge=1)
+    # PostgreSQL: seconds a new connection may take. While the database is unreachable each request
+    # is answered 503 within this (core/db.py), instead of waiting for asyncpg's 60 s.
+    database_connect_timeout: float = Field(default=5, gt=0)
 
     @field_validator("database_url", "app_database_url")
     @classmethod

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.exc import StaleDataError
 
 from mobility.core.config import Settings, get_settings
+from mobility.core.errors import Conflict, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 # Constraint names as Prisma creates them, so a database made by the legacy Prisma app, by our
 # migrations and by `prisma migrate` agree on every name.
@@ -57,6 +66,12 @@ def create_engine(url: str | None = None, settings: Settings | None = None, **kw
     # soon as the event loop sees its socket end: `_discard_closed` swaps it at checkout, for free.
     # Only a connection cut silently (a network drop) still fails its first request.
     pooling = {"pool_recycle": 1800} if not is_sqlite(url) else {"pool_pre_ping": True}
+    if not is_sqlite(url):
+        # An unreachable server fails a request within this, rather than asyncpg's 60 s.
+        kwargs["connect_args"] = {
+            "timeout": settings.database_connect_timeout,
+            **kwargs.get("connect_args", {}),
+        }
     engine = create_async_engine(url, echo=settings.sql_echo, **pooling, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -159,6 +174,7 @@ async def create_read_pool(url: str, settings: Settings) -> asyncpg.Pool | None:
         max_inactive_connection_lifetime=300,
         init=_json_codecs,
         connection_class=_ReadConnection,
+        timeout=settings.database_connect_timeout,
         server_settings={
             # The hot path's statements are lookups by key, prepared once per connection. Left to
             # choose, PostgreSQL re-planned them on every execution (custom plans: ~1-4 ms of planning
@@ -185,7 +201,17 @@ async def driver_connection(session: AsyncSession, settings: Callable[[], str] |
         connection = await pool.acquire()
         sync.info[_READ_CONNECTION] = connection  # released by release_read_connection, whatever follows
         await connection.open_transaction(settings() if settings is not None else None)
+    elif _closed_under_us(connection):
+        # Its transaction (and the request's settings) went with it: not silently swapped.
+        raise asyncpg.ConnectionDoesNotExistError("the request's read connection was closed")
     return connection
+
+
+def _closed_under_us(connection: Any) -> bool:
+    """The pool's proxy of a connection the server closed while a request held it: asyncpg then takes
+    the connection's place in the pool back by itself (a new connection will fill it) and detaches the
+    proxy (its `_con`, the check `Pool.release` makes too), so the request's handle leads nowhere."""
+    return connection._con is None or connection.is_closed()
 
 
 def read_connection(session: AsyncSession) -> Any:
@@ -200,11 +226,20 @@ async def release_read_connection(session: AsyncSession) -> None:
     connection = info.pop(_READ_CONNECTION, None)
     if connection is None:
         return
+    pool = info[READ_POOL]
     try:
-        await connection.begin_next_transaction()
-    finally:
-        # Rolls back whatever is still open (a failed COMMIT) and closes a broken connection.
-        await info[READ_POOL].release(connection)
+        if not _closed_under_us(connection):
+            await connection.begin_next_transaction()
+    except Exception as exc:  # the answer is out already; the connection only read
+        if not is_unavailable(exc):
+            logger.warning("a read connection failed to end its transaction: %r", exc)
+    try:
+        # Rolls back whatever is still open (a failed COMMIT), terminates a closed connection, and
+        # does nothing for one the pool took back already (closed under the request).
+        await pool.release(connection)
+    except Exception as exc:  # asyncpg terminated the connection: its place in the pool is free
+        if not is_unavailable(exc):
+            logger.warning("a read connection could not be reset and was closed: %r", exc)
 
 
 async def _orm_driver_connection(session: AsyncSession) -> Any:
@@ -220,8 +255,157 @@ async def _orm_driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
+async def lock_for_transaction(session: AsyncSession, name: str) -> None:
+    """Make the transactions that call this with the same `name` take turns until each ends: for a rule
+    about several rows that no unique key can hold ("a tenant keeps an Admin"), where two requests
+    checking at once would each see the other's row still there. PostgreSQL: an advisory lock of the
+    transaction; SQLite has a single writer already."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+        )
+
+
 @asynccontextmanager
 async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends cleanly, rolls back on any error."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+# --- when the database fails under a request ------------------------------------------------------
+#
+# Two kinds of failure are the database's state, not a bug, and answered as such (core/deps.py):
+# - unavailable (503 + Retry-After): the server is down, restarting, refusing connections, or closed
+#   the request's connection (a restart, pg_terminate_backend, a network cut). Nothing of the request
+#   was committed; the next request gets a fresh connection.
+# - a concurrent change (409): a unique key taken by a concurrent request that passed the same
+#   pre-check, a deadlock, a serialization failure, a row deleted under an UPDATE. Trying again sees
+#   the other request's result.
+
+RETRY_AFTER_SECONDS = 2
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code, title = "database_unavailable", "The database is not available"
+
+    def __init__(self) -> None:
+        super().__init__("The database cannot be reached just now; nothing was changed. Try again shortly.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class ConcurrentChange(Conflict):
+    code, title = "concurrent_change", "Changed concurrently"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Another request changed the same data at the same time; nothing was changed. Try again."
+        )
+
+
+# SQLSTATE classes and codes: 08 connection exception, 57 operator intervention (admin shutdown,
+# crash shutdown, cannot connect now: starting up or shutting down), 53300 too many connections.
+_UNAVAILABLE_STATES = ("08", "57")
+_UNAVAILABLE_CODES = frozenset({"53300"})
+_CONCURRENT_CODES = frozenset({"23505", "40001", "40P01"})
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's `orig`, the driver adapter's cause), a few deep."""
+    seen: list[BaseException] = []
+    while exc is not None and len(seen) < 6 and exc not in seen:
+        seen.append(exc)
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return seen
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or dropped the connection."""
+    for cause in _causes(exc):
+        if isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(
+            cause,
+            ConnectionError  # refused, reset, broken pipe
+            | TimeoutError  # connecting took longer than database_connect_timeout
+            | socket.gaierror  # the host name does not resolve
+            | asyncpg.InterfaceError  # "connection is closed", a protocol left mid-operation
+            | asyncpg.InternalClientError  # "cannot switch to state ...": the protocol of a dead connection
+            | asyncpg.PostgresConnectionError
+            | sa_exc.DisconnectionError
+            | sa_exc.TimeoutError,  # no pooled connection free in time: overloaded, as good as down
+        ):
+            return True
+        code = _sqlstate(cause)
+        if code and (code[:2] in _UNAVAILABLE_STATES or code in _UNAVAILABLE_CODES):
+            return True
+    return False
+
+
+def is_concurrent_change(exc: BaseException) -> bool:
+    """Whether `exc` is a write that met a concurrent twin (see above)."""
+    return any(
+        isinstance(cause, StaleDataError) or _sqlstate(cause) in _CONCURRENT_CODES for cause in _causes(exc)
+    )
+
+
+class OutageLog:
+    """One log line when the database becomes unavailable, and one when it answers again.
+
+    Requests refused meanwhile log nothing each (a restart would otherwise write a stack trace per
+    request). The first refusal starts a probe that connects once a second until the database answers.
+    """
+
+    PROBE_INTERVAL = 1.0
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._probe: asyncio.Task | None = None
+        self._since = 0.0
+        self.refused = 0  # requests answered 503 in the current (or last) episode
+
+    @property
+    def ongoing(self) -> bool:
+        return self._probe is not None
+
+    def report(self, exc: BaseException) -> None:
+        self.refused += 1
+        if self._probe is not None:
+            return
+        self._since, self.refused = time.monotonic(), 1
+        logger.warning("database unavailable (%s); answering 503 until it is back", _summary(exc))
+        self._probe = asyncio.get_running_loop().create_task(self._wait_until_back())
+
+    async def _wait_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(self.PROBE_INTERVAL)
+            try:
+                async with self._engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            except Exception:  # noqa: S112 (still down: the one line was logged)
+                continue
+            break
+        logger.warning(
+            "database available again after %.1f s (%d request(s) answered 503)",
+            time.monotonic() - self._since,
+            self.refused,
+        )
+        self._probe = None
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+            self._probe = None
+
+
+def _summary(exc: BaseException) -> str:
+    innermost = _causes(exc)[-1]
+    return f"{type(innermost).__name__}: {str(innermost).strip().splitlines()[0] if str(innermost).strip() else ''}"

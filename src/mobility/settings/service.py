@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core import audit
 from mobility.core.errors import InvalidInput, NotFound
-from mobility.core.tenancy import TenancyViolation, require_scope
+from mobility.core.tenancy import Scope, TenancyViolation, require_scope
 from mobility.settings.models import Setting
 from mobility.vetting.models import VettingCheckType
 
@@ -91,21 +92,50 @@ async def list_values(session: AsyncSession) -> list[tuple[KnownSetting, Any, bo
     ]
 
 
-async def set_value(session: AsyncSession, key: str, value: Any) -> Any:
+async def set_value(session: AsyncSession, key: str, value: Any, *, action: str = "setting.update") -> Any:
     """Set a key in the session's tenant: a tenant scope is required (under the system scope the lookup
-    below would not be narrowed to one tenant)."""
+    below would not be narrowed to one tenant). Recorded in the audit trail as `action`.
+
+    Race-free: the row is changed under its row lock; a key not set yet is inserted with
+    `INSERT ... ON CONFLICT DO NOTHING`, and when a concurrent request inserted it first (the INSERT
+    waits for that request to end, then does nothing) its row is locked and changed instead. Two first
+    writes of one key both succeed, one after the other, where the plain INSERT made one a 500."""
     scope = require_scope(session)
     if scope.system or scope.tenant_id is None:
         raise TenancyViolation("Settings are set in a tenant's scope.")
     setting = known(key)
     clean = TypeAdapter(setting.type).dump_python(setting.validate(value), mode="json")
-    row = (await session.execute(select(Setting).where(Setting.key == key))).scalar_one_or_none()
+    locked = (
+        select(Setting).where(Setting.key == key).with_for_update().execution_options(populate_existing=True)
+    )
+    row = (await session.execute(locked)).scalar_one_or_none()
     if row is None:
-        session.add(Setting(key=key, value=clean))
-    else:
-        row.value = clean
-    await session.flush()
+        created = await _insert_if_absent(session, scope, key, clean)
+        if created is not None:
+            await audit.record_inserted(session, created, action)
+            return clean
+        row = (await session.execute(locked)).scalar_one()  # the concurrent request's, committed
+    row.value = clean
+    await audit.flush_as(session, action, conflict="The setting changed meanwhile.")
     return clean
+
+
+async def _insert_if_absent(session: AsyncSession, scope: Scope, key: str, value: Any) -> Setting | None:
+    """The new row, or None when the key exists (also when a concurrent transaction just made it)."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(Setting)
+        .values(
+            tenant_id=scope.tenant_id,
+            key=key,
+            value=value,
+            created_by=scope.actor_id,
+            updated_by=scope.actor_id,
+        )
+        .on_conflict_do_nothing(index_elements=[Setting.__table__.c.tenantId, Setting.__table__.c.key])
+        .returning(Setting)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 @dataclass(frozen=True)
@@ -133,6 +163,5 @@ async def list_settings(session: AsyncSession) -> list[SettingValue]:
 async def update_setting(session: AsyncSession, key: str, value: Any) -> SettingValue:
     """Set a known key (404 for others) to a valid value (422 otherwise), recorded as "setting.update"."""
     setting = known(key)
-    audit.describe(session, "setting.update")
-    stored = await set_value(session, key, value)
+    stored = await set_value(session, key, value, action="setting.update")
     return _view(setting, setting.validate(stored), True)

@@ -34,6 +34,7 @@ from sqlalchemy.orm import aliased
 
 from mobility.auth import service as auth_service
 from mobility.core import audit, security
+from mobility.core.db import lock_for_transaction
 from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
@@ -289,7 +290,10 @@ async def read_member(session: AsyncSession, user_id: uuid.UUID) -> dict:
 
 
 async def get_member(session: AsyncSession, user_id: uuid.UUID) -> Member:
-    """A member of the current tenant; 404 for anyone else (including users of other tenants)."""
+    """A member of the current tenant, to change; 404 for anyone else (including users of other tenants).
+
+    The membership row stays locked until the transaction ends: changes of one member take turns, and
+    each sees the one before it (two removals at once: the second finds no member, 404)."""
     with tenant_view(session):
         row = (
             await session.execute(
@@ -298,6 +302,8 @@ async def get_member(session: AsyncSession, user_id: uuid.UUID) -> Member:
                 .join(Role, Role.id == UserTenant.role_id)
                 .outerjoin(_GlobalRole, and_(_GlobalRole.id == User.role_id, _GlobalRole.system_role))
                 .where(User.id == user_id)
+                .with_for_update(of=UserTenant)
+                .execution_options(populate_existing=True)
             )
         ).one_or_none()
     if row is None:
@@ -367,6 +373,8 @@ async def _ensure_not_last_admin(session: AsyncSession, member: Member) -> None:
     """`member` is about to stop being an active Admin of the tenant: another one must remain."""
     if not (member.role.system_role and member.role.name == SystemRole.admin) or member.status != "active":
         return
+    # Two Admins removed at once must not each count the other as the one that remains.
+    await lock_for_transaction(session, f"tenant-admins:{require_scope(session).tenant_id}")
     with tenant_view(session):
         others = (
             await session.execute(
@@ -865,9 +873,12 @@ async def accept_invitation(
     never set up: an account with a password accepts invitations logged in (/me/invitations)."""
     await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
     now = utcnow()
+    # Locked: of two requests with one token, the second waits and then finds it used.
     invitation = (
         await session.execute(
-            select(UserInvitation).where(UserInvitation.token_hash == auth_service.hash_token(token))
+            select(UserInvitation)
+            .where(UserInvitation.token_hash == auth_service.hash_token(token))
+            .with_for_update()
         )
     ).scalar_one_or_none()
     if invitation is None:
