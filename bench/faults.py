@@ -6,7 +6,7 @@
 On PostgreSQL, in one run: makes a fresh database at head (bench/auth.py's `fill`: 100 tenants, users,
 memberships), starts `mobility serve --workers 2` as the app role mobility_app, logs in 16 Admins (one per
 tenant) and puts ~45 s of load on it from 16 connections: half read (GET /users/{id}, /me, the audit
-log), half write (PATCH /users/{id} with a new name, PUT /settings/{key} with a new value; each writer on
+log), half write (PATCH /me with a new name, PUT /settings/{key} with a new value; each writer on
 its own user and tenant). The client records every request, and every write it saw acknowledged (2xx),
 by its X-Request-ID.
   at --kill-at (10 s): every mobility_app backend of the benchmark's database is terminated
@@ -232,9 +232,9 @@ async def load(base: str, workers: list[dict], seconds: float, t0: float, calls:
                 value = f"Bench w{number} s{step}"
                 response = await one(
                     client,
-                    "PATCH /users/{id}",
+                    "PATCH /me",
                     "PATCH",
-                    f"/api/v1/users/{worker['own_user']}",
+                    "/api/v1/me",
                     headers=headers,
                     json={"name": value},
                 )
@@ -402,21 +402,6 @@ def check_writes(dbname: str, writes: list[Write]) -> dict[str, Any]:
     }
 
 
-def own_users(dbname: str, tenants: list[str]) -> dict[str, str]:
-    """Per tenant, a Trainer who belongs to that tenant only: its Admin may rename them."""
-    with psycopg.connect(libpq_url(dbname), autocommit=True) as conn:
-        found = {}
-        for tenant_id in tenants:
-            found[tenant_id] = conn.execute(
-                """SELECT ut."userId"::text FROM user_tenants ut JOIN roles r ON r.id = ut."roleId"
-                   WHERE ut."tenantId" = %s AND r.name = 'Trainer'
-                     AND (SELECT count(*) FROM user_tenants x WHERE x."userId" = ut."userId") = 1
-                   LIMIT 1""",
-                (tenant_id,),
-            ).fetchone()[0]
-    return found
-
-
 def print_results(
     table: dict, checks: dict, recovered: float | None, steady: float, schedule: Schedule
 ) -> None:
@@ -504,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         server = MobilityServe(args.workers, env, work)
         server.wait_ready("/health")
         tokens = login_admins(server, admins, password)
-        users = own_users(dbname, [a["tenant_id"] for a in admins])
-        workers = [{**a, "token": tokens[a["email"]], "own_user": users[a["tenant_id"]]} for a in admins]
+        # Each writer renames itself (PATCH /me): a name is its owner's to change.
+        workers = [{**a, "token": tokens[a["email"]], "own_user": a["user_id"]} for a in admins]
         print(
             f"{len(workers)} admins logged in; load for {args.duration:.0f} s from {len(workers)} connections"
         )

@@ -21,10 +21,11 @@ from mobility.core.permissions import SystemRole
 from mobility.roles.models import Role
 from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
-from mobility.users.models import User, UserTenant
+from mobility.users import service as users_service
+from mobility.users.models import User, UserInvitation, UserTenant
 from tests.factories import PASSWORD, make_user, system_role, system_session, unique
 from tests.support.admin_api import make_world
-from tests.support.app import api_client
+from tests.support.app import api_client, login
 
 pytestmark = pytest.mark.postgres_only
 TWINS = 20
@@ -147,7 +148,7 @@ async def test_one_new_email_invited_by_twenty_at_once(backend, migrated_databas
 async def test_one_existing_account_added_to_a_tenant_by_twenty_at_once(
     backend, migrated_database_url: str
 ) -> None:
-    """The account belongs to another tenant: one membership is made, the others meet it."""
+    """The account belongs to another tenant: one pending invitation is made, the others meet it."""
     url = migrated_database_url
     world = await make_world(url)
     async with system_session(url) as session:
@@ -162,6 +163,34 @@ async def test_one_existing_account_added_to_a_tenant_by_twenty_at_once(
             )
         )
     assert _statuses(responses) == {201: 1, 409: TWINS - 1}
+    invitations = (
+        select(func.count()).select_from(UserInvitation).where(UserInvitation.user_id == elsewhere.id)
+    )
+    assert await _count(url, invitations) == 1
+    memberships = select(func.count()).select_from(UserTenant).where(UserTenant.user_id == elsewhere.id)
+    assert await _count(url, memberships) == 1  # until its owner accepts
+
+
+async def test_one_pending_invitation_accepted_by_its_owner_twenty_times_at_once(
+    backend, migrated_database_url: str
+) -> None:
+    """One membership is made; the other nineteen find the invitation answered (404)."""
+    url = migrated_database_url
+    world = await make_world(url)
+    async with system_session(url) as session:
+        elsewhere = await make_user(session, world.other, SystemRole.trainer)
+        trainer = (await system_role(session, SystemRole.trainer)).id
+    async with api_client(url) as client:
+        invited = await client.post(
+            "/api/v1/users",
+            headers=world.auth(world.admin),
+            json={"email": elsewhere.email, "name": "Twin", "roleId": str(trainer)},
+        )
+        headers = await login(client, elsewhere.email, elsewhere.password)
+        responses = await _twenty(
+            lambda _i: client.post(f"/api/v1/me/invitations/{invited.json()['id']}/accept", headers=headers)
+        )
+    assert _statuses(responses) == {204: 1, 404: TWINS - 1}
     memberships = select(func.count()).select_from(UserTenant).where(UserTenant.user_id == elsewhere.id)
     assert await _count(url, memberships) == 2
 
@@ -178,7 +207,13 @@ async def test_one_invitation_accepted_by_twenty_at_once(backend, migrated_datab
             headers=world.auth(world.admin),
             json={"email": f"{unique('accept-')}@example.org", "name": "Invitee", "roleId": str(trainer)},
         )
-        token = invited.json()["invitation"]["token"]
+        async with system_session(url) as session:
+            token = await users_service.issue_invitation_link(
+                session, email=invited.json()["email"], tenant_code=world.tenant.code
+            )
+            account_id = (
+                await session.execute(select(User.id).where(User.email == invited.json()["email"]))
+            ).scalar_one()
         responses = await _twenty(
             lambda i: client.post(
                 "/api/v1/invitations/accept", json={"token": token, "password": f"{PASSWORD}-{i}"}
@@ -191,7 +226,7 @@ async def test_one_invitation_accepted_by_twenty_at_once(backend, migrated_datab
         .where(
             AuditLog.action == "invitation.accept",
             AuditLog.entity_type == "users",
-            AuditLog.entity_id == invited.json()["user"]["id"],
+            AuditLog.entity_id == account_id,
         )
     )
     assert await _count(url, accepts) == 1
@@ -241,7 +276,7 @@ async def test_one_user_renamed_by_twenty_at_once(backend, migrated_database_url
         responses = await _twenty(
             lambda i: client.patch(
                 f"/api/v1/users/{world.trainer.id}",
-                headers=world.auth(world.admin),
+                headers=world.auth(world.system_admin),
                 json={"name": f"Name {i}"},
             )
         )

@@ -109,7 +109,7 @@ async def test_backends_killed_under_load_on_both_pools(
                 elif kind == 1:
                     response = await client.patch(
                         f"/api/v1/users/{world.trainer.id}",
-                        headers=headers,
+                        headers=world.auth(world.system_admin),
                         json={"name": f"N {worker} {step}"},
                     )
                 elif kind == 2:
@@ -149,7 +149,9 @@ async def test_backends_killed_under_load_on_both_pools(
         ] + [
             (
                 await client.patch(
-                    f"/api/v1/users/{world.trainer.id}", headers=headers, json={"name": "After"}
+                    f"/api/v1/users/{world.trainer.id}",
+                    headers=world.auth(world.system_admin),
+                    json={"name": "After"},
                 )
             ).status_code
             for _ in range(10)

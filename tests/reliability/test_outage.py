@@ -33,8 +33,9 @@ async def _requests(client, world) -> dict[str, object]:
     return {
         "read": await client.get(f"/api/v1/users/{world.trainer.id}", headers=headers),
         "me": await client.get("/api/v1/me", headers=headers),
+        # Names are account-wide: the System Admin's to change.
         "write": await client.patch(
-            f"/api/v1/users/{world.trainer.id}", headers=headers, json={"name": "Cut"}
+            f"/api/v1/users/{world.trainer.id}", headers=world.auth(world.system_admin), json={"name": "Cut"}
         ),
         "upsert": await client.put(f"/api/v1/settings/{KEY}", headers=headers, json={"value": 7}),
         "login": await client.post(

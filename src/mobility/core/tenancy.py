@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import event, inspect, select, text
+from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
@@ -445,5 +446,13 @@ async def across_tenants(session: AsyncSession) -> AsyncIterator[Scope]:
     )
     try:
         yield scope
-    finally:
-        await apply_to_database(session, scope)
+    except BaseException:
+        # A failed flush inside leaves a transaction that can only roll back: the caller's scope is
+        # bound again without a statement (the database's settings end with the transaction), and the
+        # original error is the one that reaches the caller.
+        try:
+            await apply_to_database(session, scope)
+        except PendingRollbackError:
+            bind_scope(session, scope)
+        raise
+    await apply_to_database(session, scope)

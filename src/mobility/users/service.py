@@ -430,6 +430,8 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
         user = (await session.execute(user_by_email(email))).scalars().first()
     previous = None
     if user is not None:
+        # Two invitations of one account at once: the second sees the first (no key holds it).
+        await lock_for_transaction(session, f"invite:{scope.tenant_id}:{user.id}")
         # Its membership and invitations here: the tenant's own rows.
         with tenant_view(session):
             member_here = (
@@ -571,12 +573,16 @@ async def my_invitations(session: AsyncSession) -> list[MyInvitation]:
 async def _my_pending(session: AsyncSession, scope: Scope, invitation_id: uuid.UUID) -> UserInvitation:
     """Inside `across_tenants`: the caller's own pending invitation to an active tenant, or 404 (anyone
     else's included)."""
+    # Locked: of two requests for one invitation, the second waits and then finds it answered.
     invitation = (
         await session.execute(
-            _pending_for(scope.actor_id, utcnow()).where(
+            _pending_for(scope.actor_id, utcnow())
+            .where(
                 UserInvitation.id == invitation_id,
                 UserInvitation.tenant_id.in_(select(Tenant.id).where(Tenant.is_active)),
             )
+            .with_for_update(of=UserInvitation)
+            .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
     if invitation is None:
