@@ -50,7 +50,7 @@ async def login(
     request: Request,
     response: Response,
     session: DbSession,
-    user_agent: Annotated[str | None, Header()] = None,
+    user_agent: Annotated[str | None, Header(max_length=2048)] = None,
 ):
     settings = request.app.state.settings
     result = await service.login(
