@@ -25,6 +25,7 @@ from mobility.core.auth import CurrentScope, client_address
 from mobility.core.deps import DbSession
 from mobility.core.openapi import problem_responses
 from mobility.core.routing import ApiRoute
+from mobility.core.schemas import Text
 
 router = APIRouter(prefix="/api/v1", tags=["auth"], route_class=ApiRoute)
 
@@ -50,7 +51,7 @@ async def login(
     request: Request,
     response: Response,
     session: DbSession,
-    user_agent: Annotated[str | None, Header(max_length=2048)] = None,
+    user_agent: Annotated[Text | None, Header(max_length=2048)] = None,
 ):
     settings = request.app.state.settings
     result = await service.login(

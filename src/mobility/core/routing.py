@@ -18,7 +18,7 @@ An `ApiRoute` also:
 - answers a method it does not take with 405 and an `Allow` header listing every method of its path
   (each method of a path is a route of its own, and the router asks only the first one);
 - answers 415 to a body that is not JSON (`refuse_other_than_json`);
-- refuses a query string or path that is not UTF-8 or carries NUL, and a header with NUL, with 422
+- refuses a query string or path that is not UTF-8 or carries NUL with 422
   naming the parameter, before any of it reaches the database (see `refuse_unreadable_input`).
 """
 
@@ -87,12 +87,13 @@ def refuse_other_than_json(scope: Scope) -> None:
 
 
 def refuse_unreadable_input(scope: Scope) -> None:
-    """RequestValidationError (422) for a query string or path that is not UTF-8 or carries NUL, or a
-    header carrying NUL. Servers decode percent-escapes leniently (an invalid byte becomes U+FFFD), so
-    the raw bytes are what is checked.
+    """RequestValidationError (422) for a query string or path that is not UTF-8 or carries NUL.
+    Servers decode percent-escapes leniently (an invalid byte becomes U+FFFD), so the raw bytes are
+    what is checked. (Header values are bytes, and a declared header parameter is `core.schemas.Text`.)
 
-    Cost on the hot path (no query string, an ASCII path): an `in` test on the path and a scan of the
-    header values for a NUL byte, about 0.5 us in all (bench/auth.py's request has 4 headers).
+    Cost on the hot path (no query string, an ASCII path): a dict lookup and two `in` tests on the
+    path, about 0.1 us (measured with timeit: 1 us under a fully loaded machine, whose empty function
+    call took 0.4-0.8 us).
     """
     errors = []
     query = scope.get("query_string")
@@ -101,9 +102,6 @@ def refuse_unreadable_input(scope: Scope) -> None:
     path = scope["path"]
     if "\x00" in path or "\ufffd" in path:
         errors.extend(_path_errors(scope))
-    for name, value in scope["headers"]:
-        if b"\x00" in value:
-            errors.append(_error(("header", name.decode("latin-1")), "must not contain NUL characters"))
     if errors:
         raise RequestValidationError(errors)
 

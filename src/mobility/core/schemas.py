@@ -16,7 +16,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 # A password is taken exactly as typed: InputModel strips the whitespace around strings, which would
@@ -53,6 +61,10 @@ def _refuse_unstorable(value: Any) -> Any:
             _refuse_unstorable(key)
             _refuse_unstorable(item)
     return value
+
+
+# A path, query or header parameter declared on its own (not in an InputModel or QueryModel).
+Text = Annotated[str, AfterValidator(_refuse_unstorable)]
 
 
 class _StorableStrings(BaseModel):

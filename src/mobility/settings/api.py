@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
 from mobility.core.routing import ApiRoute
+from mobility.core.schemas import Text
 from mobility.settings import service
 from mobility.settings.schemas import SettingRead, SettingUpdate
 
@@ -19,5 +20,5 @@ async def list_settings(session: DbSession):
 
 
 @router.put("/{key}", response_model=SettingRead, dependencies=[require("settings:update")])
-async def update_setting(key: Annotated[str, Path(max_length=64)], body: SettingUpdate, session: DbSession):
+async def update_setting(key: Annotated[Text, Path(max_length=64)], body: SettingUpdate, session: DbSession):
     return await service.update_setting(session, key, body.value)
