@@ -8,11 +8,11 @@ from fastapi import FastAPI
 
 from mobility.audit.api import router as audit_router
 from mobility.auth.api import router as auth_router
-from mobility.core.auth import document_security
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import OutageLog, create_engine, create_read_pool, create_sessionmaker
 from mobility.core.deps import UnitOfWorkMiddleware, install_database_error_handlers
 from mobility.core.errors import install_error_handlers
+from mobility.core.openapi import document_api
 from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
 from mobility.health.api import router as health_router
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_database_error_handlers(app)
-    document_security(app)
+    document_api(app)
     app.add_middleware(UnitOfWorkMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in (

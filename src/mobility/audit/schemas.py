@@ -2,9 +2,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from mobility.core.schemas import OutputModel
+from mobility.core.pagination import sort_by
+from mobility.core.schemas import IsoDateTime, OutputModel
 from mobility.tenants.schemas import ListParams
 
 
@@ -26,9 +27,10 @@ class AuditLogRead(OutputModel):
 class AuditLogListParams(ListParams):
     """Newest first by default (`sort=-createdAt`); `sort=createdAt` for oldest first."""
 
+    sort: sort_by("createdAt") = Field(default=None, description="Default: -createdAt")
     entity_type: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. users")
     entity_id: uuid.UUID | None = None
     actor_id: uuid.UUID | None = None
     action: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. user.suspend")
-    from_: AwareDatetime | None = Field(default=None, alias="from", description="Inclusive")
-    to: AwareDatetime | None = Field(default=None, description="Exclusive")
+    from_: IsoDateTime | None = Field(default=None, alias="from", description="Inclusive")
+    to: IsoDateTime | None = Field(default=None, description="Exclusive")

@@ -23,7 +23,9 @@ from mobility.auth.schemas import (
 )
 from mobility.core.auth import CurrentScope, client_address
 from mobility.core.deps import DbSession
+from mobility.core.openapi import problem_responses
 from mobility.core.routing import ApiRoute
+from mobility.core.schemas import Text
 
 router = APIRouter(prefix="/api/v1", tags=["auth"], route_class=ApiRoute)
 
@@ -43,13 +45,13 @@ def _set_cookie(request: Request, response: Response, token: str, max_age: int) 
     response.set_cookie(value=token, max_age=max_age, **_cookie_attributes(request))
 
 
-@router.post("/auth/login", response_model=LoginResponse)
+@router.post("/auth/login", response_model=LoginResponse, responses=problem_responses(401, 403, 422, 429))
 async def login(
     body: LoginRequest,
     request: Request,
     response: Response,
     session: DbSession,
-    user_agent: Annotated[str | None, Header()] = None,
+    user_agent: Annotated[Text | None, Header(max_length=2048)] = None,
 ):
     settings = request.app.state.settings
     result = await service.login(
@@ -133,7 +135,7 @@ async def end_my_session(session_id: uuid.UUID, session: DbSession, scope: Curre
     await service.revoke_own_session(session, session_id)
 
 
-@router.post("/me/password", response_model=PasswordChanged)
+@router.post("/me/password", response_model=PasswordChanged, responses=problem_responses(429))
 async def change_password(body: PasswordChange, request: Request, session: DbSession, _: CurrentScope):
     ended = await service.change_password(
         session,
@@ -144,7 +146,7 @@ async def change_password(body: PasswordChange, request: Request, session: DbSes
     return PasswordChanged(other_sessions_ended=ended)
 
 
-@router.post("/me/2fa/setup", response_model=TotpSetup)
+@router.post("/me/2fa/setup", response_model=TotpSetup, responses=problem_responses(429))
 async def begin_two_factor(body: TotpBegin, request: Request, session: DbSession, _: CurrentScope):
     secret, uri = await service.begin_totp(
         session, settings=request.app.state.settings, password=body.password
@@ -157,7 +159,7 @@ async def confirm_two_factor(body: TotpConfirm, session: DbSession, _: CurrentSc
     return RecoveryCodes(recovery_codes=await service.confirm_totp(session, body.code))
 
 
-@router.post("/me/2fa/disable", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/me/2fa/disable", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(429))
 async def disable_two_factor(
     body: ReAuthentication, request: Request, session: DbSession, _: CurrentScope
 ) -> None:
@@ -166,7 +168,7 @@ async def disable_two_factor(
     )
 
 
-@router.post("/me/2fa/recovery-codes", response_model=RecoveryCodes)
+@router.post("/me/2fa/recovery-codes", response_model=RecoveryCodes, responses=problem_responses(429))
 async def new_recovery_codes(body: ReAuthentication, request: Request, session: DbSession, _: CurrentScope):
     codes = await service.regenerate_recovery_codes(
         session, settings=request.app.state.settings, password=body.password, code=body.code

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 # The request's ASGI scope: set when an AppError that keeps its writes is answered (core.deps commits).
 KEEP_WRITES = "mobility.keep_writes"
 logger = logging.getLogger(__name__)
+_KNOWN_STATUSES = frozenset(status.value for status in HTTPStatus)
 
 
 class AppError(Exception):
@@ -73,6 +78,30 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+class ProblemFieldError(BaseModel):
+    loc: list[str | int] = Field(
+        description='Where: ["body", "name"], ["query", "q"], ["path", "userId"], ...'
+    )
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """The body of every error answer (RFC 9457, `application/problem+json`). `code` is stable, for
+    programs; `errors` lists the fields refused (422); some errors add fields of their own (`field`,
+    `retryAfter`, `permission`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="about:blank#<code>")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The path requested")
+    code: str
+    errors: list[ProblemFieldError] | None = None
+
+
 def _problem(status: int, code: str, title: str, detail: str, instance: str | None, **extra: Any) -> dict:
     body = {
         "type": f"about:blank#{code}" if code else "about:blank",
@@ -117,12 +146,41 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
-            exc.status_code, "http_error"
-        )
-        response = problem(request, exc.status_code, code, str(exc.detail), str(exc.detail))
+        if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
+            # FastAPI's answer to a JSON body it could not read (invalid UTF-8, nested too deep, a number
+            # of too many digits); a body that is not JSON at all gets FastAPI's own 422 (json_invalid).
+            errors = [{"loc": ["body"], "msg": "The body is not valid JSON text", "type": "json_invalid"}]
+            return problem(
+                request, 422, "validation_error", "Invalid input", "The request is not valid.", errors=errors
+            )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+            403: "forbidden",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }.get(exc.status_code, "http_error")
+        title = HTTPStatus(exc.status_code).phrase if exc.status_code in _KNOWN_STATUSES else str(exc.detail)
+        response = problem(request, exc.status_code, code, title, str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        return response
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.CannotConnectNowError)
+    @app.exception_handler(asyncpg.TooManyConnectionsError)
+    @app.exception_handler(sa_exc.DBAPIError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc
+        logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        response = problem(
+            request, 503, "service_unavailable", "Service unavailable", "The database cannot be reached."
+        )
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.exception_handler(Exception)
@@ -131,3 +189,28 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(
             request, 500, "internal_error", "Internal server error", "An unexpected error occurred."
         )
+
+
+_UNAVAILABLE = (
+    OSError,  # refused, reset, unreachable, timed out
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,  # the connection was closed under us
+    sa_exc.TimeoutError,  # no pooled connection free in time
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says the database cannot be reached, not that a statement
+    was wrong: the answer is then 503, which a client may retry."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False

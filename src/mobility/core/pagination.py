@@ -12,14 +12,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core.errors import InvalidInput
-from mobility.core.schemas import OutputModel
+from mobility.core.schemas import OutputModel, QueryModel
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 25
@@ -27,10 +27,18 @@ DEFAULT_PAGE_SIZE = 25
 T = TypeVar("T")
 
 
-class PageParams(BaseModel):
+class PageParams(QueryModel):
+    """A list's query parameters. A subclass narrows `sort` to its keys with `sort_by(...)`, so the
+    OpenAPI document enumerates them."""
+
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, max_length=1024)
     sort: str | None = None
+
+
+def sort_by(*keys: str) -> Any:
+    """The type of a list's `sort` parameter: each key, ascending or descending ("-key")."""
+    return Literal[tuple(option for key in keys for option in (key, f"-{key}"))] | None  # type: ignore[valid-type]
 
 
 class Page(OutputModel, Generic[T]):

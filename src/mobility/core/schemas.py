@@ -2,23 +2,113 @@
 
 Inputs forbid unknown fields: a field the caller may not set (`tenantId`, `createdBy`, `systemRole`,
 ...) is refused with 422, never silently dropped or, worse, applied (mass assignment).
+
+Every string an input carries, at any depth (a field, a list item, a key or value inside a free-form
+JSON value), is checked once here for what the databases cannot store: NUL (PostgreSQL refuses it in
+text and JSONB, and asyncpg raises) and lone UTF-16 surrogates (not encodable as UTF-8; JSON's
+`"\\ud800"` makes one). Strings without a declared bound are capped at `MAX_TEXT` characters, so no
+field, present or future, takes a megabyte of text because its author forgot a `max_length`.
 """
 
-from typing import Annotated
+from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 # A password is taken exactly as typed: InputModel strips the whitespace around strings, which would
 # silently change a password (and lock out one set with surrounding spaces through the CLI or seed).
 Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
 
+# The longest string any input field takes unless it declares its own (shorter) bound.
+MAX_TEXT = 10_000
+# Characters no database column can hold: NUL, and the surrogate halves (invalid in UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-class InputModel(BaseModel):
+
+def unstorable_reason(text: str) -> str | None:
+    """Why `text` cannot be stored, or None if it can."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    return "must not contain NUL characters" if found.group() == "\x00" else "is not valid Unicode text"
+
+
+def _refuse_unstorable(value: Any) -> Any:
+    """Every string in `value` (nested lists and dicts included) can be stored, or ValueError."""
+    if isinstance(value, str):
+        reason = unstorable_reason(value)
+        if reason is not None:
+            raise ValueError(f"Text {reason}")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"Text must have at most {MAX_TEXT} characters")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _refuse_unstorable(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unstorable(key)
+            _refuse_unstorable(item)
+    return value
+
+
+# A path, query or header parameter declared on its own (not in an InputModel or QueryModel).
+Text = Annotated[str, AfterValidator(_refuse_unstorable)]
+
+
+class _StorableStrings(BaseModel):
+    """Applies the string check above to every field of every subclass (nested models check their own)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return _refuse_unstorable(value)
+
+
+class InputModel(_StorableStrings):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_strip_whitespace=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+        str_max_length=MAX_TEXT,
+    )
+
+
+class QueryModel(_StorableStrings):
+    """Query parameters as a model (`Annotated[Params, Query()]`): camelCase, unknown ones refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_max_length=MAX_TEXT
     )
 
 
 class OutputModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601_only(value: Any) -> Any:
+    # Pydantic also reads numbers, and strings of digits, as Unix timestamps (`?to=0` is 1970): an API
+    # that documents `format: date-time` takes RFC 3339 / ISO 8601 text only.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("Expected an ISO 8601 date-time with a time zone, e.g. 2025-01-31T12:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
+from mobility.core.openapi import problem_responses
 from mobility.core.pagination import Page
 from mobility.core.routing import ApiRoute
 from mobility.roles import service
@@ -22,7 +23,11 @@ async def list_roles(session: DbSession, params: Annotated[RoleListParams, Query
 
 
 @router.post(
-    "", response_model=RoleRead, status_code=status.HTTP_201_CREATED, dependencies=[require("roles:create")]
+    "",
+    response_model=RoleRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[require("roles:create")],
+    responses=problem_responses(409),
 )
 async def create_role(body: RoleCreate, session: DbSession):
     return await service.create_role(
@@ -35,12 +40,22 @@ async def get_role(role_id: uuid.UUID, session: DbSession):
     return await service.get_role(session, role_id)
 
 
-@router.patch("/{role_id}", response_model=RoleRead, dependencies=[require("roles:update")])
+@router.patch(
+    "/{role_id}",
+    response_model=RoleRead,
+    dependencies=[require("roles:update")],
+    responses=problem_responses(409),
+)
 async def update_role(role_id: uuid.UUID, body: RoleUpdate, session: DbSession):
     return await service.update_role(session, role_id, body.changes())
 
 
-@router.delete("/{role_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[require("roles:delete")])
+@router.delete(
+    "/{role_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[require("roles:delete")],
+    responses=problem_responses(409),
+)
 async def delete_role(role_id: uuid.UUID, session: DbSession) -> Response:
     await service.delete_role(session, role_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

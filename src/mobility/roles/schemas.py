@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from mobility.core.pagination import sort_by
 from mobility.core.permissions import ALL_PERMISSIONS, permissions_for_role
 from mobility.core.schemas import InputModel, OutputModel
 from mobility.tenants.schemas import ListParams, UpdateModel
@@ -70,5 +71,6 @@ class RoleRead(OutputModel):
 
 
 class RoleListParams(ListParams):
+    sort: sort_by("name", "createdAt") = Field(default=None, description="Default: name")
     system: bool | None = Field(default=None, description="true: the system roles; false: custom ones")
     q: str | None = Field(default=None, min_length=1, max_length=100, description="In the name")

@@ -1,10 +1,13 @@
 """The current tenant's settings: every known key, its value and default; set one at a time."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
 from mobility.core.routing import ApiRoute
+from mobility.core.schemas import Text
 from mobility.settings import service
 from mobility.settings.schemas import SettingRead, SettingUpdate
 
@@ -17,5 +20,5 @@ async def list_settings(session: DbSession):
 
 
 @router.put("/{key}", response_model=SettingRead, dependencies=[require("settings:update")])
-async def update_setting(key: str, body: SettingUpdate, session: DbSession):
+async def update_setting(key: Annotated[Text, Path(max_length=64)], body: SettingUpdate, session: DbSession):
     return await service.update_setting(session, key, body.value)

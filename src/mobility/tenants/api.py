@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
+from mobility.core.openapi import problem_responses
 from mobility.core.pagination import Page
 from mobility.core.routing import ApiRoute
 from mobility.tenants import service
@@ -26,6 +27,7 @@ async def list_tenants(session: DbSession, params: Annotated[TenantListParams, Q
     response_model=TenantRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[require("tenants:create")],
+    responses=problem_responses(409),
 )
 async def create_tenant(body: TenantCreate, session: DbSession):
     return await service.create_tenant(session, **body.values())
@@ -36,7 +38,12 @@ async def get_tenant(tenant_id: uuid.UUID, session: DbSession):
     return await service.get_tenant(session, tenant_id)
 
 
-@router.patch("/{tenant_id}", response_model=TenantRead, dependencies=[require("tenants:update")])
+@router.patch(
+    "/{tenant_id}",
+    response_model=TenantRead,
+    dependencies=[require("tenants:update")],
+    responses=problem_responses(409),
+)
 async def update_tenant(tenant_id: uuid.UUID, body: TenantUpdate, session: DbSession):
     return await service.update_tenant(session, tenant_id, body.changes())
 

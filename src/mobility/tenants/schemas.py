@@ -2,10 +2,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AnyUrl, ConfigDict, EmailStr, Field, UrlConstraints, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AnyUrl, EmailStr, Field, UrlConstraints, field_validator, model_validator
 
-from mobility.core.pagination import PageParams
+from mobility.core.pagination import PageParams, sort_by
 from mobility.core.schemas import InputModel, OutputModel
 
 # Upper-case letters, digits and dashes, not starting or ending with a dash (login compares upper-case).
@@ -30,6 +29,23 @@ class UpdateModel(InputModel):
             raise ValueError(f"{', '.join(nulls)} cannot be null; leave a field out to keep its value")
         return self
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # The document says what `_no_nulls` enforces: only the `nullable` fields take null.
+        schema = handler(core_schema)
+        resolved = handler.resolve_ref_schema(schema)
+        for name, field in cls.model_fields.items():
+            prop = resolved.get("properties", {}).get(field.alias or name)
+            if name in cls.nullable or prop is None or "anyOf" not in prop:
+                continue
+            options = [option for option in prop.pop("anyOf") if option.get("type") != "null"]
+            prop.pop("default", None)
+            if len(options) == 1:
+                prop.update(options[0])
+            else:
+                prop["anyOf"] = options
+        return schema
+
     def changes(self) -> dict[str, Any]:
         """The fields sent, as plain values (snake_case keys)."""
         return {name: _plain(getattr(self, name)) for name in self.model_fields_set}
@@ -42,9 +58,7 @@ def _plain(value: Any) -> Any:
 
 
 class ListParams(PageParams):
-    """Query parameters of a list: camelCase, unknown ones refused."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    """Query parameters of a list: camelCase, unknown ones refused (core.schemas.QueryModel)."""
 
 
 class Branding(InputModel):
@@ -100,5 +114,6 @@ class TenantRead(OutputModel):
 
 
 class TenantListParams(ListParams):
+    sort: sort_by("name", "code", "createdAt") = Field(default=None, description="Default: name")
     active: bool | None = None
     q: str | None = Field(default=None, min_length=1, max_length=100, description="In name or code")

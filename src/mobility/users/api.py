@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from mobility.core.auth import CurrentScope, client_address, require
 from mobility.core.deps import DbSession
+from mobility.core.openapi import problem_responses
 from mobility.core.pagination import Page
 from mobility.core.routing import ApiRoute
 from mobility.users import service
@@ -40,6 +41,7 @@ async def list_users(session: DbSession, params: Annotated[UserListParams, Query
     response_model=InvitationRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[require("users:create")],
+    responses=problem_responses(409),
 )
 async def invite_user(body: UserInvite, session: DbSession):
     """A pending invitation, the same whether the address has an account elsewhere or not. The person
@@ -69,12 +71,22 @@ async def get_user(user_id: uuid.UUID, session: DbSession):
     return await service.read_member(session, user_id)
 
 
-@router.patch("/users/{user_id}", response_model=UserRead, dependencies=[require("accounts:update")])
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserRead,
+    dependencies=[require("accounts:update")],
+    responses=problem_responses(409),
+)
 async def update_user(user_id: uuid.UUID, body: UserUpdate, session: DbSession):
     return await service.update_user(session, user_id, **body.changes())
 
 
-@router.post("/users/{user_id}/suspend", response_model=UserRead, dependencies=[require("users:update")])
+@router.post(
+    "/users/{user_id}/suspend",
+    response_model=UserRead,
+    dependencies=[require("users:update")],
+    responses=problem_responses(409),
+)
 async def suspend_user(user_id: uuid.UUID, session: DbSession):
     return await service.suspend(session, user_id)
 
@@ -103,7 +115,12 @@ async def reset_two_factor(user_id: uuid.UUID, session: DbSession):
     return await service.reset_two_factor(session, user_id)
 
 
-@router.put("/users/{user_id}/membership", response_model=UserRead, dependencies=[require("users:update")])
+@router.put(
+    "/users/{user_id}/membership",
+    response_model=UserRead,
+    dependencies=[require("users:update")],
+    responses=problem_responses(409),
+)
 async def set_membership(user_id: uuid.UUID, body: MembershipUpdate, session: DbSession):
     return await service.set_membership(session, user_id, role_id=body.role_id, is_primary=body.is_primary)
 
@@ -112,13 +129,16 @@ async def set_membership(user_id: uuid.UUID, body: MembershipUpdate, session: Db
     "/users/{user_id}/membership",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[require("users:delete")],
+    responses=problem_responses(409),
 )
 async def remove_membership(user_id: uuid.UUID, session: DbSession) -> Response:
     await service.remove_membership(session, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/invitations/accept", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/invitations/accept", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 410)
+)
 async def accept_invitation(body: InvitationAccept, request: Request, session: DbSession) -> Response:
     """Public: a new account's first password, with the token of the invitation that created it (the
     token is the credential). Then log in with e-mail and password."""

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import EmailStr, Field
 
+from mobility.core.pagination import sort_by
 from mobility.core.schemas import InputModel, OutputModel, Password
 from mobility.tenants.schemas import ListParams, UpdateModel
 
@@ -98,6 +99,7 @@ class InvitationAccept(InputModel):
 
 
 class UserListParams(ListParams):
+    sort: sort_by("email", "createdAt") = Field(default=None, description="Default: email")
     status: UserStatus | None = None
     role_id: uuid.UUID | None = None
     q: str | None = Field(default=None, min_length=1, max_length=100, description="In e-mail or name")
