@@ -158,4 +158,11 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     for route in api_routes:
         methods_of_path.setdefault(route.path, set()).update(route.methods)
     for route in api_routes:
-        route.allowed_methods = tuple(sorted(methods_of_path[route.path]))
+        allowed = set(methods_of_path[route.path])
+        if "{" not in route.path:
+            # A literal path (`/invitations/accept`) that a template beside it also fits
+            # (`/invitations/{invitation_id}`): that template's methods are served here too.
+            for other in api_routes:
+                if other.path != route.path and other.path_regex.match(route.path):
+                    allowed |= other.methods
+        route.allowed_methods = tuple(sorted(allowed))

@@ -84,6 +84,7 @@ class MyInvitationRead(OutputModel):
 
 
 class InvitationListParams(ListParams):
+    sort: sort_by("email", "createdAt") = Field(default=None, description="Default: -createdAt")
     status: Literal["pending", "expired", "declined"] | None = None
 
 
