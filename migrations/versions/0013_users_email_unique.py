@@ -30,6 +30,7 @@ Revises: 0012
 Create Date: 2026-11-27
 """
 
+import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -107,7 +108,7 @@ def _refuse_sqlite_twins() -> None:
     )
     groups: dict[str, list[tuple[str, str]]] = {}
     for key, email, user_id in rows:
-        groups.setdefault(key, []).append((email, str(user_id)))
+        groups.setdefault(key, []).append((email, str(uuid.UUID(str(user_id)))))  # SQLite keeps hex
     if groups:
         raise CommandError(_refusal(list(groups.values())))
 
