@@ -268,7 +268,7 @@ async def _memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Any]:
                 MEMBERSHIPS.c.isPrimary,
                 Tenant.__table__.c.code,
             )
-            .join(Tenant.__table__, Tenant.__table__.c.id == MEMBERSHIPS.c.tenantId)
+            .join(Tenant.__table__)  # by the membership's foreign key
             .where(MEMBERSHIPS.c.userId == user_id)
             .order_by(Tenant.__table__.c.code)
         )
