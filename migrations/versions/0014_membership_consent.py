@@ -17,7 +17,7 @@ an unusable placeholder hash (the older schema needs one); their role, e-mail, n
 dropped.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-26
 """
 
@@ -29,7 +29,7 @@ from alembic import op
 from mobility.core.migration_ops import execute, is_postgresql, outside_the_transaction
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -192,7 +192,7 @@ def downgrade() -> None:
         execute("SET LOCAL mobility.system = 'on'")
         execute(
             f"""
-            DO $$
+            DO $check$
             BEGIN
                 -- Nested: the inner condition is planned only once the column is known to exist.
                 IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'user_tenants'::regclass
@@ -202,7 +202,7 @@ def downgrade() -> None:
                     END IF;
                 END IF;
             END
-            $$
+            $check$
             """
         )
         execute(_SESSION_SCOPE.replace("{membership}", _MEMBERSHIP_0011))

@@ -37,7 +37,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Migrate, inspect, adopt, back up and restore the database.", no_args_is_help=True)
 prisma_app = typer.Typer(help="The Prisma schema generated from the models.", no_args_is_help=True)
 docs_app = typer.Typer(help="Documentation generated from the code.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Accounts: e-mail case twins, merging two accounts, setting a lost password.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
 app.add_typer(prisma_app, name="prisma")
 app.add_typer(docs_app, name="docs")
 
@@ -346,6 +350,151 @@ def db_restore(
     backups.restore(url, file, lock_timeout=settings.migration_lock_timeout)
     revision = migrations.current_revision(url, settings=settings)
     typer.echo(f"restored {_shown(url)} from {file}; now at revision {revision or 'none'}")
+
+
+# --- users ------------------------------------------------------------------------------------------
+
+# `users duplicates` and `users merge` are what lets a database with case twins past revision 0013, so
+# they work from the revision before it.
+USERS_FROM_REVISION = "0012"
+NEW_PASSWORD_VARIABLE = "MOBILITY_NEW_PASSWORD"
+
+
+def _users_database(settings: Settings, *, at_head: bool) -> tuple[str, migrations.Status]:
+    url = settings.effective_database_url
+    _check_sqlite_exists(url)
+    state = migrations.status(url, settings=settings)
+    if at_head and state.current != state.head:
+        raise CliError(
+            f"the database is at revision {state.current or 'none'}, not at head {state.head}; "
+            "run `mobility db upgrade` first"
+        )
+    if migrations.position(state.current) < migrations.position(USERS_FROM_REVISION):
+        raise CliError(
+            f"the database is at revision {state.current or 'none'}; this command needs revision "
+            f"{USERS_FROM_REVISION} or later: run `mobility db upgrade` first"
+        )
+    return url, state
+
+
+def _as_system(url: str, settings: Settings, work: Callable[[Any], Any]) -> Any:
+    """`await work(session)` in one transaction under the system scope (the CLI acts across tenants);
+    an AccountError is a one-line refusal (rolled back)."""
+    from mobility.core.db import create_engine, create_sessionmaker, transaction
+    from mobility.core.tenancy import Scope, apply_to_database
+    from mobility.users.accounts import AccountError
+
+    async def _run() -> Any:
+        engine = create_engine(url, settings=settings)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                await apply_to_database(session, Scope.for_system())
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(_run())
+    except AccountError as exc:
+        raise CliError(f"{exc}; nothing was changed") from exc
+
+
+@_command(users_app, "duplicates")
+def users_duplicates() -> None:
+    """List the case twins: groups of accounts whose e-mails are equal apart from letter case."""
+    from mobility.users import accounts
+
+    settings = _settings()
+    url, _state = _users_database(settings, at_head=False)
+    groups = _as_system(url, settings, accounts.case_twins)
+    if not groups:
+        typer.echo("no case twins: every e-mail belongs to one account")
+        return
+    typer.echo(f"{len(groups)} e-mail address(es) with more than one account (oldest first):")
+    for group in groups:
+        typer.echo("")
+        for line in accounts.describe_accounts(group):
+            typer.echo(f"  {line}")
+    typer.echo("")
+    typer.echo("fold each group into one account with `mobility users merge KEEP DROP` (ids or e-mails)")
+
+
+@_command(users_app, "merge")
+def users_merge(
+    keep: Annotated[str, typer.Argument(help="The account that stays: its id or e-mail.")],
+    drop: Annotated[str, typer.Argument(help="The account folded into KEEP, then deleted: id or e-mail.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Fold account DROP into its case twin KEEP: memberships, references and activity move to KEEP,
+    DROP's sessions end, the merge is audited, DROP is deleted. Asks first; takes a backup first."""
+    from mobility.users import accounts
+
+    settings = _settings()
+    url, state = _users_database(settings, at_head=False)
+    plan = _as_system(url, settings, lambda session: accounts.plan_merge(session, keep, drop))
+    typer.echo("keep:  " + accounts.describe_accounts([plan.keep])[0])
+    typer.echo("drop:  " + accounts.describe_accounts([plan.drop])[0])
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    moved = ", ".join(plan.memberships_moved) or "none"
+    kept = ", ".join(plan.memberships_dropped) or "none"
+    references = sum(plan.references.values())
+    _confirm(
+        f"Merge {plan.drop.email} into {plan.keep.email}? Memberships moved: {moved}; "
+        f"where both are members, {plan.keep.email}'s role stays: {kept}. {plan.live_sessions} live "
+        f"session(s) end, {references} reference(s) move, {plan.drop.email} is deleted. "
+        "A backup is taken first.",
+        yes,
+        "merge refused",
+    )
+    _take_backup(url, settings, state.current, "before-merge")
+    report = _as_system(url, settings, lambda session: accounts.merge(session, keep, drop))
+    typer.echo(
+        f"merged {report.drop.email} ({report.drop.id}) into {report.keep.email} ({report.keep.id}): "
+        f"{len(report.memberships_moved)} membership(s) moved, {len(report.memberships_dropped)} deleted "
+        f"(the kept account's role stays), {report.live_sessions} session(s) ended, "
+        f"{sum(len(ids) for ids in report.moved.values())} reference(s) moved"
+    )
+    for name, ids in sorted(report.moved.items()):
+        typer.echo(f"  {name}: {len(ids)}")
+    if state.current != state.head:
+        typer.echo("next: `mobility users duplicates`, then `mobility db upgrade` once none are left")
+
+
+def _new_password() -> str:
+    """From MOBILITY_NEW_PASSWORD when set, else asked twice without echo."""
+    import os
+
+    from_environment = os.environ.get(NEW_PASSWORD_VARIABLE)
+    if from_environment:
+        return from_environment
+    try:
+        first = typer.prompt("New password", hide_input=True)
+        second = typer.prompt("The same again", hide_input=True)
+    except (typer.Abort, EOFError) as exc:
+        raise CliError(f"no password given: type it twice, or set {NEW_PASSWORD_VARIABLE}") from exc
+    if first != second:
+        raise CliError("the two passwords differ; nothing was changed")
+    return first
+
+
+@_command(users_app, "set-password")
+def users_set_password(
+    account: Annotated[str, typer.Argument(metavar="EMAIL", help="The account's e-mail (or id).")],
+) -> None:
+    """Set an account's password (e.g. the only admin's, lost): asked twice, or MOBILITY_NEW_PASSWORD.
+    Ends the account's sessions; activates an invited account; recorded in the activity log."""
+    from mobility.users import accounts
+
+    settings = _settings()
+    url, _state = _users_database(settings, at_head=True)
+    password = _new_password()
+    done = _as_system(url, settings, lambda session: accounts.set_password(session, account, password))
+    typer.echo(
+        f"password set for {done.email}; {done.sessions_ended} session(s) ended"
+        + ("; the invited account is now active" if done.activated else "")
+        + (f"; the account stays {done.status}" if done.status != "active" else "")
+    )
 
 
 # --- seed, serve, prisma -----------------------------------------------------------------------------

@@ -361,17 +361,6 @@ def test_edge_cases_render_valid_prisma(tmp_path: Path) -> None:
         ),
         (
             lambda m: Table(
-                "lowered",
-                m,
-                Column("id", Uuid, primary_key=True),
-                Column("name", Text),
-                # Unique: a constraint Prisma would not know about (a plain one is only a comment).
-                Index("lowered_name_idx", func.lower(text("name")), unique=True),
-            ),
-            "expression indexes cannot be rendered",
-        ),
-        (
-            lambda m: Table(
                 "partial",
                 m,
                 Column("id", Uuid, primary_key=True),
@@ -382,7 +371,7 @@ def test_edge_cases_render_valid_prisma(tmp_path: Path) -> None:
         ),
         (lambda m: Table("keyless", m, Column("name", Text)), "a table without a primary key"),
     ],
-    ids=["unknown type", "unique expression index", "partial index", "no primary key"],
+    ids=["unknown type", "partial index", "no primary key"],
 )
 def test_what_prisma_cannot_express_is_an_error_not_a_wrong_schema(extra, error: str) -> None:
     m = MetaData(naming_convention=NAMING_CONVENTION)
@@ -398,3 +387,15 @@ def test_a_plain_expression_index_is_left_to_the_database_with_a_comment() -> No
     rendered = prisma.render_schema(m)
     assert "/// INDEX lowered_name_idx: (lower(lowered.name))" in rendered
     assert "@@index" not in rendered
+
+
+def test_a_unique_expression_index_is_left_to_the_database_with_a_comment() -> None:
+    """Prisma cannot express it (as `prisma db pull`, it is left to the database, which enforces it: a
+    Prisma client writing a twin gets the database's unique violation); never a plain `@unique`, which
+    would claim the column itself unique."""
+    m = MetaData(naming_convention=NAMING_CONVENTION)
+    Table("lowered", m, Column("id", Uuid, primary_key=True), Column("name", Text))
+    Index("lowered_name_key", func.lower(m.tables["lowered"].c.name), unique=True)
+    rendered = prisma.render_schema(m)
+    assert "/// UNIQUE INDEX lowered_name_key: (lower(lowered.name))" in rendered
+    assert "@unique" not in rendered and "@@index" not in rendered

@@ -198,6 +198,38 @@ def test_other_role_blocks_fail_loudly(block: str, backend) -> None:
         _body(block)
 
 
+_CHECK = """DO $check$
+DECLARE
+    found integer;
+BEGIN
+    SELECT count(*) INTO found FROM users WHERE email = 'UPDATE users';
+    IF found > 0 THEN
+        RAISE EXCEPTION 'refused: % rows; DROP them first', found;
+    END IF;
+END
+$check$"""
+
+
+def test_a_read_only_check_and_a_table_lock_are_kept_as_they_are(backend) -> None:
+    # Words that would write inside string literals do not count; running a check again only checks.
+    assert _body(_CHECK) == _CHECK + ";"
+    assert _body("LOCK TABLE users IN SHARE MODE") == "LOCK TABLE users IN SHARE MODE;"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        _CHECK.replace("IF found > 0 THEN", "UPDATE users SET email = lower(email);\n    IF found > 0 THEN"),
+        _CHECK.replace("IF found > 0 THEN", "EXECUTE 'DELETE FROM users';\n    IF found > 0 THEN"),
+        _CHECK.replace("IF found > 0 THEN", "PERFORM pg_sleep(1);\n    IF found > 0 THEN"),
+        _CHECK.replace("$check$", "$$"),  # an untagged block is not a check
+    ],
+)
+def test_a_check_that_could_change_anything_fails_loudly(block: str, backend) -> None:
+    with pytest.raises(UnsupportedStatement, match="no idempotent form known for this DO block"):
+        _body(block)
+
+
 def test_concurrent_index_drops_an_invalid_leftover_first(backend) -> None:
     sql = 'BEGIN;\nCOMMIT;\nCREATE INDEX CONCURRENTLY "users_tenantId_email_idx" ON users ("tenantId", email);\nBEGIN;\nCOMMIT;\n'
     pieces = [p.sql for p in rewrite(REVISION, "up", sql)]

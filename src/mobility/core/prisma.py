@@ -445,7 +445,7 @@ def _scalar_fields(table: Table, enums: dict[str, tuple[str, ...]]) -> list[_Fie
             (column,) = constraint.columns
             single_uniques[column.name].append(_constraint_name(constraint))
     for index in table.indexes:
-        if index.unique and len(index.expressions) == 1 and len(index.columns) == 1:
+        if index.unique and not _is_expression_index(index) and len(index.columns) == 1:
             (column,) = index.columns
             single_uniques[column.name].append(_constraint_name(index))
 
@@ -516,7 +516,8 @@ def _block_attributes(model: _Model) -> None:
         if _is_expression_index(index):
             # Prisma cannot express these (as `prisma db pull` does, they are left to the database).
             sql = ", ".join(str(e.compile(dialect=_PG)) for e in index.expressions)
-            model.comments.append(f"INDEX {_constraint_name(index)}: ({sql})")
+            kind = "UNIQUE INDEX" if index.unique else "INDEX"
+            model.comments.append(f"{kind} {_constraint_name(index)}: ({sql})")
             continue
         _check_index(table, index)
         columns = [c.name for c in index.columns]
@@ -536,9 +537,9 @@ def _block_attributes(model: _Model) -> None:
 
 
 def _is_expression_index(index: Index) -> bool:
-    """A plain (non-unique, non-partial) index over SQL expressions, e.g. lower(email)."""
+    """A (non-partial) index over SQL expressions, e.g. lower(email), unique or not."""
     partial = index.dialect_options["postgresql"]._non_defaults.get("where") is not None
-    return not index.unique and not partial and any(not isinstance(e, Column) for e in index.expressions)
+    return not partial and any(not isinstance(e, Column) for e in index.expressions)
 
 
 def _check_index(table: Table, index: Index) -> None:

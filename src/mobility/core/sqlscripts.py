@@ -25,12 +25,15 @@ ALTER TABLE t VALIDATE CONSTRAINT / ALTER COLUMN       unchanged: they set a sta
 SET|DROP DEFAULT / SET|DROP NOT NULL / TYPE (no        again changes nothing
 USING) / ENABLE|FORCE ROW LEVEL SECURITY; COMMENT ON;
 GRANT; REVOKE; ALTER DEFAULT PRIVILEGES; SET;
-BEGIN; COMMIT
+LOCK TABLE t IN ... MODE; BEGIN; COMMIT
 DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles        unchanged: already create-if-missing (the one
 WHERE rolname = 'r') THEN CREATE ROLE r ...;           DO block form accepted; optionally refusing an
 [ELSIF ... THEN RAISE EXCEPTION '...';] END IF;        unfit existing role, and ignoring a concurrent
 [EXCEPTION WHEN duplicate_object OR unique_violation   creation of the same role)
 THEN NULL;] END $$
+DO $check$ ... $check$ (reads only, may RAISE)         unchanged: a check that refuses to go on
+                                                       changes nothing (no write, lock, DDL or
+                                                       dynamic SQL in it, else refused)
 Alembic's own alembic_version statements               CREATE TABLE IF NOT EXISTS alembic_version,
                                                        then the version set to the target revision
 =====================================================  ==============================================
@@ -193,6 +196,17 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
         "this revision comes with; the downgrade fills it again (with a hash no token matches).",
         revisions=("0014",),
         line=r'^\s*ALTER TABLE user_invitations ALTER COLUMN "tokenHash" DROP NOT NULL',
+    ),
+    KnownFinding(
+        ("require-concurrent-index-creation", "require-concurrent-index-deletion"),
+        "the unique e-mail index is built in the same transaction as the check for case twins, with "
+        "users locked against writes (SHARE) before the check: built CONCURRENTLY, a twin written "
+        "between the check and the build would leave a failed, INVALID index and a half-done step. "
+        "Writes to users wait for the build (reads and logins' lookups do not); the two old indexes "
+        "are dropped last, so ACCESS EXCLUSIVE is held only from those drops to the commit.",
+        revisions=("0013",),
+        line=r"^(CREATE UNIQUE INDEX IF NOT EXISTS users_email_ci_key ON users "
+        r"|DROP INDEX IF EXISTS users_email_(ci|lower)_idx;)",
     ),
     KnownFinding(
         ("prefer-timestamp-tz",),
@@ -539,6 +553,7 @@ def _commit(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[P
 @handles(r"^(?:GRANT|REVOKE)\s")
 @handles(r"^ALTER\s+DEFAULT\s+PRIVILEGES\s")
 @handles(r"^CREATE\s+OR\s+REPLACE\s")
+@handles(r"^LOCK\s+(?:TABLE\s+)?(?:ONLY\s+)?[a-z_][a-z0-9_]*\s+IN\s+[A-Z ]+\s+MODE$")
 def _unchanged(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
     return [_plain(statement.code)]
 
@@ -560,12 +575,14 @@ _ENSURE_ROLE = re.compile(
 )
 
 
-# A DO block that only reads and may RAISE (a revision's refusal to go on, e.g. a downgrade that would
-# lose what it cannot keep): running it again changes nothing.
+# A check that refuses to go on (RAISE EXCEPTION) and changes nothing: a DO block tagged `$check$`
+# whose body, outside string literals, has no statement that writes, locks, changes the schema or runs
+# dynamic SQL. Running it again only checks again.
+_CHECK_BLOCK = re.compile(r"^DO\s+\$check\$(?P<body>.*)\$check\$$", _FLAGS)
 _WRITES = re.compile(
-    r"\b(?:INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|GRANT|REVOKE|TRUNCATE|EXECUTE|PERFORM|COPY|CALL"
-    r"|SET|RESET|COMMIT|ROLLBACK)\b",
-    _FLAGS,
+    r"\b(?:INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|TRUNCATE|GRANT|REVOKE|COPY|EXECUTE|PERFORM|CALL"
+    r"|LOCK|SET|RESET|COMMIT|ROLLBACK|NOTIFY|VACUUM|CLUSTER|REINDEX|REFRESH|COMMENT|SECURITY|IMPORT)\b",
+    re.IGNORECASE,
 )
 
 
@@ -573,13 +590,17 @@ def _without_literals(code: str) -> str:
     return re.sub(r"'(?:[^']|'')*'", "''", code)
 
 
+def read_only_check(code: str) -> bool:
+    """`code` is a `DO $check$ ... $check$` block that only reads (and may raise)."""
+    match = _CHECK_BLOCK.match(code)
+    return match is not None and not _WRITES.search(_without_literals(match.group("body")))
+
+
 @handles(r"^DO\s")
 def _do(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
+    if read_only_check(statement.code):
+        return [_plain(statement.code)]
     if not _ENSURE_ROLE.match(statement.code):
-        if re.search(r"\bRAISE\s+EXCEPTION\b", statement.code, _FLAGS) and not _WRITES.search(
-            _without_literals(statement.code)
-        ):
-            return [_plain(statement.code)]
         raise ctx.fail(statement, "no idempotent form known for this DO block")
     create = re.search(r"CREATE\s+ROLE\s[^;]*", statement.code, _FLAGS)
     return [Piece(statement.code + ";", lint=create.group(0) + ";" if create else None)]

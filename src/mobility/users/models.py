@@ -11,7 +11,6 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
-    func,
     select,
     text,
 )
@@ -81,38 +80,22 @@ class User(IdMixin, Base):
     password_changed_at: Mapped[datetime | None] = mapped_column("passwordChangedAt", UTCDateTime())
 
 
-# Logins look e-mails up case-insensitively: without this, each login read the whole users table.
-Index("users_email_lower_idx", func.lower(User.email))
-
-# PostgreSQL: the case-insensitive collation of migration 0012, and its index on users.email.
+# PostgreSQL: the case-insensitive collation of migration 0012.
 EMAIL_COLLATION = "mobility_email_ci"
-EMAIL_INDEX = "users_email_ci_idx"  # in the database only (migrations/env.py leaves it out of comparisons)
 
 
 class email_key(FunctionElement):  # noqa: N801  (used like a SQL function)
     """An e-mail address as logins match it, case-insensitively: `email_key(User.email) == normalised`.
 
-    SQLite: `lower(email)`, on the index of 0010. PostgreSQL: `email COLLATE mobility_email_ci` (0012),
-    because under row-level security the planner may not use an index on `lower(email)` before the
-    policies' conditions (lower() is not LEAKPROOF), and read all users at every login (1 s at a million
-    users); an equality under a collation is, and uses its index."""
+    SQLite: `lower(email)`. PostgreSQL: `email COLLATE mobility_email_ci` (0012), because under
+    row-level security the planner may not use an index on `lower(email)` before the policies'
+    conditions (lower() is not LEAKPROOF), and read all users at every login (1 s at a million users);
+    an equality under a collation is, and uses its index. The unique index below (0013) is on this
+    expression: one account per e-mail as logins compare them."""
 
     type = Text()
     inherit_cache = True
     name = "email_key"
-
-
-def user_by_email(email: str):
-    """The statement that finds the account of a (normalised, lower-case) e-mail address: take
-    `.scalars().first()`. Case-insensitive matching can find two accounts whose addresses differ only in
-    case (or, on PostgreSQL, in `ß`/`ss`); the one stored exactly so is preferred, then the oldest,
-    so such a pair gives a deterministic answer instead of an error."""
-    return (
-        select(User)
-        .where(email_key(User.email) == email)
-        .order_by((User.email == email).desc(), User.created_at, User.id)
-        .limit(1)
-    )
 
 
 @compiles(email_key)
@@ -123,6 +106,23 @@ def _email_key_lower(element, compiler, **kw) -> str:
 @compiles(email_key, "postgresql")
 def _email_key_collated(element, compiler, **kw) -> str:
     return f"({compiler.process(element.clauses, **kw)} COLLATE {EMAIL_COLLATION})"
+
+
+# One account per e-mail whatever its letter case (0013), and the index logins find their user by.
+EMAIL_INDEX = "users_email_ci_key"
+Index(EMAIL_INDEX, email_key(User.email), unique=True)
+
+
+def user_by_email(email: str):
+    """The statement that finds the account of a (normalised, lower-case) e-mail address: take
+    `.scalars().first()`. Since 0013 at most one account matches; the order by exact spelling, then
+    age, only keeps the answer deterministic on a database not yet upgraded."""
+    return (
+        select(User)
+        .where(email_key(User.email) == email)
+        .order_by((User.email == email).desc(), User.created_at, User.id)
+        .limit(1)
+    )
 
 
 MEMBERSHIP_STATUSES = ("active", "suspended")
