@@ -393,10 +393,14 @@ def _as_system(url: str, settings: Settings, work: Callable[[Any], Any]) -> Any:
         finally:
             await engine.dispose()
 
+    from mobility.core.errors import AppError
+
     try:
         return asyncio.run(_run())
     except AccountError as exc:
         raise CliError(f"{exc}; nothing was changed") from exc
+    except AppError as exc:
+        raise CliError(f"{exc.detail[:1].lower()}{exc.detail[1:]} Nothing was changed.") from exc
 
 
 @_command(users_app, "duplicates")
@@ -493,8 +497,32 @@ def users_set_password(
     typer.echo(
         f"password set for {done.email}; {done.sessions_ended} session(s) ended"
         + ("; the invited account is now active" if done.activated else "")
+        + (f", in {done.tenants_joined} tenant(s) that invited it" if done.tenants_joined else "")
         + (f"; the account stays {done.status}" if done.status != "active" else "")
     )
+
+
+@_command(users_app, "invitation-link")
+def users_invitation_link(
+    email: Annotated[str, typer.Argument(help="The invited address.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="The code of the tenant that invited it.")],
+) -> None:
+    """Print a fresh invitation token for an address whose account an invitation created and that was
+    never set up (until invitations are e-mailed: the token goes to the address's owner only, and sets
+    the first password at POST /api/v1/invitations/accept). The earlier token stops working."""
+    from mobility.users import service as users_service
+
+    settings = _settings()
+    url, _state = _users_database(settings, at_head=True)
+    token = _as_system(
+        url,
+        settings,
+        lambda session: users_service.issue_invitation_link(session, email=email, tenant_code=tenant),
+    )
+    typer.echo(
+        f"invitation token for {email} (valid for the tenant's invitation period; give it to them only):"
+    )
+    typer.echo(token)
 
 
 # --- seed, serve, prisma -----------------------------------------------------------------------------

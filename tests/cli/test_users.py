@@ -389,7 +389,9 @@ def test_set_password_asks_twice_and_activates_an_invited_account(cli: Cli) -> N
     assert "now active" in done.stdout and password not in done.output
     assert verify_password(_password_hash(cli, admin.id), password)
     assert _query(cli, "SELECT status FROM users WHERE id = :id", id=admin.id) == [("active",)]
-    assert _query(cli, "SELECT id FROM user_invitations WHERE id = :id", id=world["invitation"]) == []
+    # The invitation that created the account is accepted, as its token would have: its token is spent.
+    accepted = _query(cli, 'SELECT "acceptedAt" FROM user_invitations WHERE id = :id', id=world["invitation"])
+    assert len(accepted) == 1 and accepted[0][0] is not None
 
 
 def test_set_password_refusals_change_nothing(cli: Cli) -> None:
@@ -422,3 +424,36 @@ def test_set_password_refusals_change_nothing(cli: Cli) -> None:
     assert _query(cli, "SELECT count(*) FROM activity_logs WHERE action = 'password_set_by_operator'") == [
         (0,)
     ]
+
+
+# --- invitation-link --------------------------------------------------------------------------------
+
+
+def test_invitation_link_issues_a_fresh_token_for_a_new_account_only(cli: Cli) -> None:
+    from mobility.auth.service import hash_token
+
+    assert_ok(cli("db", "upgrade"))
+    world = asyncio.run(_arrange_password(cli.url, status="invited"))
+    admin = world["admin"]
+    asyncio.run(_no_password(cli.url, admin.id))
+    code = _query(
+        cli, 'SELECT t.code FROM tenants t JOIN users u ON u."tenantId" = t.id WHERE u.id = :id', id=admin.id
+    )
+    issued = assert_ok(cli("users", "invitation-link", admin.email, "--tenant", code[0][0]))
+    token = issued.stdout.strip().splitlines()[-1]
+    stored = _query(cli, 'SELECT "tokenHash" FROM user_invitations WHERE id = :id', id=world["invitation"])
+    assert stored == [(hash_token(token),)]
+    # An account that is set up, or another tenant: no token.
+    assert_one_line_error(
+        cli("users", "invitation-link", world["other"].email, "--tenant", code[0][0]), "no invitation"
+    )
+    assert_one_line_error(
+        cli("users", "invitation-link", admin.email, "--tenant", "NOPE"), "created an account"
+    )
+
+
+async def _no_password(url: str, user_id) -> None:
+    from mobility.users.models import User
+
+    async with system_session(url) as session:
+        (await session.get(User, user_id)).password_hash = None

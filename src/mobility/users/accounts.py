@@ -61,6 +61,7 @@ from mobility.core.models import new_id, utcnow
 from mobility.core.tenancy import require_scope
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
+from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant, email_key
 
 USERS = User.__table__
@@ -528,13 +529,14 @@ class PasswordSet:
     activated: bool
     status: str
     sessions_ended: int
-    invitations_withdrawn: int
+    tenants_joined: int
 
 
 async def set_password(session: AsyncSession, reference: str, password: str) -> PasswordSet:
     """For an operator who lost the password (of the only admin, say): the password policy applies; an
-    `invited` account becomes active (its pending invitations withdrawn: their token would set the
-    password again); a suspended one stays suspended; every session of the account ends; the login
+    `invited` account becomes active and joins the tenants whose invitations created it (their token no
+    longer sets a password; other tenants' invitations wait for its owner); a suspended one stays
+    suspended; every session of the account ends; the login
     throttle of the account starts afresh. Audited (hash redacted) and in the activity log."""
     scope = require_scope(session)
     account = await find_account(session, reference)
@@ -547,19 +549,12 @@ async def set_password(session: AsyncSession, reference: str, password: str) -> 
     user.password_hash = security.hash_password(password)
     user.password_changed_at = now
     activated = user.status == "invited"
-    withdrawn = 0
+    joined = 0
     if activated:
         user.status = "active"
-        pending = (
-            await session.execute(
-                select(UserInvitation).where(
-                    UserInvitation.user_id == user.id, UserInvitation.accepted_at.is_(None)
-                )
-            )
-        ).scalars()
-        for invitation in pending:
-            await session.delete(invitation)
-            withdrawn += 1
+        # As the token would have: the invitations that created the account are accepted (so the
+        # account joins its tenants and can log in), and their token no longer sets a password.
+        joined = await users_service.join_invitations_of_new_account(session, user)
     await audit.flush_as(session, "user.set_password", conflict="The account changed meanwhile.")
     ended = await auth_service.revoke_all_sessions(session, user.id)
     await session.execute(
@@ -575,7 +570,7 @@ async def set_password(session: AsyncSession, reference: str, password: str) -> 
         activated=activated,
     )
     await session.flush()
-    return PasswordSet(user.email, activated, user.status, ended, withdrawn)
+    return PasswordSet(user.email, activated, user.status, ended, joined)
 
 
 def describe_accounts(accounts: Sequence[Account]) -> list[str]:

@@ -595,11 +595,6 @@ async def _join(
 ) -> UserTenant | None:
     """The membership an accepted invitation makes (under the system scope: it is another tenant's).
     The first membership of an account becomes its primary tenant."""
-    if invitation.role_id is None:
-        raise InvitationUnusable(
-            "This invitation is from before memberships needed consent; ask for a new one."
-        )
-    role = (await session.execute(select(Role).where(Role.id == invitation.role_id))).scalar_one()
     existing = (
         await session.execute(
             select(UserTenant.tenant_id, UserTenant.is_primary).where(UserTenant.user_id == user.id)
@@ -610,6 +605,11 @@ async def _join(
         # one): accepting sets the password and grants nothing new.
         invitation.accepted_at = now
         return None
+    if invitation.role_id is None:
+        raise InvitationUnusable(
+            "This invitation is from before memberships needed consent; ask for a new one."
+        )
+    role = (await session.execute(select(Role).where(Role.id == invitation.role_id))).scalar_one()
     membership = UserTenant(
         user_id=user.id,
         tenant_id=invitation.tenant_id,
@@ -921,6 +921,30 @@ async def accept_invitation(
     auth_service.record_activity(session, "invitation_accepted", user_id=user.id, ip=ip)
     await audit.flush_as(session, "invitation.accept", conflict="The invitation was used meanwhile.")
     return user
+
+
+async def join_invitations_of_new_account(session: AsyncSession, user: User) -> int:
+    """Under the system scope, for the operator's `users set-password` on an account never set up: the
+    invitations that created it (those with a token) are accepted as the token would have accepted
+    them, so the account joins its tenants; other tenants' invitations stay pending for its owner."""
+    now = utcnow()
+    creating = (
+        await session.execute(
+            select(UserInvitation)
+            .where(
+                UserInvitation.user_id == user.id,
+                UserInvitation.token_hash.is_not(None),
+                UserInvitation.accepted_at.is_(None),
+                UserInvitation.declined_at.is_(None),
+            )
+            .with_for_update()
+        )
+    ).scalars()
+    joined = 0
+    for invitation in creating:
+        await _join(session, user, invitation, now)
+        joined += 1
+    return joined
 
 
 async def issue_invitation_link(session: AsyncSession, *, email: str, tenant_code: str) -> str:
