@@ -12,7 +12,9 @@ from mobility.core.auth import document_security
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import create_engine, create_read_pool, create_sessionmaker
 from mobility.core.deps import UnitOfWorkMiddleware
+from mobility.core.docs import install_docs
 from mobility.core.errors import install_error_handlers
+from mobility.core.http import HardenedFastAPI, RequestBodyMiddleware
 from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
 from mobility.health.api import router as health_router
@@ -41,17 +43,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.read_pool.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = HardenedFastAPI(
         title="WTI Labour Mobility platform",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served with local files and a Content-Security-Policy of their own (core/docs.py).
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
     install_error_handlers(app)
     document_security(app)
     app.add_middleware(UnitOfWorkMiddleware)
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_json_body_bytes=settings.max_json_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        body_timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestIdMiddleware)
     for router in (
         health_router,
@@ -63,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
     ):
         add_routes(app, router)
+    install_docs(app)  # after the API's routes: no API request pays for matching these
     return app
 
 
