@@ -259,7 +259,8 @@ MAX_HEADER_BYTES = 32 * 1024
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with deadlines for a request's headers and body.
+    """uvicorn's httptools protocol, with deadlines for a request's headers and body and a cap on the
+    size of its headers.
 
     Give `header_timeout` and `body_timeout` (seconds) with functools.partial; `serve_options` does.
     """
@@ -270,7 +271,11 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self.body_timeout = body_timeout
         self._deadline: asyncio.TimerHandle | None = None
         self._headers_done_at = 0.0
-        self._header_bytes: int | None = None  # while a request's headers are coming in
+        # Bytes of the earlier reads of a request whose headers are coming in (None between them); the
+        # read in progress may end the headers and begin the body, so only its length is kept.
+        self._header_bytes: int | None = None
+        self._this_read = 0
+        self._refused = False  # a request refused before the app saw it: the rest is ignored
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -285,28 +290,36 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._this_read = len(data)
         super().data_received(data)
-        if self._header_bytes is not None:
+        if self._header_bytes is not None:  # the headers are still not all in
             self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
-                self._answer_and_close(
-                    431, b"Request Header Fields Too Large", "header_fields_too_large",
-                    "Request header fields too large", f"The request's headers exceed {MAX_HEADER_BYTES} bytes.",
-                )  # fmt: skip
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._headers_too_large()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._disarm()
         self._deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-        self._header_bytes = 0  # data_received counts the part of this read it is in
+        self._header_bytes = 0
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        self._header_bytes = None
+        earlier, self._header_bytes = self._header_bytes or 0, None
+        if (
+            earlier + self._this_read > MAX_HEADER_BYTES
+            and _header_size(self.url, self.headers) > MAX_HEADER_BYTES
+        ):
+            self._headers_too_large()
+            return
         self._headers_done_at = self.loop.time()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
         if self._deadline is None:  # the first part of the body: its deadline starts with the headers
             self._deadline = self.loop.call_at(
                 self._headers_done_at + self.body_timeout + _BODY_GRACE_SECONDS, self._body_too_slow
@@ -315,7 +328,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
-        super().on_message_complete()
+        if not self._refused:
+            super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()
@@ -328,16 +342,27 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def _headers_too_slow(self) -> None:
         self._deadline = None
-        if not self.transport.is_closing():
-            self._answer_and_close(
-                408, b"Request Timeout", "request_timeout", "Request timeout",
-                "The request headers did not arrive in time.",
-            )  # fmt: skip
+        self._refuse(
+            408,
+            b"Request Timeout",
+            "request_timeout",
+            "Request timeout",
+            "The request headers did not arrive in time.",
+        )
 
-    def _answer_and_close(self, status: int, reason: bytes, code: str, title: str, detail: str) -> None:
+    def _headers_too_large(self) -> None:
+        self._refuse(
+            431, b"Request Header Fields Too Large", "header_fields_too_large", "Request header fields too large",
+            f"The request's headers exceed {MAX_HEADER_BYTES} bytes.",
+        )  # fmt: skip
+
+    def _refuse(self, status: int, reason: bytes, code: str, title: str, detail: str) -> None:
         """A problem for a request the app never saw (its headers are not all in), then the end."""
         self._disarm()
         self._header_bytes = None
+        self._refused = True
+        if self.transport.is_closing():
+            return
         # Only when no earlier response is still being written on this connection.
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(_raw_problem(status, reason, code, title, detail))
@@ -347,6 +372,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def _header_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    return len(url) + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _raw_problem(status: int, reason: bytes, code: str, title: str, detail: str) -> bytes:
