@@ -20,7 +20,6 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
 
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
@@ -60,10 +59,9 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
     app.mount(assets, _DocsAssets(directory=ASSETS_DIR), name="docs-assets")
 
     def root(request: Request) -> str:
-        scope: Scope = request.scope
-        return scope.get("root_path", "")
+        return request.scope.get("root_path", "")
 
-    @app.get(docs_url, include_in_schema=False)
+    # Plain Starlette routes, as FastAPI's own docs pages are: not API operations (core/routing.py).
     async def swagger_ui(request: Request) -> HTMLResponse:
         prefix = root(request)
         return _page(
@@ -79,7 +77,6 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
             )
         )
 
-    @app.get(redoc_url, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         prefix = root(request)
         # ReDoc writes its styles into <style> elements and parses the document in a worker.
@@ -94,3 +91,6 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
             extra_style=" 'unsafe-inline'",
             workers=True,
         )
+
+    app.add_route(docs_url, swagger_ui, include_in_schema=False)
+    app.add_route(redoc_url, redoc, include_in_schema=False)
