@@ -580,6 +580,8 @@ def serve(
     """Serve the API with uvicorn (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from mobility.core.http import serve_options
+
     settings = _settings()
     uvicorn.run(
         "mobility.main:create_app",
@@ -590,6 +592,8 @@ def serve(
         reload=reload,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        # Timeouts for slow and idle clients, and the connection limit (core/http.py).
+        **serve_options(settings),
     )
 
 

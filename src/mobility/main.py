@@ -11,7 +11,9 @@ from mobility.auth.api import router as auth_router
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import OutageLog, create_engine, create_read_pool, create_sessionmaker
 from mobility.core.deps import UnitOfWorkMiddleware, install_database_error_handlers
+from mobility.core.docs import install_docs
 from mobility.core.errors import install_error_handlers
+from mobility.core.http import HardenedFastAPI, RequestBodyMiddleware
 from mobility.core.openapi import document_api
 from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
@@ -43,11 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.read_pool.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = HardenedFastAPI(
         title="WTI Labour Mobility platform",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served with local files and a Content-Security-Policy of their own (core/docs.py).
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -55,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_database_error_handlers(app)
     document_api(app)
     app.add_middleware(UnitOfWorkMiddleware)
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_json_body_bytes=settings.max_json_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        body_timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestIdMiddleware)
     for router in (
         health_router,
@@ -66,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
     ):
         add_routes(app, router)
+    install_docs(app)  # after the API's routes: no API request pays for matching these
     return app
 
 

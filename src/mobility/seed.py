@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent, Broker
 from mobility.candidates.models import Candidate, CandidateStatus, Gender
-from mobility.core.security import hash_password
+from mobility.core.errors import InvalidInput
+from mobility.core.security import check_password_strength, hash_password
 from mobility.core.tenancy import Scope, apply_to_database
 from mobility.finance.models import PartyType, Payment, PaymentDirection, PaymentMethod, PaymentStatus
 from mobility.placements.models import Placement, PlacementStatus
@@ -187,6 +188,11 @@ class _Seeder:
             return user
         if not password:
             password = self.report.generated_password = generate_password()
+        else:  # the operator's choice: held to the rules every new password meets
+            try:
+                check_password_strength(password, email=email)
+            except InvalidInput as exc:
+                raise SeedError(f"MOBILITY_ADMIN_PASSWORD is refused: {exc.detail}") from None
         user = User(
             email=email,
             name="WTI Administrator",

@@ -116,3 +116,14 @@ def test_seed_needs_the_database_at_head(cli: Cli) -> None:
     assert_ok(cli("db", "upgrade", "--to", "0003"))
     assert_one_line_error(cli("seed"), "not at head", "mobility db upgrade")
     assert cli.query("SELECT COUNT(*) FROM roles")[0][0] == 0
+
+
+def test_seed_refuses_a_common_admin_password(cli: Cli) -> None:
+    """The operator's choice is held to the rules of every new password (core/security.py)."""
+    assert_ok(cli("db", "upgrade"))
+    assert_one_line_error(
+        cli("seed", admin_password="qwertyuiop"), "MOBILITY_ADMIN_PASSWORD", "too easy to guess"
+    )
+    assert cli.query("SELECT 1 FROM users") == []  # nothing was written
+    seeded = assert_ok(cli("seed", admin_password=None))
+    assert "admin password (generated" in seeded.stdout  # the generated one passes the same rules

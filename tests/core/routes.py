@@ -34,7 +34,6 @@ PUBLIC_ROUTES = {
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/invitations/accept"),

@@ -54,6 +54,20 @@ class Settings(BaseSettings):
     # is answered 503 within this (core/db.py), instead of waiting for asyncpg's 60 s.
     database_connect_timeout: float = Field(default=5, gt=0)
 
+    # HTTP limits (core/http.py). Request bodies: JSON (and forms) up to 1 MiB, far above any request
+    # of the API; uploads (multipart/form-data) up to 10 MiB of file plus the form around it.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1)
+    # Slow or idle clients (`mobility serve`): an idle connection (a new one that sends nothing, or
+    # one between requests) is closed after keep_alive_timeout_seconds; a request's headers must be in
+    # within header_timeout_seconds of its first byte, its body within body_timeout_seconds after the
+    # headers (else 408). Past max_connections open connections (or requests in progress) a process
+    # answers 503; keep it below the process's file-descriptor limit (ulimit -n).
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1)
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    body_timeout_seconds: float = Field(default=30, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+
     @field_validator("database_url", "app_database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

@@ -8,7 +8,7 @@ The statuses are derived from what each route has, so a new route is documented 
 | authentication (`CurrentScope`, `require(...)`) | 401; 403 (permission, 2FA set-up, tenancy)      |
 | path parameters                                 | 404 (no such object, or not yours), 422         |
 | query, header or cookie parameters              | 422                                             |
-| a body                                          | 413 (too large), 415 (not JSON), 422            |
+| a body                                          | 408 (too slow), 413 (too large), 415 (not JSON), 422 |
 | the database (a session, or authentication)     | 503 (the database cannot be reached)            |
 | ... and a writing method (POST, PUT, PATCH, DELETE) | 409 (a concurrent change met this one, core.db) |
 
@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     403: "Not allowed: the role lacks the permission, two-factor set-up is required, or another rule",
     404: "No such object (or not visible to the caller)",
     409: "Conflicts with the current state (a duplicate, the last Admin, a concurrent change, ...)",
+    408: "The body did not arrive in time (core.http); the connection is closed",
     410: "No longer usable",
     413: "The body is too large",
     415: "The body is not JSON (send Content-Type: application/json)",
@@ -79,7 +80,7 @@ def derived_statuses(route: APIRoute, method: str) -> set[int]:
     if any(d.query_params or d.header_params or d.cookie_params for d in dependants):
         statuses.add(422)
     if route.body_field is not None:
-        statuses |= {413, 415, 422}
+        statuses |= {408, 413, 415, 422}
     if authenticates or any(d.call is get_db_session for d in dependants):
         statuses.add(503)
         if method in WRITING_METHODS:

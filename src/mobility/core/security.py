@@ -83,7 +83,9 @@ def dummy_hash() -> str:
 
 
 def check_password_strength(password: str, *, email: str | None = None) -> None:
-    """NIST SP 800-63B style: long enough, and not made of the account's own name. No composition rules."""
+    """NIST SP 800-63B style: long enough, not made of the account's own name, and not among the
+    commonly used or breached passwords nor an easy variant of one (ASVS 5.0 6.2.4). No composition
+    rules. Raises InvalidInput (field `newPassword`) saying why."""
     from mobility.core.errors import InvalidInput
 
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -91,3 +93,40 @@ def check_password_strength(password: str, *, email: str | None = None) -> None:
     local = (email or "").split("@")[0].lower()
     if local and len(local) >= 4 and local in password.lower():
         raise InvalidInput("The password must not contain your e-mail address.", field="newPassword")
+    reason = guessable_because(password, context=_context_words(email))
+    if reason is not None:
+        raise InvalidInput(
+            f"This password is too easy to guess: {reason} Choose another, e.g. a few unrelated words.",
+            field="newPassword",
+        )
+
+
+# zxcvbn's estimate in guesses: below 10^8 ("score" 0-2) a password is one of the ~30,000 most common
+# ones of breached-password lists (zxcvbn ships them), a common word or name, a keyboard pattern, a
+# date, a repeat or sequence, or an easy variant of these (capitals, l33t, a year or digits added).
+MIN_PASSWORD_SCORE = 3
+# zxcvbn refuses longer input: the estimate covers the first 72 characters (a strong start is enough).
+_ESTIMATED_CHARACTERS = 72
+# Words a guesser of this platform's passwords tries first (ASVS: context-specific words).
+_PLATFORM_WORDS = ("wti", "waterfront", "mobility", "labour", "training", "institute")
+
+
+def guessable_because(password: str, *, context: tuple[str, ...] = ()) -> str | None:
+    """Why `password` is easy to guess (one sentence), or None. Offline: zxcvbn's own word lists.
+
+    Costs a few milliseconds, up to ~0.5 s for pathological 72-character input; it runs only when a
+    password is being set, after the caller has proved who they are (token or current password)."""
+    from zxcvbn import zxcvbn
+
+    estimate = zxcvbn(password[:_ESTIMATED_CHARACTERS], user_inputs=list(context))
+    if estimate["score"] >= MIN_PASSWORD_SCORE:
+        return None
+    warning = estimate["feedback"]["warning"] or "It is made of common words, names or patterns."
+    if warning.startswith("This is "):
+        return "it is " + warning.removeprefix("This is ")
+    return warning[0].lower() + warning[1:]
+
+
+def _context_words(email: str | None) -> tuple[str, ...]:
+    parts = (email or "").lower().replace("@", ".").replace("_", ".").replace("-", ".").split(".")
+    return _PLATFORM_WORDS + tuple(part for part in parts if len(part) >= 3)
