@@ -9,6 +9,7 @@ import pytest
 
 from mobility.core.errors import InvalidInput
 from mobility.core.permissions import SystemRole
+from mobility.users import service as users_service
 from mobility.core.security import check_password_strength
 from tests.auth.conftest import assert_problem, bearer, client_at, log_in
 from tests.factories import PASSWORD, make_tenant, make_user, system_role, system_session
@@ -60,7 +61,10 @@ async def test_accepting_an_invitation_with_a_common_password_is_refused(migrate
             json={"email": email, "name": "New Member", "roleId": str(trainer_role)},
         )
         assert invited.status_code == 201, invited.text
-        token = invited.json()["invitation"]["token"]
+        async with system_session(migrated_database_url) as session:
+            token = await users_service.issue_invitation_link(
+                session, email=email, tenant_code=world.tenant.code
+            )
         accept = "/api/v1/invitations/accept"
         refused = assert_problem(
             await client.post(accept, json={"token": token, "password": "iloveyou2024"}), 422, "invalid_input"
