@@ -206,7 +206,9 @@ def downgrade() -> None:
             """
         )
         execute(_SESSION_SCOPE.replace("{membership}", _MEMBERSHIP_0011))
-        execute(f'UPDATE user_invitations SET "tokenHash" = {_PLACEHOLDER_HASH}::text WHERE "tokenHash" IS NULL')
+        execute(
+            f'UPDATE user_invitations SET "tokenHash" = {_PLACEHOLDER_HASH}::text WHERE "tokenHash" IS NULL'
+        )
         execute(
             f"""
             ALTER TABLE user_invitations

@@ -9,8 +9,8 @@ import pytest
 
 from mobility.core.errors import InvalidInput
 from mobility.core.permissions import SystemRole
-from mobility.users import service as users_service
 from mobility.core.security import check_password_strength
+from mobility.users import service as users_service
 from tests.auth.conftest import assert_problem, bearer, client_at, log_in
 from tests.factories import PASSWORD, make_tenant, make_user, system_role, system_session
 from tests.support.admin_api import make_world

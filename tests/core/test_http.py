@@ -148,7 +148,9 @@ async def test_uploads_have_their_own_cap(migrated_database_url: str) -> None:
         json_as_big = await client.post(
             LOGIN, content=b" " * 4000, headers={"content-type": "application/json"}
         )
-    assert upload.status_code == 415, upload.text  # under the upload cap: passed on, and login takes JSON only
+    assert upload.status_code == 415, (
+        upload.text
+    )  # under the upload cap: passed on, and login takes JSON only
     assert_problem(too_big, 413, "content_too_large")
     assert_problem(json_as_big, 413, "content_too_large")
 
