@@ -33,8 +33,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.auth import service as auth_service
-from mobility.core.permissions import permissions_for_role
-from mobility.core.tenancy import Scope, apply_to_database
+from mobility.authz.permissions import permissions_for_role
+from mobility.core.scope import Scope, apply_to_database
 
 SCOPES_ENV = "MOBILITY_BENCH_SCOPES"
 # The app under test, module:function; bench/auth.py --app sets it for (a) and (b) alike.
@@ -64,6 +64,7 @@ def create_app() -> FastAPI:
         await apply_to_database(session, scope)
         return scope
 
-    auth_service.authenticate = fixed_scope
     module, _, name = os.environ.get(FACTORY_ENV, DEFAULT_FACTORY).partition(":")
-    return getattr(importlib.import_module(module), name)()
+    app = getattr(importlib.import_module(module), name)()
+    app.state.authenticate = fixed_scope  # in place of the session lookup
+    return app

@@ -15,7 +15,7 @@
   transaction-local settings `mobility.core.tenancy.apply_to_database` makes:
   `mobility.system` ('on' for the CLI, seeding and authentication lookups), `mobility.tenant_id` and
   `mobility.actor_id` (a uuid, or '' when none). Nothing set means nothing visible. The tables whose
-  `tenantId` is not simply "the tenant the row belongs to" follow the row rules of core/policies.py:
+  `tenantId` is not simply "the tenant the row belongs to" follow the row rules of authz/rules.py:
   users (primary tenant only: visible as oneself or as a member of the current tenant), roles (global
   ones to all; a role the actor holds in another tenant, for /me), user_tenants (the tenant's
   memberships and one's own), sessions (one's own, or a member's), audit_logs (rows without a tenant

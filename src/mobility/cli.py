@@ -307,9 +307,10 @@ def db_purge_throttles() -> None:
     """Delete login-throttle counters that no longer count (no failure, or unlocked and quiet past
     their forgetting period): no answer to any login changes, so nothing asks or backs up first.
     Run it from cron or a timer, e.g. daily."""
+    from mobility.app_session import create_sessionmaker
     from mobility.auth.service import purge_stale_throttles
-    from mobility.core.db import create_engine, create_sessionmaker, transaction
-    from mobility.core.tenancy import Scope, apply_to_database
+    from mobility.core.db import create_engine, transaction
+    from mobility.core.scope import Scope, apply_to_database
 
     settings = _settings()
     url = settings.effective_database_url
@@ -380,8 +381,9 @@ def _users_database(settings: Settings, *, at_head: bool) -> tuple[str, migratio
 def _as_system(url: str, settings: Settings, work: Callable[[Any], Any]) -> Any:
     """`await work(session)` in one transaction under the system scope (the CLI acts across tenants);
     an AccountError is a one-line refusal (rolled back)."""
-    from mobility.core.db import create_engine, create_sessionmaker, transaction
-    from mobility.core.tenancy import Scope, apply_to_database
+    from mobility.app_session import create_sessionmaker
+    from mobility.core.db import create_engine, transaction
+    from mobility.core.scope import Scope, apply_to_database
     from mobility.users.accounts import AccountError
 
     async def _run() -> Any:
@@ -531,7 +533,8 @@ def users_invitation_link(
 @_command(app, "seed")
 def seed_command() -> None:
     """Create the WTI tenant, the system roles, an admin user and linked sample records (idempotent)."""
-    from mobility.core.db import create_engine, create_sessionmaker, transaction
+    from mobility.app_session import create_sessionmaker
+    from mobility.core.db import create_engine, transaction
     from mobility.seed import SeedError, seed
 
     settings = _settings()
@@ -631,9 +634,9 @@ def docs_permissions(
         bool, typer.Option("--check", help="Write nothing; fail if the file is not what would be written.")
     ] = False,
 ) -> None:
-    """Write docs/permissions.md from the permission matrix (src/mobility/core/permissions.py)."""
+    """Write docs/permissions.md from the permission matrix (src/mobility/authz/permissions.py)."""
+    from mobility.authz.permissions import render_markdown
     from mobility.core.migrations import PROJECT_ROOT
-    from mobility.core.permissions import render_markdown
 
     path = output if output is not None else PROJECT_ROOT / PERMISSIONS_DOC
     shown = output or PERMISSIONS_DOC

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobility.agents.models import Agent, Broker
 from mobility.candidates.models import Candidate, CandidateStatus, Gender
 from mobility.core.errors import InvalidInput
+from mobility.core.scope import Scope, apply_to_database
 from mobility.core.security import check_password_strength, hash_password
-from mobility.core.tenancy import Scope, apply_to_database
 from mobility.finance.models import PartyType, Payment, PaymentDirection, PaymentMethod, PaymentStatus
 from mobility.placements.models import Placement, PlacementStatus
 from mobility.roles.models import Role

@@ -7,7 +7,7 @@ import json
 import secrets
 
 from mobility.auth.service import hash_token
-from mobility.core.permissions import SystemRole
+from mobility.authz.permissions import SystemRole
 from mobility.users import service as users_service
 from mobility.users.models import User
 from tests.factories import system_role, system_session

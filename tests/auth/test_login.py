@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from mobility.auth.service import hash_token
+from mobility.authz.permissions import SystemRole
 from mobility.core.models import utcnow
-from mobility.core.permissions import SystemRole
 from tests.auth.conftest import (
     LOGIN,
     activity,

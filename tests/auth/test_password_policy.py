@@ -7,8 +7,8 @@ import secrets
 
 import pytest
 
+from mobility.authz.permissions import SystemRole
 from mobility.core.errors import InvalidInput
-from mobility.core.permissions import SystemRole
 from mobility.core.security import check_password_strength
 from mobility.users import service as users_service
 from tests.auth.conftest import assert_problem, bearer, client_at, log_in

@@ -3,8 +3,8 @@
 import bcrypt
 from argon2 import PasswordHasher, Type
 
+from mobility.authz.permissions import SystemRole
 from mobility.core import security
-from mobility.core.permissions import SystemRole
 from tests.auth.conftest import assert_problem, attempt, client_at, log_in, set_user, user_row
 from tests.factories import PASSWORD, make_tenant, make_user, system_session
 

@@ -12,10 +12,10 @@ import pytest
 
 from mobility.auth.models import Session
 from mobility.auth.service import FACTS_BY_TOKEN, SessionFacts, hash_token
+from mobility.authz.permissions import SystemRole
 from mobility.core.db import driver_connection
 from mobility.core.models import utcnow
-from mobility.core.permissions import SystemRole
-from mobility.core.tenancy import Scope, apply_to_database
+from mobility.core.scope import Scope, apply_to_database
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
 from mobility.settings.models import Setting

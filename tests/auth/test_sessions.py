@@ -4,9 +4,9 @@ import uuid
 from datetime import timedelta
 from http.cookies import SimpleCookie
 
+from mobility.authz.permissions import SystemRole
 from mobility.core import security
 from mobility.core.models import utcnow
-from mobility.core.permissions import SystemRole
 from tests.auth.conftest import (
     activity,
     age_session,

@@ -2,7 +2,7 @@
 
 from sqlalchemy import delete, update
 
-from mobility.core.permissions import SystemRole
+from mobility.authz.permissions import SystemRole
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserTenant
 from tests.auth.conftest import assert_problem, attempt, bearer, client_at, log_in, session_row

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from mobility.auth.models import LoginThrottle
 from mobility.auth.service import purge_stale_throttles
+from mobility.authz.permissions import SystemRole
 from mobility.core.config import Settings
 from mobility.core.models import utcnow
-from mobility.core.permissions import SystemRole
 from tests.auth.conftest import (
     activity,
     assert_problem,

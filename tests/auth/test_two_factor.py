@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pyotp
 from fastapi import APIRouter
 
+from mobility.authz.permissions import SystemRole
 from mobility.core.auth import require
-from mobility.core.permissions import SystemRole
 from mobility.settings.models import Setting
 from mobility.settings.service import REQUIRE_TWO_FACTOR
 from tests.auth.conftest import (

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from mobility.audit.models import ActivityLog, AuditLog
+from mobility.authz.permissions import SystemRole
 from mobility.core import migrations
 from mobility.core.legacy_schema import legacy_metadata
-from mobility.core.permissions import SystemRole
 from mobility.core.security import verify_password
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserInvitation, UserTenant

@@ -78,7 +78,7 @@ def test_sort_parameters_are_enumerated() -> None:
 
 def test_patch_bodies_take_null_only_where_it_clears() -> None:
     """UpdateModel refuses null except for its `nullable` fields: the document says the same."""
-    from mobility.tenants.schemas import UpdateModel
+    from mobility.core.schemas import UpdateModel
     from tests.core.routes import input_models
 
     updates = [model for model in input_models() if issubclass(model, UpdateModel)]

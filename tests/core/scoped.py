@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobility.core.db import create_engine, create_sessionmaker, is_sqlite
-from mobility.core.permissions import MATRIX, SystemRole
-from mobility.core.tenancy import Scope, TenancyViolation, apply_to_database
+from mobility.app_session import create_sessionmaker
+from mobility.authz.permissions import MATRIX, SystemRole
+from mobility.core.db import create_engine, is_sqlite
+from mobility.core.scope import Scope, TenancyViolation, apply_to_database
 from tests.support.databases import app_role_url
 
 # What "refused" means for a write at the data layer: the scoped session says no before any SQL, or

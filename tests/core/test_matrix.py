@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from mobility.agents.models import Agent, Broker
+from mobility.authz.permissions import ALL_PERMISSIONS, MATRIX, SystemRole
 from mobility.candidates.models import Candidate
 from mobility.core.config import Settings
-from mobility.core.permissions import ALL_PERMISSIONS, MATRIX, SystemRole
 from mobility.main import create_app
 from mobility.tenants.models import Tenant
 from tests.core.routes import PUBLIC_ROUTES, Objects, Route, app_routes, body_for, path_for

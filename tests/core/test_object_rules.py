@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from mobility import models as m
-from mobility.core import policies
-from mobility.core.permissions import SystemRole
-from mobility.core.tenancy import Scope, tenant_scoped
+from mobility.authz import rules as policies
+from mobility.authz.permissions import SystemRole
+from mobility.core.scope import Scope, tenant_scoped
 from mobility.tenants.models import Tenant
 from tests.core.scoped import Db, scope_of
 from tests.factories import make_tenant, make_user
@@ -46,7 +46,9 @@ VISIBLE = {
     SystemRole.broker: (HANGS_OFF_A_CANDIDATE - PERSONAL_RECORDS) | MONEY_AND_PLACEMENT | {m.Broker},
     SystemRole.trainer: (HANGS_OFF_A_CANDIDATE - PERSONAL_RECORDS) | {m.Course},
 }
-WORLD_MODELS = HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Course, m.Agent, m.Broker, m.Notification}
+# Personal rows: each login sees the one addressed to them; of the staff, only the tenant's Admin all.
+PERSONAL = {m.Notification, m.UserInvitation}
+WORLD_MODELS = HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Course, m.Agent, m.Broker} | PERSONAL
 # Tenant-wide by design (every member may read the tenant's settings through the matrix).
 TENANT_WIDE = {m.Setting}
 
@@ -62,7 +64,7 @@ def test_the_world_covers_every_model_with_an_object_rule() -> None:
 class Side:
     people: dict[SystemRole, Scope] = field(default_factory=dict)
     rows: dict[type, set[uuid.UUID]] = field(default_factory=dict)
-    notifications: dict[SystemRole, uuid.UUID] = field(default_factory=dict)
+    personal: dict[type, dict[SystemRole, uuid.UUID]] = field(default_factory=dict)
 
     def add(self, row: Any) -> Any:
         self.rows.setdefault(type(row), set()).add(row.id)
@@ -112,7 +114,9 @@ async def _side(session, tenant: Tenant) -> Side:
     for role, login in logins.items():
         side.people[role] = scope_of(tenant.id, login.id, role, **linked[role])
         note = side.add(await build(m.Notification, recipient_id=login.id))
-        side.notifications[role] = note.id
+        invitation = side.add(await build(m.UserInvitation, user_id=login.id))
+        side.personal.setdefault(m.Notification, {})[role] = note.id
+        side.personal.setdefault(m.UserInvitation, {})[role] = invitation.id
     return side
 
 
@@ -156,14 +160,15 @@ async def test_each_sees_exactly_their_own_rows(
     own, other = world.sides[side_index], world.sides[1 - side_index]
     seen = await visible(db, own.people[role], world)
 
-    for model in WORLD_MODELS - {m.Notification}:
+    for model in WORLD_MODELS - PERSONAL:
         expected = own.rows.get(model, set()) if model in VISIBLE[role] else set()
         assert seen[model] == expected, (
             f"{role.value} of side {side_index + 1} on {model.__tablename__}: "
             f"sees {len(seen[model] & other.rows.get(model, set()))} of the other side's rows, "
             f"{len(seen[model] & own.rows.get(model, set()))} of {len(expected)} expected own rows"
         )
-    assert seen[m.Notification] == {own.notifications[role]}
+    for model in PERSONAL:
+        assert seen[model] == {own.personal[model][role]}, f"{role.value} on {model.__tablename__}"
 
 
 @pytest.mark.parametrize("role", list(VISIBLE), ids=[role.name for role in VISIBLE])
@@ -178,8 +183,9 @@ async def test_a_login_not_linked_to_a_record_sees_no_records(db: Db, world: Wor
 async def test_staff_see_the_whole_tenant(db: Db, world: World) -> None:
     for scope in (world.admin, world.recruiter):
         seen = await visible(db, scope, world)
-        for model in WORLD_MODELS - {m.Notification}:
+        for model in WORLD_MODELS - PERSONAL:
             assert seen[model] == world.all_rows(model), f"{scope.role} on {model.__tablename__}"
-    assert (await visible(db, world.admin, world))[m.Notification] == world.all_rows(m.Notification)
-    # Notifications are personal for everyone but the tenant's administrators.
-    assert (await visible(db, world.recruiter, world))[m.Notification] == set()
+    # Notifications and invitations are personal for everyone but the tenant's administrators.
+    for model in PERSONAL:
+        assert (await visible(db, world.admin, world))[model] == world.all_rows(model)
+        assert (await visible(db, world.recruiter, world))[model] == set()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from mobility.authz.permissions import ALL_PERMISSIONS, MATRIX, SystemRole, render_markdown
 from mobility.cli import app
 from mobility.core.migrations import PROJECT_ROOT
-from mobility.core.permissions import ALL_PERMISSIONS, MATRIX, SystemRole, render_markdown
 
 DOC = PROJECT_ROOT / "docs" / "permissions.md"
 
@@ -16,7 +16,7 @@ DOC = PROJECT_ROOT / "docs" / "permissions.md"
 def test_docs_permissions_is_up_to_date() -> None:
     assert DOC.is_file(), "docs/permissions.md is missing; run `mobility docs permissions`"
     assert DOC.read_text(encoding="utf-8") == render_markdown(), (
-        "docs/permissions.md is out of date with src/mobility/core/permissions.py; "
+        "docs/permissions.md is out of date with src/mobility/authz/permissions.py; "
         "regenerate it with `mobility docs permissions` (check with `mobility docs permissions --check`)"
     )
 

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import make_url
 
+from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from mobility.core.config import Settings
 from mobility.core.db import READ_POOL, create_read_pool, read_connection, release_read_connection
-from mobility.core.permissions import SystemRole
 from mobility.core.reads import Read
-from mobility.core.tenancy import Scope, TenancyViolation, apply_to_database, scoped_driver_connection
+from mobility.core.scope import Scope, TenancyViolation, apply_to_database, scoped_driver_connection
 from mobility.settings.models import Setting
 from tests.core.scoped import Db, scope_of
 from tests.factories import make_candidate, make_tenant, make_user, unique

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from mobility.auth.models import Session
-from mobility.core.permissions import SystemRole
+from mobility.authz.permissions import SystemRole
 from tests.core.scoped import Db, scope_of
 from tests.factories import add_membership, make_tenant, make_user, unique
 

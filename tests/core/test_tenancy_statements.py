@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.orm import aliased, make_transient_to_detached
 
-from mobility.core.permissions import SystemRole
-from mobility.core.tenancy import TenancyViolation
+from mobility.authz.permissions import SystemRole
+from mobility.core.scope import TenancyViolation
 from mobility.roles.models import Role
 from mobility.settings.models import Setting
 from mobility.users.models import UserTenant

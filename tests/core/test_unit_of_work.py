@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 from mobility.core.config import Settings
 from mobility.core.deps import DbSession
 from mobility.core.errors import AppError, InvalidInput
-from mobility.core.tenancy import Scope, apply_to_database
+from mobility.core.scope import Scope, apply_to_database
 from mobility.main import create_app
 from mobility.settings.models import Setting
 from tests.factories import make_tenant, system_session, unique

@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent, Broker
+from mobility.app_session import create_sessionmaker
+from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from mobility.core import security
-from mobility.core.db import create_engine, create_sessionmaker
-from mobility.core.permissions import SystemRole
-from mobility.core.tenancy import Scope, apply_to_database
+from mobility.core.db import create_engine
+from mobility.core.scope import Scope, apply_to_database
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.training.models import Course, Enrollment

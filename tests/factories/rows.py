@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Table, TypeDecorator, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobility.authz.permissions import SystemRole
 from mobility.core.db import Base
-from mobility.core.permissions import SystemRole
 from mobility.tenants.models import Tenant
 from mobility.users.models import User
 from tests.factories import make_user

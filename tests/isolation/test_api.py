@@ -18,8 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mobility.authz.permissions import MATRIX, SystemRole
 from mobility.core.config import Settings
-from mobility.core.permissions import MATRIX, SystemRole
 from mobility.main import create_app
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, exists, func, insert, inspect, select, update
 
+from mobility.authz.permissions import SystemRole
 from mobility.core.db import Base
-from mobility.core.permissions import SystemRole
-from mobility.core.tenancy import Scope, TenancyViolation, apply_to_database, tenant_scoped
+from mobility.core.scope import Scope, TenancyViolation, apply_to_database, tenant_scoped
 from mobility.models import metadata
 from mobility.tenants.models import Tenant
 from tests.core.scoped import REFUSED, Db, scope_of

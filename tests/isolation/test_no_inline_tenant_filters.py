@@ -18,7 +18,7 @@ ALLOWED = {
     # The scope itself: stamping and refusing writes for another tenant.
     "core/tenancy.py": "applies the scope",
     # The row rules: the one place the tenant filter is written.
-    "core/policies.py": "defines the row filters",
+    "authz/rules.py": "defines the row filters",
     # Authentication runs before a tenant is known (system scope): it resolves the session's tenant.
     "auth/service.py": "resolves the tenant of a login or session",
     # Seeding works across tenants with the system scope.

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from mobility.audit.models import AuditLog
 from mobility.auth.models import LoginThrottle
-from mobility.core.permissions import SystemRole
+from mobility.authz.permissions import SystemRole
 from mobility.roles.models import Role
 from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant

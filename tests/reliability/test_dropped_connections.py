@@ -46,7 +46,7 @@ def _add_probe_routes(app, intervals: list) -> None:
 
     @app.get("/test/hold/read")
     async def hold_read(session: DbSession) -> dict:
-        from mobility.core.tenancy import Scope, bind_scope
+        from mobility.core.scope import Scope, bind_scope
 
         bind_scope(session, Scope.for_system())
         connection = await driver_connection(session)

@@ -3,7 +3,7 @@
 `tenants` gives two tenants with a row of their own in EVERY table that has a `tenantId` column (the
 tables are read from the catalog and their rows built generically, so a new table is covered without
 editing these tests). `app_sql` runs statements as `mobility_app` with the settings
-`mobility.core.tenancy.apply_to_database` would make, in a transaction that is always rolled back.
+`mobility.core.scope.apply_to_database` would make, in a transaction that is always rolled back.
 """
 
 from __future__ import annotations

@@ -12,11 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import event, select, text
 
+from mobility.app_session import create_sessionmaker
 from mobility.audit.models import AuditLog
+from mobility.authz.permissions import SystemRole
 from mobility.core.config import Settings
-from mobility.core.db import create_engine, create_sessionmaker
-from mobility.core.permissions import SystemRole
-from mobility.core.tenancy import Scope, apply_to_database
+from mobility.core.db import create_engine
+from mobility.core.scope import Scope, apply_to_database
 from mobility.main import create_app
 from mobility.roles.models import Role
 from mobility.users.models import User, UserTenant

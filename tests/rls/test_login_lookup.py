@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from mobility.core.tenancy import Scope, apply_to_database
+from mobility.core.scope import Scope, apply_to_database
 from mobility.users.models import EMAIL_INDEX, user_by_email
 from tests.core.scoped import Db
 

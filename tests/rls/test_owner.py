@@ -12,8 +12,9 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from mobility.app_session import create_sessionmaker
 from mobility.core import backup, migrations
-from mobility.core.db import create_engine, create_sessionmaker, transaction
+from mobility.core.db import create_engine, transaction
 from mobility.seed import seed
 from tests.support.databases import PG_ADMIN_URL, DatabaseFactory, libpq_url
 

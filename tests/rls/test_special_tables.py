@@ -1,6 +1,6 @@
 """The tables whose tenantId is not simply "the tenant the row belongs to": users, roles, user_tenants,
 sessions, and audit_logs rows without a tenant. Their policies follow the data layer's row rules
-(mobility.core.policies)."""
+(mobility.authz.rules)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from psycopg import errors
 
 from mobility.audit.models import AuditLog
 from mobility.auth.models import Session
+from mobility.authz.permissions import SystemRole
 from mobility.core.models import new_id, utcnow
-from mobility.core.permissions import SystemRole
 from mobility.roles.models import Role
 from mobility.users.models import UserTenant
 from tests.factories import make_user, system_role, system_session, unique

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from mobility.core.permissions import MATRIX, SystemRole
+from mobility.authz.permissions import MATRIX, SystemRole
 from mobility.roles.models import Role
 from mobility.users.models import UserTenant
 from tests.factories import make_user, system_role, system_session

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from mobility.audit.models import AuditLog
 from mobility.auth.models import Session
 from mobility.auth.service import hash_token
+from mobility.authz.permissions import SystemRole
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
-from mobility.core.permissions import SystemRole
 from mobility.tenants.models import Tenant
 from tests.factories import Member, make_tenant, make_user, system_session
 

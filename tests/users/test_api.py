@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mobility.auth.models import Session
 from mobility.auth.service import hash_token
-from mobility.core.permissions import SystemRole
+from mobility.authz.permissions import SystemRole
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.users import service as users_service

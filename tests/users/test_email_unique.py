@@ -9,9 +9,9 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 
+from mobility.authz.permissions import SystemRole
 from mobility.core import audit
 from mobility.core.errors import Conflict
-from mobility.core.permissions import SystemRole
 from mobility.users.models import User
 from tests.factories import system_role, system_session
 from tests.support.admin_api import make_world

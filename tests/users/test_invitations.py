@@ -15,8 +15,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from mobility.authz.permissions import SystemRole
 from mobility.core.models import utcnow
-from mobility.core.permissions import SystemRole
 from mobility.core.security import hash_password
 from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant

@@ -4,9 +4,8 @@ from typing import Any
 
 from pydantic import Field
 
-from mobility.core.pagination import sort_by
+from mobility.core.pagination import ListParams, sort_by
 from mobility.core.schemas import IsoDateTime, OutputModel
-from mobility.tenants.schemas import ListParams
 
 
 class AuditLogRead(OutputModel):

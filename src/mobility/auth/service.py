@@ -30,15 +30,15 @@ from sqlalchemy.orm import aliased
 from mobility.agents.models import Agent, Broker
 from mobility.audit.models import ActivityLog
 from mobility.auth.models import LoginThrottle, Session
+from mobility.authz.permissions import SystemRole, permissions_for_role
 from mobility.candidates.models import Candidate
 from mobility.core import security
 from mobility.core.config import Settings
 from mobility.core.db import driver_connection
 from mobility.core.errors import AppError, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from mobility.core.models import utcnow
-from mobility.core.permissions import SystemRole, permissions_for_role
 from mobility.core.reads import Read
-from mobility.core.tenancy import Scope, apply_to_database, bind_scope, require_scope
+from mobility.core.scope import Scope, apply_to_database, bind_scope, require_scope
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
 from mobility.settings.models import Setting

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from mobility.audit.models import AuditLog
 from mobility.core.errors import Conflict
 from mobility.core.models import new_id, utcnow
-from mobility.core.tenancy import Scope, ScopedSession, tenant_scoped
+from mobility.core.scope import Scope, tenant_scoped
+from mobility.core.tenancy import ScopedSession
 
 REDACTED = "[redacted]"
 _ACTION_KEY = "audit_action"
@@ -132,13 +132,23 @@ def _entry(obj: Any, operation: str, before: dict | None, after: dict | None, *,
     }
 
 
-def _by_column(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {AuditLog.__mapper__.attrs[key].columns[0].key: value for key, value in row.items()} for row in rows
+def _insert_rows(connection: Any, model: type, rows: list[dict[str, Any]]) -> Any:
+    """The audit rows, by column name, into the trail's table (Core: the trail is not itself audited)."""
+    by_column = [
+        {model.__mapper__.attrs[key].columns[0].key: value for key, value in row.items()} for row in rows
     ]
+    return connection.execute(insert(model.__table__), by_column)
 
 
-@event.listens_for(ScopedSession, "after_flush")
+def install_trail(session_class: type[ScopedSession], model: type) -> None:
+    """Every flush of `session_class` sessions writes its trail into `model`'s table (the audit log),
+    in the same transaction. Called once, on the application's session class (mobility.app_session):
+    nothing installs it by being imported, and a ScopedSession without it refuses to write."""
+    session_class.audit_model = model
+    session_class.audited = True
+    event.listen(session_class, "after_flush", _record)
+
+
 def _record(session: Session, _flush_context: Any) -> None:
     """Write the trail of this flush on the flush's own connection, i.e. in the same transaction.
 
@@ -165,7 +175,7 @@ def _record(session: Session, _flush_context: Any) -> None:
         if _audited(obj):
             entry(obj, "delete", _snapshot(obj), None)
     if rows:
-        session.connection().execute(insert(AuditLog.__table__), _by_column(rows))
+        _insert_rows(session.connection(), type(session).audit_model, rows)
 
 
 async def record_inserted(session: AsyncSession, obj: Any, action: str) -> None:
@@ -175,7 +185,7 @@ async def record_inserted(session: AsyncSession, obj: Any, action: str) -> None:
     scope = session.sync_session.info.get("scope")
     row = _entry(obj, "create", None, _snapshot(obj), scope=scope, action=action, now=utcnow())
     connection = await session.connection()
-    await connection.execute(insert(AuditLog.__table__), _by_column([row]))
+    await _insert_rows(connection, type(session.sync_session).audit_model, [row])
 
 
 async def flush_as(

@@ -4,7 +4,9 @@
 on PostgreSQL, to row-level security) before any endpoint code runs. `require(...)` does the same and
 adds the coarse permission check of the matrix on top; row rules then apply in the data layer.
 
-Both are single dependencies that read the token and take the request's session themselves: every
+The token is turned into a scope by the function the application puts on `app.state.authenticate`
+(mobility.auth's session lookup; core imports no domain). Both are single dependencies that read the
+token and take the request's session themselves: every
 nested FastAPI dependency costs ~10 us per request even when its value is cached (bench/auth.py), so
 neither `HTTPBearer` nor `DbSession` is one of them; the OpenAPI document gets the two security
 schemes from `document_security` instead.
@@ -20,7 +22,7 @@ from fastapi.routing import APIRoute
 
 from mobility.core.deps import request_session
 from mobility.core.errors import Forbidden, Unauthorized
-from mobility.core.tenancy import Scope
+from mobility.core.scope import Scope
 
 _SCOPE_KEY = "mobility.scope"  # the request's ASGI scope: the Scope, once authenticated
 
@@ -44,12 +46,11 @@ async def _authenticated(request: Request) -> Scope:
     scope = request.scope.get(_SCOPE_KEY)
     if scope is not None:
         return scope
-    from mobility.auth import service as auth_service
-
     token = session_token(request)
     if not token:
         raise Unauthorized("Log in first: send the session token as a Bearer token or cookie.")
-    scope = await auth_service.authenticate(
+    # The auth domain's session lookup, given to the app by main.py (core names no domain).
+    scope = await request.app.state.authenticate(
         request_session(request),
         token,
         settings=request.app.state.settings,
@@ -74,7 +75,7 @@ class TwoFactorEnrollmentRequired(Forbidden):
 
 
 def require(permission: str):
-    """A route dependency: the caller is logged in and their role grants `permission` (core.permissions)."""
+    """A route dependency: the caller is logged in and their role grants `permission` (authz.permissions)."""
 
     async def check(request: Request) -> Scope:
         scope = await _authenticated(request)

@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from mobility.core.config import Settings, get_settings
@@ -86,13 +86,12 @@ def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("the server closed this pooled connection")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions of the application's session class: tenant-scoped and audited (see core.tenancy)."""
-    from mobility.core import audit  # noqa: F401  (registers the audit trail on ScopedSession)
-    from mobility.core.tenancy import ScopedSession
-
+def create_sessionmaker(
+    engine: AsyncEngine, session_class: type[Session]
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of `session_class` (the application's: mobility.app_session) on `engine`."""
     return async_sessionmaker(
-        engine, sync_session_class=ScopedSession, expire_on_commit=False, autoflush=False
+        engine, sync_session_class=session_class, expire_on_commit=False, autoflush=False
     )
 
 
@@ -102,7 +101,7 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 # all. Its authentication and its `core.reads` statements run on a plain asyncpg connection from a
 # pool of the API's own, in a READ ONLY transaction, until the request's ORM session begins a
 # transaction; from then on they go to the ORM's connection, so they see the request's own writes.
-# Both connections carry the same row-level-security settings (`core.tenancy.apply_to_database`, and
+# Both connections carry the same row-level-security settings (`core.scope.apply_to_database`, and
 # the ORM's `after_begin`). Measured in bench/auth.py: the ORM session's begin/connection/commit/close
 # cost ~0.4 ms of Python per request, against ~0.1 ms here.
 #

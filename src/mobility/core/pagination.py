@@ -41,6 +41,10 @@ def sort_by(*keys: str) -> Any:
     return Literal[tuple(option for key in keys for option in (key, f"-{key}"))] | None  # type: ignore[valid-type]
 
 
+class ListParams(PageParams):
+    """Query parameters of a list: camelCase, unknown ones refused (core.schemas.QueryModel)."""
+
+
 class Page(OutputModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None

@@ -4,7 +4,7 @@ statement, and run on PostgreSQL straight on the driver.
 An ORM `session.execute(select(...))` costs about 1 ms of Python per statement here (cache key, ORM
 compile state, row filters rebuilt, result objects), against about 0.1 ms for the round trip itself
 (bench/auth.py). A `Read` does the ORM's work once: the statement gets the row filters of
-`core.policies` for a *symbolic* scope, whose ids are bound parameters (`:scope_tenant_id`, ...), and is
+`authz.rules` for a *symbolic* scope, whose ids are bound parameters (`:scope_tenant_id`, ...), and is
 compiled; what changes the SQL (the role, System Admin or not, which ids the scope has) picks the
 compiled form. Each call then only fills in the parameters and runs the SQL on the request's own
 connection and transaction, so row-level security and the request's settings apply as to any
@@ -28,14 +28,8 @@ from sqlalchemy import Select, Uuid, bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobility.core.tenancy import (
-    Scope,
-    TenancyViolation,
-    require_scope,
-    row_filter_options,
-    row_filtered_entities,
-    scoped_driver_connection,
-)
+from mobility.core.scope import Scope, TenancyViolation, require_scope, scoped_driver_connection
+from mobility.core.tenancy import RowRules, row_filter_options, row_filtered_entities, rules_of
 
 # SQL whose value is the transaction's start time (statement_timestamp() and clock_timestamp() are not).
 _TRANSACTION_TIME = re.compile(
@@ -113,7 +107,7 @@ class Read:
         if dialect.name != "postgresql":
             result = await session.execute(self._statement, values)
             return [dict(row) for row in result.mappings()]
-        compiled = self._compiled_for(dialect, scope)
+        compiled = self._compiled_for(dialect, scope, rules_of(session))
         values.update({f"scope_{name}": getattr(scope, name) for name in SCOPE_IDS})
         args = [param(values) for _name, param in compiled.params]
         connection = await scoped_driver_connection(session)
@@ -128,22 +122,22 @@ class Read:
             for record in records
         ]  # fmt: skip
 
-    def _compiled_for(self, dialect: Dialect, scope: Scope) -> _Compiled:
-        key = (dialect.name, _shape(scope))
+    def _compiled_for(self, dialect: Dialect, scope: Scope, rules: RowRules) -> _Compiled:
+        key = (dialect.name, id(rules), _shape(scope))
         compiled = self._compiled.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.get(key) or self._compile(dialect, scope)
+                compiled = self._compiled.get(key) or self._compile(dialect, scope, rules)
                 self._compiled[key] = compiled
         return compiled
 
-    def _compile(self, dialect: Dialect, scope: Scope) -> _Compiled:
+    def _compile(self, dialect: Dialect, scope: Scope, rules: RowRules) -> _Compiled:
         statement = self._statement
         if not scope.system:
-            entities, by_table = row_filtered_entities(statement, ())
+            entities, by_table = row_filtered_entities(statement, (), rules)
             if by_table:
                 raise TenancyViolation(f"A Read on {', '.join(sorted(by_table))} by table: use the models.")
-            statement = statement.options(*row_filter_options(entities, _symbolic(scope)))
+            statement = statement.options(*row_filter_options(entities, _symbolic(scope), rules))
         compiled = statement.compile(dialect=dialect)
         params = []
         for name in compiled.positiontup or ():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -112,3 +113,49 @@ def _iso_8601_only(value: Any) -> Any:
 
 
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
+
+
+class UpdateModel(InputModel):
+    """A PATCH body: every field optional; a field that is sent must carry a value, unless it is one of
+    `nullable` (then null clears it)."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_nulls(self):
+        nulls = sorted(
+            (field.alias or name)
+            for name, field in type(self).model_fields.items()
+            if name in self.model_fields_set and getattr(self, name) is None and name not in self.nullable
+        )
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null; leave a field out to keep its value")
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # The document says what `_no_nulls` enforces: only the `nullable` fields take null.
+        schema = handler(core_schema)
+        resolved = handler.resolve_ref_schema(schema)
+        for name, field in cls.model_fields.items():
+            prop = resolved.get("properties", {}).get(field.alias or name)
+            if name in cls.nullable or prop is None or "anyOf" not in prop:
+                continue
+            options = [option for option in prop.pop("anyOf") if option.get("type") != "null"]
+            prop.pop("default", None)
+            if len(options) == 1:
+                prop.update(options[0])
+            else:
+                prop["anyOf"] = options
+        return schema
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, as plain values (snake_case keys)."""
+        return {name: plain_value(getattr(self, name)) for name in self.model_fields_set}
+
+
+def plain_value(value: Any) -> Any:
+    """A field's value as JSON-ready data (a nested model as its camelCase dict)."""
+    if isinstance(value, InputModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value

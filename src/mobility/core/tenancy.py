@@ -1,10 +1,11 @@
 """Tenant scoping, enforced once, in the data layer.
 
-Every database session carries a `Scope` (who acts, in which tenant, with which permissions). The
-`ScopedSession` below applies it to every ORM statement, whatever the calling code forgets:
+Every database session carries a `Scope` (mobility.core.scope: who acts, in which tenant, with which
+permissions). The `ScopedSession` below applies it to every ORM statement, whatever the calling code
+forgets:
 
 - SELECT, UPDATE and DELETE on a tenant-scoped model get the scope's row filter (the tenant, plus the
-  row rules of `mobility.core.policies` for the actor's role), through `with_loader_criteria`;
+  row rules of `mobility.authz.rules` for the actor's role), through `with_loader_criteria`;
 - new rows get the scope's tenant and `createdBy`/`updatedBy` stamped; a row of another tenant cannot be
   written; changed rows get `updatedBy`;
 - a session with no scope refuses to touch a tenant-scoped model at all (fail closed). Code that must
@@ -16,145 +17,59 @@ by `apply_to_database`) is the second wall.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import event, inspect, select, text
-from sqlalchemy.exc import PendingRollbackError
+from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import TableClause
 
-from mobility.core.db import driver_connection, read_connection
-from mobility.core.errors import AppError, InvalidInput, NotFound
-
-
-class TenancyViolation(AppError):
-    """A bug, not bad input: code tried to act outside its scope. Logged and answered as 403."""
-
-    status, code, title = 403, "tenancy_violation", "Not allowed in this tenant"
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Who acts, where, with what rights: bound to a session for its whole life."""
-
-    tenant_id: uuid.UUID | None = None
-    actor_id: uuid.UUID | None = None
-    role: str | None = None
-    permissions: frozenset[str] = frozenset()
-    is_system_admin: bool = False
-    # Bypasses the tenant filters; only for the CLI, seeding and authentication lookups.
-    system: bool = False
-    # The actor's own records in this tenant, for the row rules (a Candidate's record, an Agent's).
-    candidate_id: uuid.UUID | None = None
-    agent_id: uuid.UUID | None = None
-    broker_id: uuid.UUID | None = None
-    # Set when the tenant requires 2FA and the actor has not set it up: only /me stays open.
-    two_factor_enrollment_required: bool = False
-    session_id: uuid.UUID | None = None
-    request_id: str | None = None
-    ip_address: str | None = field(default=None)
-
-    @classmethod
-    def for_system(cls, actor_id: uuid.UUID | None = None, **kwargs: Any) -> Scope:
-        return cls(actor_id=actor_id, system=True, **kwargs)
-
-    def can(self, permission: str) -> bool:
-        return self.system or permission in self.permissions
-
-    def but(self, **changes: Any) -> Scope:
-        return replace(self, **changes)
-
-
-def tenant_scoped(cls: type) -> bool:
-    return getattr(cls, "__tenant_scoped__", False)
-
-
-class ScopedSession(Session):
-    """The ORM session class of the whole application (see module doc)."""
-
-
-def bind_scope(session: AsyncSession | Session, scope: Scope) -> None:
-    sync = session.sync_session if isinstance(session, AsyncSession) else session
-    sync.info["scope"] = scope
-
-
-def get_scope(session: AsyncSession | Session) -> Scope | None:
-    sync = session.sync_session if isinstance(session, AsyncSession) else session
-    return sync.info.get("scope")
-
-
-def require_scope(session: AsyncSession | Session) -> Scope:
-    scope = get_scope(session)
-    if scope is None:
-        raise TenancyViolation("No scope is bound to this database session.")
-    return scope
-
-
-# On the ORM's connection (any driver); the read connection gets `_settings_statement`.
-_SETTINGS = text(
-    "SELECT set_config('mobility.tenant_id', :tenant, true),"
-    " set_config('mobility.system', :system, true),"
-    " set_config('mobility.actor_id', :actor, true)"
+from mobility.core.scope import (
+    _SETTINGS,
+    _TENANT_VIEW,
+    Scope,
+    TenancyViolation,
+    _settings_params,
+    get_scope,
+    tenant_scoped,
 )
 
 
-def _settings_params(scope: Scope | None) -> dict[str, str]:
-    return dict(zip(("tenant", "system", "actor"), _settings_of(scope), strict=True))
+class RowRules(Protocol):
+    """Which rows each scope sees (mobility.authz.rules): named by the application's session class."""
+
+    def filtered(self, cls: type) -> bool:
+        """Whether rows of `cls` are filtered at all (else every scope sees every row)."""
+
+    def model_of(self, table: Any) -> type | None:
+        """The model mapped to `table`, whatever was imported first."""
+
+    def row_filter(self, entity: Any, scope: Scope) -> Any:
+        """The WHERE clause `scope` puts on `entity` (a model or an alias of one)."""
 
 
-def _settings_of(scope: Scope | None) -> tuple[str, str, str]:
-    if scope is None:
-        return "", "off", ""
-    return (
-        str(scope.tenant_id) if scope.tenant_id else "",
-        "on" if scope.system else "off",
-        str(scope.actor_id) if scope.actor_id else "",
-    )
+class ScopedSession(Session):
+    """The enforcement machinery every application session has (see module doc).
+
+    Fails closed on its own: without `row_rules` it refuses every statement outside the system scope,
+    and without `audited` every write. The application's one session class
+    (`mobility.app_session.AppSession`) names the row rules and installs the audit trail on itself,
+    and the API, CLI, seed, tests and workers all open sessions of it."""
+
+    row_rules: ClassVar[RowRules | None] = None
+    # Set by core.audit.install_trail: the audit log's model, written on every flush.
+    audited: ClassVar[bool] = False
+    audit_model: ClassVar[type | None] = None
 
 
-async def apply_to_database(session: AsyncSession, scope: Scope) -> None:
-    """Bind the scope and tell PostgreSQL's row-level security about it, for this transaction only:
-    on the ORM's transaction if it has begun (later ones get it from `_settings_for_new_transaction`)
-    and on the request's read connection if it is open (core/db.py)."""
-    bind_scope(session, scope)
-    if session.bind.dialect.name != "postgresql":
-        return
-    if session.in_transaction():
-        await session.execute(_SETTINGS, _settings_params(scope))
-    reads = read_connection(session)
-    if reads is not None:
-        await reads.execute(_settings_statement(scope))
-
-
-async def scoped_driver_connection(session: AsyncSession) -> Any:
-    """The driver connection for a hot-path statement of the session's scope (core/reads.py): if the
-    request's read connection opens now, its transaction starts with the scope's settings (a simple
-    query: no parameters, hence the literals)."""
-    return await driver_connection(session, lambda: _settings_statement(get_scope(session)))
-
-
-def _settings_statement(scope: Scope | None) -> str:
-    tenant, system, actor = (_literal(value) for value in _settings_of(scope))
-    return (
-        f"SELECT set_config('mobility.tenant_id', {tenant}, true),"
-        f" set_config('mobility.system', {system}, true),"
-        f" set_config('mobility.actor_id', {actor}, true)"
-    )
-
-
-def _literal(value: str) -> str:
-    # Only uuids, '' and on/off reach here (see _settings_of); checked anyway, as it is spliced into SQL.
-    if value not in ("", "on", "off"):
-        value = str(uuid.UUID(value))
-    return f"'{value}'"
+def rules_of(session: AsyncSession | Session) -> RowRules:
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    rules = type(sync).row_rules
+    if rules is None:
+        raise TenancyViolation(f"{type(sync).__name__} has no row rules: open sessions of AppSession.")
+    return rules
 
 
 @event.listens_for(ScopedSession, "after_begin")
@@ -172,7 +87,8 @@ def _filter_statements(state: ORMExecuteState) -> None:
     scope = get_scope(state.session)
     if scope is not None and scope.system:
         return
-    entities, by_table = row_filtered_entities(state.statement, state.all_mappers)
+    rules = rules_of(state.session)
+    entities, by_table = row_filtered_entities(state.statement, state.all_mappers, rules)
     if not entities and not by_table:
         return
     scoped = _unique([inspect(entity).mapper.class_ for entity in entities])
@@ -195,10 +111,10 @@ def _filter_statements(state: ORMExecuteState) -> None:
         raise TenancyViolation("Bulk UPDATE by primary key bypasses the row filters: use update().where().")
     if state.is_insert:
         return
-    state.statement = state.statement.options(*row_filter_options(entities, scope))
+    state.statement = state.statement.options(*row_filter_options(entities, scope, rules))
 
 
-def row_filter_options(entities: list[Any], scope: Scope) -> list[Any]:
+def row_filter_options(entities: list[Any], scope: Scope, rules: RowRules) -> list[Any]:
     """One `with_loader_criteria` per entity the statement names: each model, and each alias of one,
     gets the row filter built on its own columns.
 
@@ -206,15 +122,13 @@ def row_filter_options(entities: list[Any], scope: Scope) -> list[Any]:
     pasted unchanged into the ON clause of a join to `aliased(Role)`, naming `roles` instead of the
     alias (an error, or a filter on the wrong table while the alias's rows went unfiltered).
     """
-    from mobility.core import policies
-
     return [
-        with_loader_criteria(entity, policies.row_filter(entity, scope), include_aliases=False)
+        with_loader_criteria(entity, rules.row_filter(entity, scope), include_aliases=False)
         for entity in entities
     ]
 
 
-def row_filtered_entities(statement: Any, mappers: Any) -> tuple[list[Any], set[str]]:
+def row_filtered_entities(statement: Any, mappers: Any, rules: RowRules) -> tuple[list[Any], set[str]]:
     """The row-filtered entities a statement touches (models and aliases of models), and row-filtered
     tables it names without a model.
 
@@ -232,21 +146,14 @@ def row_filtered_entities(statement: Any, mappers: Any) -> tuple[list[Any], set[
             entities.append(entity.entity if entity.is_aliased_class else entity.class_)
         elif isinstance(element, TableClause):
             tables.append(element)
-    scoped = [entity for entity in _unique(entities) if _has_row_filter(inspect(entity).mapper.class_)]
+    scoped = [entity for entity in _unique(entities) if rules.filtered(inspect(entity).mapper.class_)]
     scoped_tables = {inspect(entity).mapper.local_table for entity in scoped}
     by_table = set()
     for table in tables:
-        cls = _model_of_table().get(table)
-        if cls is not None and table not in scoped_tables and _has_row_filter(cls):
+        cls = rules.model_of(table)
+        if cls is not None and table not in scoped_tables and rules.filtered(cls):
             by_table.add(table.name)
     return scoped, by_table
-
-
-@lru_cache(maxsize=1)
-def _model_of_table() -> dict[Any, type]:
-    from mobility.core.db import Base
-
-    return {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
 
 
 def _tenant_column(cls: type):
@@ -297,18 +204,18 @@ def _written_values(statement: Any, parameters: Any, names: set[str]) -> list[An
     return found
 
 
-def _has_row_filter(cls: type) -> bool:
-    from mobility.core import policies
-
-    return policies.has_row_filter(cls)
-
-
 def _unique(classes: list[type]) -> list[type]:
     return list(dict.fromkeys(classes))
 
 
 @event.listens_for(ScopedSession, "before_flush")
 def _stamp_writes(session: Session, _flush_context: Any, _instances: Any) -> None:
+    if session.info.get(_TENANT_VIEW):
+        raise TenancyViolation("A flush inside tenant_view: the trail would lose its actor. Flush after it.")
+    if not type(session).audited and (session.new or session.dirty or session.deleted):
+        raise TenancyViolation(
+            f"{type(session).__name__} writes no audit trail: open sessions of AppSession."
+        )
     scope = session.info.get("scope")
     for obj in session.new:
         if not tenant_scoped(type(obj)):
@@ -385,74 +292,3 @@ def _check_shared_row_tenant(obj: Any, scope: Scope | None) -> None:
     tenant_id = getattr(obj, "tenant_id", None)
     if tenant_id is not None and tenant_id != scope.tenant_id:
         raise TenancyViolation(f"A {obj.__tablename__} row for another tenant.")
-
-
-async def get_visible(session: AsyncSession, model: type, object_id: Any, *, field_name: str | None = None):
-    """The row with this id if the session's scope may see it; NotFound otherwise.
-
-    With `field_name`, the id came in a request body as a reference (e.g. a candidate's `agentId`):
-    a row of another tenant is then refused as invalid input, exactly as a row that does not exist.
-    """
-    row = (await session.execute(select(model).where(model.id == object_id))).scalar_one_or_none()
-    if row is None:
-        if field_name is not None:
-            raise InvalidInput(f"{field_name} does not refer to an existing record.", field=field_name)
-        raise NotFound(f"No such {model.__tablename__.removesuffix('s').replace('_', ' ')}.")
-    return row
-
-
-@contextmanager
-def tenant_view(session: AsyncSession) -> Iterator[None]:
-    """Statements run inside see the current tenant's rows only.
-
-    The row rules deliberately also show the caller what is theirs in other tenants (their own
-    memberships, roles they hold there, tenants they belong to: /me and switching need them). An
-    administration list or lookup of "this tenant's" users, memberships or roles must leave those out.
-    The rules need the actor only for those extras, so the same scope without an actor narrows to the
-    tenant, whatever the tables; on PostgreSQL, row-level security keeps the (wider) actor's settings,
-    so nothing widens. Read only: never flush inside (the trail would lose its actor).
-    """
-    scope = require_scope(session)
-    if scope.system:
-        yield
-        return
-    bind_scope(session, scope.but(actor_id=None))
-    try:
-        yield
-    finally:
-        bind_scope(session, scope)
-
-
-@asynccontextmanager
-async def across_tenants(session: AsyncSession) -> AsyncIterator[Scope]:
-    """A narrow look beyond the tenant (as authentication does), under the system scope and its
-    row-level-security setting, still recorded as the caller's (actor, tenant, address, request id).
-
-    For the few facts an administrator needs that live in other tenants: whether an e-mail already has
-    an account, whether a user belongs to other tenants. Yields the caller's own scope, restored after.
-    """
-    scope = require_scope(session)
-    if scope.system:
-        yield scope
-        return
-    await apply_to_database(
-        session,
-        Scope.for_system(
-            actor_id=scope.actor_id,
-            tenant_id=scope.tenant_id,
-            ip_address=scope.ip_address,
-            request_id=scope.request_id,
-        ),
-    )
-    try:
-        yield scope
-    except BaseException:
-        # A failed flush inside leaves a transaction that can only roll back: the caller's scope is
-        # bound again without a statement (the database's settings end with the transaction), and the
-        # original error is the one that reaches the caller.
-        try:
-            await apply_to_database(session, scope)
-        except PendingRollbackError:
-            bind_scope(session, scope)
-        raise
-    await apply_to_database(session, scope)

@@ -4,10 +4,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from mobility.core.pagination import sort_by
-from mobility.core.permissions import ALL_PERMISSIONS, permissions_for_role
-from mobility.core.schemas import InputModel, OutputModel
-from mobility.tenants.schemas import ListParams, UpdateModel
+from mobility.authz.permissions import ALL_PERMISSIONS, permissions_for_role
+from mobility.core.pagination import ListParams, sort_by
+from mobility.core.schemas import InputModel, OutputModel, UpdateModel
 
 
 def _known_permissions(values: list[str] | None) -> list[str] | None:

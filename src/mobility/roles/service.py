@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobility.authz.permissions import MATRIX, SystemRole, permissions_for_role
 from mobility.core import audit
 from mobility.core.errors import Conflict, Forbidden, InvalidInput
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
-from mobility.core.permissions import MATRIX, SystemRole, permissions_for_role
-from mobility.core.tenancy import Scope, get_visible, require_scope, tenant_view
+from mobility.core.scope import Scope, get_visible, require_scope, tenant_view
 from mobility.roles.models import Role
 from mobility.users.models import UserTenant
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core import audit
 from mobility.core.errors import InvalidInput, NotFound
-from mobility.core.tenancy import Scope, TenancyViolation, require_scope
+from mobility.core.scope import Scope, TenancyViolation, require_scope
 from mobility.settings.models import Setting
 from mobility.vetting.models import VettingCheckType
 

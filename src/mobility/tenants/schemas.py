@@ -1,64 +1,15 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
-from pydantic import AnyUrl, EmailStr, Field, UrlConstraints, field_validator, model_validator
+from pydantic import AnyUrl, EmailStr, Field, UrlConstraints, field_validator
 
-from mobility.core.pagination import PageParams, sort_by
-from mobility.core.schemas import InputModel, OutputModel
+from mobility.core.pagination import ListParams, sort_by
+from mobility.core.schemas import InputModel, OutputModel, UpdateModel, plain_value
 
 # Upper-case letters, digits and dashes, not starting or ending with a dash (login compares upper-case).
 TENANT_CODE_PATTERN = r"^[A-Z0-9](?:[A-Z0-9-]{0,30}[A-Z0-9])?$"
 HttpsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["https"], max_length=2048)]
-
-
-class UpdateModel(InputModel):
-    """A PATCH body: every field optional; a field that is sent must carry a value, unless it is one of
-    `nullable` (then null clears it)."""
-
-    nullable: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="after")
-    def _no_nulls(self):
-        nulls = sorted(
-            (field.alias or name)
-            for name, field in type(self).model_fields.items()
-            if name in self.model_fields_set and getattr(self, name) is None and name not in self.nullable
-        )
-        if nulls:
-            raise ValueError(f"{', '.join(nulls)} cannot be null; leave a field out to keep its value")
-        return self
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
-        # The document says what `_no_nulls` enforces: only the `nullable` fields take null.
-        schema = handler(core_schema)
-        resolved = handler.resolve_ref_schema(schema)
-        for name, field in cls.model_fields.items():
-            prop = resolved.get("properties", {}).get(field.alias or name)
-            if name in cls.nullable or prop is None or "anyOf" not in prop:
-                continue
-            options = [option for option in prop.pop("anyOf") if option.get("type") != "null"]
-            prop.pop("default", None)
-            if len(options) == 1:
-                prop.update(options[0])
-            else:
-                prop["anyOf"] = options
-        return schema
-
-    def changes(self) -> dict[str, Any]:
-        """The fields sent, as plain values (snake_case keys)."""
-        return {name: _plain(getattr(self, name)) for name in self.model_fields_set}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, InputModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return value
-
-
-class ListParams(PageParams):
-    """Query parameters of a list: camelCase, unknown ones refused (core.schemas.QueryModel)."""
 
 
 class Branding(InputModel):
@@ -89,8 +40,8 @@ class TenantCreate(InputModel):
         return {
             "name": self.name,
             "code": self.code,
-            "branding": _plain(self.branding),
-            "contact_info": _plain(self.contact_info),
+            "branding": plain_value(self.branding),
+            "contact_info": plain_value(self.contact_info),
         }
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobility.core import audit
 from mobility.core.errors import Conflict
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
-from mobility.core.tenancy import across_tenants, get_visible, tenant_view
+from mobility.core.scope import across_tenants, get_visible, tenant_view
 from mobility.tenants.models import Tenant
 
 # --- tenants --------------------------------------------------------------------------------------

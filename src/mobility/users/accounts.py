@@ -58,7 +58,7 @@ from mobility.auth.models import LoginThrottle, Session
 from mobility.core import audit, security
 from mobility.core.errors import InvalidInput
 from mobility.core.models import new_id, utcnow
-from mobility.core.tenancy import require_scope
+from mobility.core.scope import require_scope
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.users import service as users_service

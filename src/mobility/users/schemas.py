@@ -4,9 +4,8 @@ from typing import Literal
 
 from pydantic import EmailStr, Field
 
-from mobility.core.pagination import sort_by
-from mobility.core.schemas import InputModel, OutputModel, Password
-from mobility.tenants.schemas import ListParams, UpdateModel
+from mobility.core.pagination import ListParams, sort_by
+from mobility.core.schemas import InputModel, OutputModel, Password, UpdateModel
 
 UserStatus = Literal["active", "invited", "suspended"]
 

@@ -33,14 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from mobility.auth import service as auth_service
+from mobility.authz.permissions import MATRIX, SystemRole
 from mobility.core import audit, security
 from mobility.core.db import lock_for_transaction
 from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
-from mobility.core.permissions import MATRIX, SystemRole
 from mobility.core.reads import Read
-from mobility.core.tenancy import Scope, across_tenants, apply_to_database, require_scope, tenant_view
+from mobility.core.scope import Scope, across_tenants, apply_to_database, require_scope, tenant_view
 from mobility.roles import service as roles_service
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service

@@ -2,7 +2,7 @@
 
 One table in code, rendered to docs/permissions.md (`mobility docs permissions`) and tested cell by cell
 through the API. Row-level rules on top of it (a Candidate sees only their own record, an Agent only
-their own candidates, a Trainer only their courses) live in `mobility.core.policies`.
+their own candidates, a Trainer only their courses) live in `mobility.authz.rules`.
 Custom roles of a tenant carry their own list of permissions in `roles.permissions`.
 """
 
@@ -167,7 +167,7 @@ def render_markdown() -> str:
     lines = [
         "# Permissions",
         "",
-        "Generated from `src/mobility/core/permissions.py` by `mobility docs permissions`; do not edit.",
+        "Generated from `src/mobility/authz/permissions.py` by `mobility docs permissions`; do not edit.",
         "Row rules apply on top: a Candidate sees only their own record and what hangs off it; an Agent",
         "or Broker only the candidates, placements and payments linked to their partner record; a Trainer",
         "only the courses they teach and those courses' enrollments. Everyone may read and end their own",

@@ -1,6 +1,7 @@
 """Row rules: which rows of each table a scope may see, update or delete.
 
-Applied to every ORM statement by `mobility.core.tenancy`. Two layers, one function per table:
+Applied to every ORM statement by `mobility.core.tenancy`, through the application's session class
+(`mobility.app_session.AppSession.row_rules = ROW_RULES`). Two layers, one function per table:
 1. the tenant: a row of another tenant does not exist for the caller;
 2. the object rules of DESIGN.md, by role: a Candidate sees only their own record and what hangs off
    it; an Agent or Broker only the candidates, placements and payments linked to their partner record;
@@ -9,6 +10,10 @@ Applied to every ORM statement by `mobility.core.tenancy`. Two layers, one funct
 Each rule is built on the entity it filters: the model itself or an alias of it (`aliased(Role)`
 joined next to `Role`), so an alias gets the same rule on its own columns.
 Never compare with a None id here: `column == None` means IS NULL; use `_is(column, value)`.
+
+Fail closed: every row-filtered model declares its rule in `_RULES` (`TENANT_WIDE` where the whole
+tenant is meant). A tenant-scoped model without one shows rows to the roles that administer the tenant
+(`TENANT_WIDE_ROLES`) and to nobody else, and tests/authz/test_rules.py fails until it is declared.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from sqlalchemy import ColumnElement, false, inspect, or_, select, true
 from sqlalchemy.orm import aliased
 
 from mobility import models as m
-from mobility.core.permissions import SystemRole
-from mobility.core.tenancy import Scope, tenant_scoped
+from mobility.authz.permissions import SystemRole
+from mobility.core.scope import Scope, tenant_scoped
 
 # (entity: the model or an alias of it, scope) -> the WHERE clause on that entity
 Rule = Callable[[Any, Scope], ColumnElement[bool]]
@@ -196,8 +201,24 @@ def _audit_logs(entity, scope: Scope) -> ColumnElement[bool]:
     return _is(entity.tenant_id, scope.tenant_id)
 
 
-def _everything(entity, scope: Scope) -> ColumnElement[bool]:
+def TENANT_WIDE(entity, scope: Scope) -> ColumnElement[bool]:  # noqa: N802  (a declaration, read as one)
+    """Every row of the tenant, for every role the matrix lets at the resource."""
     return true()
+
+
+# The roles that see every row of their tenant whatever the model: the tenant's administrators.
+TENANT_WIDE_ROLES = frozenset({SystemRole.system_admin.value, SystemRole.admin.value})
+
+
+def _administrators_only(entity, scope: Scope) -> ColumnElement[bool]:
+    """The rule of a tenant-scoped model that declared none (fail closed)."""
+    return true() if _role(scope) in TENANT_WIDE_ROLES else false()
+
+
+def _invitations(entity, scope: Scope) -> ColumnElement[bool]:
+    # The tenant's invitations are its administrators' (users:read / users:create); an invitee reads
+    # their own through /me/invitations, across tenants.
+    return or_(_administrators_only(entity, scope), _is(entity.user_id, scope.actor_id))
 
 
 _RULES: dict[type, Rule] = {
@@ -215,7 +236,8 @@ _RULES: dict[type, Rule] = {
     m.Agent: _partner(SystemRole.agent, lambda scope: scope.agent_id),
     m.Broker: _partner(SystemRole.broker, lambda scope: scope.broker_id),
     m.Notification: _notifications,
-    m.Setting: _everything,
+    m.Setting: TENANT_WIDE,
+    m.UserInvitation: _invitations,
     # Not tenant-scoped by a tenantId of their own: the whole rule is here.
     m.User: _users,
     m.UserTenant: _user_tenants,
@@ -227,16 +249,33 @@ _RULES: dict[type, Rule] = {
 }
 
 
-def has_row_filter(cls: type) -> bool:
-    return cls in _RULES or tenant_scoped(cls)
+def declared(cls: type) -> bool:
+    return cls in _RULES
 
 
-def row_filter(entity: Any, scope: Scope) -> ColumnElement[bool]:
-    """The WHERE clause the scope puts on `entity` (a model, or an alias of one): its tenant, then the
-    object rule of the role, on the entity's own columns."""
-    cls = inspect(entity).mapper.class_
-    rule = _RULES.get(cls)
-    if not tenant_scoped(cls):
-        return rule(entity, scope) if rule else true()
-    in_tenant = _is(entity.tenant_id, scope.tenant_id)
-    return in_tenant if rule is None else in_tenant & rule(entity, scope)
+class RowRules:
+    """The rules as `core.tenancy` asks for them (its `RowRules` protocol), and every table's model:
+    built after `mobility.models` is imported, so the tenant guard knows every table whatever was
+    imported first."""
+
+    def __init__(self) -> None:
+        self._model_of_table = {mapper.local_table: mapper.class_ for mapper in m.Base.registry.mappers}
+
+    def filtered(self, cls: type) -> bool:
+        return cls in _RULES or tenant_scoped(cls)
+
+    def model_of(self, table: Any) -> type | None:
+        return self._model_of_table.get(table)
+
+    def row_filter(self, entity: Any, scope: Scope) -> ColumnElement[bool]:
+        """The WHERE clause the scope puts on `entity` (a model, or an alias of one): its tenant, then
+        the object rule of the role, on the entity's own columns."""
+        cls = inspect(entity).mapper.class_
+        rule = _RULES.get(cls)
+        if not tenant_scoped(cls):
+            return rule(entity, scope) if rule else true()
+        in_tenant = _is(entity.tenant_id, scope.tenant_id)
+        return in_tenant & (rule or _administrators_only)(entity, scope)
+
+
+ROW_RULES = RowRules()

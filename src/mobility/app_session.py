@@ -1,0 +1,32 @@
+"""The application's database session class, and the one way to open sessions of it.
+
+The API, the CLI, the seed, the tests and the coming worker all open `AppSession`s, so the tenant
+guard, the row rules and the audit trail apply to every one of them, installed here explicitly rather
+than by whatever happened to be imported:
+- `mobility.models` first: every model is mapped, so the rules know every table (a statement that
+  names a table instead of its model is refused whichever was imported first);
+- `row_rules`: who sees which rows (mobility.authz.rules), the one table of them;
+- the audit trail (core.audit) into `audit_logs`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+import mobility.models  # noqa: F401  (every model mapped before the rules read the registry)
+from mobility.audit.models import AuditLog
+from mobility.authz.rules import ROW_RULES
+from mobility.core import audit, db
+from mobility.core.tenancy import ScopedSession
+
+
+class AppSession(ScopedSession):
+    row_rules = ROW_RULES
+
+
+audit.install_trail(AppSession, AuditLog)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions of AppSession on `engine`: tenant-scoped, row-filtered and audited."""
+    return db.create_sessionmaker(engine, AppSession)
