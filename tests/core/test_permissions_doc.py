@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mobility.cli import app
-from mobility.core.migrations import PROJECT_ROOT
 from mobility.core.permissions import ALL_PERMISSIONS, MATRIX, SystemRole, render_markdown
+from mobility.ops.migrations import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "permissions.md"
 
