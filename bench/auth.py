@@ -48,8 +48,8 @@ import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
-from mobility.core.migrations import upgrade
 from mobility.core.security import hash_password
+from mobility.ops.migrations import upgrade
 
 ADMIN_URL = os.environ.get("MOBILITY_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BENCH_DIR = Path(__file__).resolve().parent

@@ -65,8 +65,8 @@ from auth import (
     login_admins,
     pick_admins,
 )
-from mobility.core.migrations import upgrade
 from mobility.core.security import hash_password
+from mobility.ops.migrations import upgrade
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.tcp_proxy import CuttableProxy  # noqa: E402 (the tests' proxy, from the checkout)

@@ -31,7 +31,7 @@ import psycopg
 from alembic import command
 from sqlalchemy.engine import make_url
 
-from mobility.core.migrations import adopt, alembic_config, ordered_revisions, upgrade
+from mobility.ops.migrations import adopt, alembic_config, ordered_revisions, upgrade
 
 ADMIN_URL = os.environ.get("MOBILITY_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

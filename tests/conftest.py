@@ -52,7 +52,7 @@ def migrated_database_url(backend: str, database_factory: DatabaseFactory) -> st
 
     Tests that write to it clean up after themselves (or use their own `empty_database_url`).
     """
-    from mobility.core import migrations
+    from mobility.ops import migrations
 
     url = database_factory.create(backend, "head")
     migrations.upgrade(url)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 
-from mobility.core.legacy_schema import LEGACY_TABLES, legacy_metadata
+from mobility.ops.legacy_schema import LEGACY_TABLES, legacy_metadata
 
 revision: str = "0000"
 down_revision: str | None = None

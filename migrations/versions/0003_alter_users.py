@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from mobility.core.migration_ops import execute, outside_the_transaction
+from mobility.ops.migration_ops import execute, outside_the_transaction
 
 revision: str = "0003"
 down_revision: str | None = "0002"

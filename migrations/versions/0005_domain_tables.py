@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
 
-from mobility.core.migration_ops import create_tenant_table, is_postgresql, same_tenant_fk, user_fk
+from mobility.ops.migration_ops import create_tenant_table, is_postgresql, same_tenant_fk, user_fk
 
 revision: str = "0005"
 down_revision: str | None = "0004"

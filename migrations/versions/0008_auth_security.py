@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from mobility.core.migration_ops import create_tenant_table, execute, outside_the_transaction
+from mobility.ops.migration_ops import create_tenant_table, execute, outside_the_transaction
 
 revision: str = "0008"
 down_revision: str | None = "0007"

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from mobility.core.migration_ops import execute
+from mobility.ops.migration_ops import execute
 
 revision: str = "0009"
 down_revision: str | None = "0008"

@@ -25,7 +25,7 @@ Create Date: 2026-11-25
 
 from collections.abc import Sequence
 
-from mobility.core.migration_ops import execute, is_postgresql
+from mobility.ops.migration_ops import execute, is_postgresql
 
 revision: str = "0011"
 down_revision: str | None = "0010"

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from mobility.core.migration_ops import is_postgresql, outside_the_transaction
+from mobility.ops.migration_ops import is_postgresql, outside_the_transaction
 
 revision: str = "0012"
 down_revision: str | None = "0011"

@@ -38,7 +38,7 @@ from alembic import op
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError
 
-from mobility.core.migration_ops import execute, is_postgresql, outside_the_transaction
+from mobility.ops.migration_ops import execute, is_postgresql, outside_the_transaction
 
 revision: str = "0013"
 down_revision: str | None = "0012"

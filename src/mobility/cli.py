@@ -20,9 +20,9 @@ from alembic.util.exc import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
-from mobility.core import backup as backups
-from mobility.core import migrations
 from mobility.core.config import Settings, get_settings
+from mobility.ops import backup as backups
+from mobility.ops import migrations
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -535,7 +535,7 @@ def seed_command() -> None:
     """Create the WTI tenant, the system roles, an admin user and linked sample records (idempotent)."""
     from mobility.app_session import create_sessionmaker
     from mobility.core.db import create_engine, transaction
-    from mobility.seed import SeedError, seed
+    from mobility.ops.seed import SeedError, seed
 
     settings = _settings()
     url = settings.effective_database_url
@@ -611,7 +611,7 @@ def prisma_export(
 ) -> None:
     """Write prisma/schema.prisma from the models."""
     try:
-        from mobility.core import prisma
+        from mobility.ops import prisma
     except ImportError as exc:
         raise CliError(f"the Prisma exporter is not available: {exc}") from exc
     if check:
@@ -636,7 +636,7 @@ def docs_permissions(
 ) -> None:
     """Write docs/permissions.md from the permission matrix (src/mobility/authz/permissions.py)."""
     from mobility.authz.permissions import render_markdown
-    from mobility.core.migrations import PROJECT_ROOT
+    from mobility.ops.migrations import PROJECT_ROOT
 
     path = output if output is not None else PROJECT_ROOT / PERMISSIONS_DOC
     shown = output or PERMISSIONS_DOC

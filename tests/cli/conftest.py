@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, pool, text
 from typer.testing import CliRunner
 
 from mobility.cli import app
-from mobility.core import migrations
+from mobility.ops import migrations
 from tests.support.databases import to_sync
 
 

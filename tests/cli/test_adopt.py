@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
-from mobility.core import migrations
-from mobility.core.legacy_schema import legacy_metadata
+from mobility.ops import migrations
+from mobility.ops.legacy_schema import legacy_metadata
 from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
 
 ROLE_ID = "00000000-0000-4000-8000-000000000001"

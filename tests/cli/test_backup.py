@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mobility.core import migrations
-from mobility.core.legacy_schema import LEGACY_TABLES
+from mobility.ops import migrations
+from mobility.ops.legacy_schema import LEGACY_TABLES
 from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
 
 COUNTED = ("tenants", "roles", "users", "candidates", "placements", "payments", "audit_logs")

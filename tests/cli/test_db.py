@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mobility.cli import app
-from mobility.core import migrations
+from mobility.ops import migrations
 from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
 
 

@@ -7,7 +7,7 @@ import json
 import re
 
 from mobility.core.security import verify_password
-from mobility.seed import SYSTEM_ROLES
+from mobility.ops.seed import SYSTEM_ROLES
 from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
 
 SEEDED_TABLES = (

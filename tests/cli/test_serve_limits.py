@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from mobility.core import migrations
+from mobility.ops import migrations
 from tests.cli.test_commands import _serving
 from tests.support.databases import DatabaseFactory
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from mobility.audit.models import ActivityLog, AuditLog
 from mobility.authz.permissions import SystemRole
-from mobility.core import migrations
-from mobility.core.legacy_schema import legacy_metadata
 from mobility.core.security import verify_password
+from mobility.ops import migrations
+from mobility.ops.legacy_schema import legacy_metadata
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserInvitation, UserTenant
 from tests.cli.conftest import Cli, assert_ok, assert_one_line_error

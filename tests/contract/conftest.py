@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mobility.core import migrations
+from mobility.ops import migrations
 from tests.support.admin_api import World, make_world
 
 

@@ -111,7 +111,7 @@ class PerBackend:
 
     async def db(self, backend: str, database_factory: Any) -> Db:
         async def make() -> Db:
-            from mobility.core import migrations
+            from mobility.ops import migrations
 
             url = database_factory.create(backend, "head")
             # upgrade() runs its own event loop: not on this one.

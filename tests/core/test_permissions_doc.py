@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from mobility.authz.permissions import ALL_PERMISSIONS, MATRIX, SystemRole, render_markdown
 from mobility.cli import app
-from mobility.core.migrations import PROJECT_ROOT
+from mobility.ops.migrations import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "permissions.md"
 

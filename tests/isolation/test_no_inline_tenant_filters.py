@@ -22,7 +22,7 @@ ALLOWED = {
     # Authentication runs before a tenant is known (system scope): it resolves the session's tenant.
     "auth/service.py": "resolves the tenant of a login or session",
     # Seeding works across tenants with the system scope.
-    "seed.py": "creates tenants and their sample data",
+    "ops/seed.py": "creates tenants and their sample data",
 }
 
 # `X.tenant_id == y`, `y == X.tenant_id`, `"tenantId" ==`, `c.tenantId ==`, `filter_by(tenant_id=...)`

@@ -8,7 +8,7 @@ import pytest
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from mobility.core.migrations import alembic_config as make_alembic_config
+from mobility.ops.migrations import alembic_config as make_alembic_config
 from tests.migrations.support import create_sync_engine
 from tests.support.databases import DatabaseFactory
 

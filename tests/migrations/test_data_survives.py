@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from mobility.core import migrations
-from mobility.core.legacy_schema import LEGACY_TABLES, legacy_metadata
+from mobility.ops import migrations
+from mobility.ops.legacy_schema import LEGACY_TABLES, legacy_metadata
 from tests.migrations.support import schema_snapshot, sync_engine
 
 ROLES, USERS, SESSIONS, ACTIVITY = (legacy_metadata.tables[name] for name in LEGACY_TABLES)

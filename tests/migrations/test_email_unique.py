@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import IntegrityError
 
-from mobility.core import migrations
-from mobility.core.legacy_schema import legacy_metadata
+from mobility.ops import migrations
+from mobility.ops.legacy_schema import legacy_metadata
 from mobility.users import accounts
 from tests.factories import system_session
 from tests.migrations.support import schema_snapshot, sync_engine

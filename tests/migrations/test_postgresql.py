@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Engine
 
-from mobility.core import migrations
-from mobility.core.legacy_schema import legacy_metadata
 from mobility.core.models import utcnow
+from mobility.ops import migrations
+from mobility.ops.legacy_schema import legacy_metadata
 from tests.migrations.support import schema_snapshot, sync_engine
 from tests.support.databases import libpq_url
 

@@ -35,10 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INTERVAL
 
 from mobility.candidates.models import CandidateStatus
-from mobility.core import prisma
 from mobility.core.db import NAMING_CONVENTION
-from mobility.core.migrations import PROJECT_ROOT
 from mobility.models import Base, metadata
+from mobility.ops import prisma
+from mobility.ops.migrations import PROJECT_ROOT
 
 SCHEMA = PROJECT_ROOT / "prisma" / "schema.prisma"
 VALIDATOR = PROJECT_ROOT / "tools" / "prisma-validate.mjs"

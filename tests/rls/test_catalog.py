@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from mobility.core import sqlscripts
-from mobility.core.sqlscripts import split_statements
+from mobility.ops import sqlscripts
+from mobility.ops.sqlscripts import split_statements
 from tests.rls.conftest import app_sql, tenant_tables
 from tests.support.databases import APP_ROLE, PG_ADMIN_URL, libpq_url
 

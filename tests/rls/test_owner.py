@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mobility.app_session import create_sessionmaker
-from mobility.core import backup, migrations
 from mobility.core.db import create_engine, transaction
-from mobility.seed import seed
+from mobility.ops import backup, migrations
+from mobility.ops.seed import seed
 from tests.support.databases import PG_ADMIN_URL, DatabaseFactory, libpq_url
 
 pytestmark = pytest.mark.postgres_only

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from mobility.core.migrations import PROJECT_ROOT
+from mobility.ops.migrations import PROJECT_ROOT
 from tests.support.databases import libpq_url
 
 SQUAWK = Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / "squawk"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mobility.core import sqlscripts
-from mobility.core.sqlscripts import Revision, UnsupportedStatement, rewrite, split_statements
+from mobility.ops import sqlscripts
+from mobility.ops.sqlscripts import Revision, UnsupportedStatement, rewrite, split_statements
 from tests.sqlscripts.support import squawk
 
 pytestmark = pytest.mark.postgres_only

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from mobility.core import migrations, sqlscripts
-from mobility.core.legacy_schema import LEGACY_TABLES, legacy_metadata
+from mobility.ops import migrations, sqlscripts
+from mobility.ops.legacy_schema import LEGACY_TABLES, legacy_metadata
 from tests.sqlscripts.support import PsqlError, execute, psql_file, schema, schema_diff
 from tests.support.databases import DatabaseFactory
 

@@ -614,7 +614,7 @@ def render_schema(metadata: MetaData) -> str:
 
 
 def default_path() -> Path:
-    from mobility.core.migrations import PROJECT_ROOT
+    from mobility.ops.migrations import PROJECT_ROOT
 
     return PROJECT_ROOT / SCHEMA_RELATIVE_PATH
 

@@ -2,7 +2,7 @@
 
 Also what the CLI needs around them: where a database stands (`status`), guarded upgrades and
 downgrades, and `adopt`, which checks that an existing legacy database has exactly the shape of
-`mobility.core.legacy_schema` and stamps the baseline revision without running it.
+`mobility.ops.legacy_schema` and stamps the baseline revision without running it.
 
 The revision history is linear (one head, tested), so "above" and "below" are positions in one list.
 """
@@ -30,7 +30,7 @@ from sqlalchemy.schema import Column, DefaultClause, ForeignKeyConstraint, Index
 
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import create_engine
-from mobility.core.legacy_schema import LEGACY_TABLES, legacy_metadata
+from mobility.ops.legacy_schema import LEGACY_TABLES, legacy_metadata
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"

@@ -1,6 +1,6 @@
 """Paired, idempotent PostgreSQL scripts for every Alembic revision, for DBAs who apply SQL with psql.
 
-`python -m mobility.core.sqlscripts` writes `migrations/sql/<nn>_<slug>.up.sql` and `.down.sql` for each
+`python -m mobility.ops.sqlscripts` writes `migrations/sql/<nn>_<slug>.up.sql` and `.down.sql` for each
 revision. It asks Alembic for the revision's offline SQL (`alembic upgrade prev:rev --sql`,
 `alembic downgrade rev:prev --sql`), splits it into statements and rewrites each statement into a form
 that can run a second time without failing and without changing anything:
@@ -65,10 +65,10 @@ from alembic import command
 from alembic.script import Script, ScriptDirectory
 
 from mobility.core.config import Settings
-from mobility.core.migrations import MIGRATIONS_DIR, PROJECT_ROOT, alembic_config
+from mobility.ops.migrations import MIGRATIONS_DIR, PROJECT_ROOT, alembic_config
 
 SQL_DIR = MIGRATIONS_DIR / "sql"
-REGENERATE = "python -m mobility.core.sqlscripts"
+REGENERATE = "python -m mobility.ops.sqlscripts"
 # Offline SQL needs a dialect, not a server: nothing connects to this.
 OFFLINE_URL = "postgresql://offline@localhost/offline"
 # The same wait as `mobility db upgrade` (the setting's default; not read from the environment, so that
@@ -211,7 +211,7 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
     KnownFinding(
         ("prefer-timestamp-tz",),
         "the legacy tables keep the Prisma app's `timestamp(3) without time zone` (holding UTC) so that "
-        "a real legacy database and this baseline have the same shape (mobility.core.legacy_schema).",
+        "a real legacy database and this baseline have the same shape (mobility.ops.legacy_schema).",
         revisions=("0000",),
     ),
 )
@@ -437,7 +437,7 @@ class _Context:
     def fail(self, statement: Statement, why: str) -> UnsupportedStatement:
         return UnsupportedStatement(
             f"revision {self.revision.revision} ({self.direction}): {why}\n    {statement.flat}\n"
-            "Make the revision emit a supported form, or teach mobility.core.sqlscripts this one."
+            "Make the revision emit a supported form, or teach mobility.ops.sqlscripts this one."
         )
 
 
