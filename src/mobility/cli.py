@@ -307,7 +307,7 @@ def db_purge_throttles() -> None:
     """Delete login-throttle counters that no longer count (no failure, or unlocked and quiet past
     their forgetting period): no answer to any login changes, so nothing asks or backs up first.
     Run it from cron or a timer, e.g. daily."""
-    from mobility.auth.service import purge_stale_throttles
+    from mobility.auth.throttling import purge_stale_throttles
     from mobility.core.db import create_engine, create_sessionmaker, transaction
     from mobility.core.tenancy import Scope, apply_to_database
 

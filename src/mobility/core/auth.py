@@ -44,12 +44,12 @@ async def _authenticated(request: Request) -> Scope:
     scope = request.scope.get(_SCOPE_KEY)
     if scope is not None:
         return scope
-    from mobility.auth import service as auth_service
+    from mobility.auth import authentication
 
     token = session_token(request)
     if not token:
         raise Unauthorized("Log in first: send the session token as a Bearer token or cookie.")
-    scope = await auth_service.authenticate(
+    scope = await authentication.authenticate(
         request_session(request),
         token,
         settings=request.app.state.settings,
