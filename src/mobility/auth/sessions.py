@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.auth.activity import record_activity
@@ -17,6 +17,8 @@ from mobility.core.tenancy import require_scope
 
 
 async def list_sessions(session: AsyncSession, settings: Settings) -> list[Session]:
+    """The caller's live sessions, newest first: those a request can still use, by the rules of
+    `authentication._scope_of` (not revoked, not expired, not idle past the idle timeout)."""
     scope = require_scope(session)
     now = utcnow()
     idle_cutoff = now - timedelta(minutes=settings.session_idle_timeout_minutes)
@@ -26,7 +28,11 @@ async def list_sessions(session: AsyncSession, settings: Settings) -> list[Sessi
             Session.user_id == scope.actor_id,
             Session.revoked_at.is_(None),
             Session.expires_at > now,
-            Session.last_seen_at > idle_cutoff,
+            # Idle since last seen, or since made when never seen.
+            or_(
+                Session.last_seen_at > idle_cutoff,
+                and_(Session.last_seen_at.is_(None), Session.created_at > idle_cutoff),
+            ),
         )
         .order_by(Session.created_at.desc())
     )
