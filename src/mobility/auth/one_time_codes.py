@@ -1,6 +1,7 @@
 """The second factor's codes: TOTP codes (RFC 6238) and one-time recovery codes, checked and burnt.
 
-Pure functions on a `User` row: the caller (a login, a re-authentication, two-factor set-up) flushes.
+Functions of a `User` row that change only that row (a burnt step or code); the caller's unit of work
+writes it: a login, a re-authentication, two-factor set-up.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ async def regenerate_recovery_codes(
 
 
 def clear_two_factor(user: User) -> None:
+    """Two-factor off, its secret and recovery codes gone (disabled by the user, or reset for them)."""
     user.two_factor_enabled = False
     user.totp_secret = None
     user.totp_last_step = None
