@@ -7,7 +7,7 @@ the same settings, engine and pools, middleware, routes and dependencies, the re
 (`core.deps`) and read connection (`core.db`), `require(...)` reading the Bearer token and checking
 the permission, data-layer tenancy and row rules, the route's read, response model and error handlers.
 
-One function differs: `mobility.auth.service.authenticate`, which `require(...)` calls to turn the
+One function differs: `app.state.authenticate` (mobility.auth.authentication.authenticate), which `require(...)` calls to turn the
 token into a `Scope`. Here it does not hash the token nor look it up (mobility_session_scope: session,
 user, tenant, membership, role, the tenant's 2FA setting, and the transaction's RLS settings in one
 call; the session touched once a minute); it takes the `Scope` of the token's admin from a dict built
@@ -32,7 +32,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobility.auth import service as auth_service
+from mobility.auth import authentication
 from mobility.authz.permissions import permissions_for_role
 from mobility.core.scope import Scope, apply_to_database
 
@@ -60,7 +60,7 @@ def create_app() -> FastAPI:
     async def fixed_scope(session: AsyncSession, token: str, **_: object) -> Scope:
         scope = scopes.get(token)
         if scope is None:
-            raise auth_service.SessionInvalid("Not one of the bench's tokens.")
+            raise authentication.SessionInvalid("Not one of the bench's tokens.")
         await apply_to_database(session, scope)
         return scope
 

@@ -1,6 +1,6 @@
 """Step 11 (PostgreSQL only): the session lookup of every authenticated request in one round trip.
 
-`mobility_session_scope(token_hash, two_factor_key)` does what mobility.auth.service.authenticate
+`mobility_session_scope(token_hash, two_factor_key)` does what mobility.auth.authentication.authenticate
 did in three statements: say it acts across tenants (`mobility.system`, as the lookup must find the
 session before it knows the tenant), read the session with its user, tenant, the membership's role,
 the account's global role, the tenant's two-factor setting and the login's candidate / agent / broker
@@ -13,7 +13,7 @@ Its plan is generic (made once per connection, whatever the token): see the SET 
 
 SECURITY INVOKER (the default): it runs with the caller's rights, and the app role may set these
 settings itself anyway; the function only saves round trips. Its SELECT is the one of
-`mobility.auth.service._facts_statement` (used on SQLite, and for login), written out in SQL; the
+`mobility.auth.authentication._facts_statement` (used on SQLite, and for login), written out in SQL; the
 two are compared row for row by tests/auth/test_session_lookup.py.
 
 On SQLite this revision does nothing. The downgrade drops the function.

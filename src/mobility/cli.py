@@ -308,7 +308,7 @@ def db_purge_throttles() -> None:
     their forgetting period): no answer to any login changes, so nothing asks or backs up first.
     Run it from cron or a timer, e.g. daily."""
     from mobility.app_session import create_sessionmaker
-    from mobility.auth.service import purge_stale_throttles
+    from mobility.auth.throttling import purge_stale_throttles
     from mobility.core.db import create_engine, transaction
     from mobility.core.scope import Scope, apply_to_database
 

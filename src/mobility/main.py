@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from mobility.app_session import create_sessionmaker
 from mobility.audit.api import router as audit_router
-from mobility.auth import service as auth_service
+from mobility.auth import authentication
 from mobility.auth.api import router as auth_router
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import OutageLog, create_engine, create_read_pool
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
-    app.state.authenticate = auth_service.authenticate
+    app.state.authenticate = authentication.authenticate
     install_error_handlers(app)
     install_database_error_handlers(app)
     document_api(app)

@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 
-from mobility.auth.service import hash_token
+from mobility.auth.credentials import hash_token
 from mobility.authz.permissions import SystemRole
 from mobility.users import service as users_service
 from mobility.users.models import User

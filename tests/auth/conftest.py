@@ -18,8 +18,8 @@ import httpx
 from sqlalchemy import select, update
 
 from mobility.audit.models import ActivityLog
+from mobility.auth.credentials import hash_token
 from mobility.auth.models import LoginThrottle, Session
-from mobility.auth.service import hash_token
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
 from mobility.users.models import User

@@ -9,7 +9,7 @@ from http.cookies import SimpleCookie
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from mobility.auth.service import hash_token
+from mobility.auth.credentials import hash_token
 from mobility.authz.permissions import SystemRole
 from mobility.core.models import utcnow
 from tests.auth.conftest import (

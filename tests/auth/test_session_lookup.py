@@ -1,5 +1,5 @@
 """The session lookup of every request on PostgreSQL, mobility_session_scope (migration 0011), against
-the statement it writes out in SQL (auth.service._facts_statement, used on SQLite and for logins):
+the statement it writes out in SQL (auth.authentication._facts_statement, used on SQLite and for logins):
 the same facts for every kind of session, and the transaction's row-level-security settings set to
 the session's tenant and user (or cleared when there is no such session)."""
 
@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from mobility.auth.authentication import FACTS_BY_TOKEN, SessionFacts
+from mobility.auth.credentials import hash_token
 from mobility.auth.models import Session
-from mobility.auth.service import FACTS_BY_TOKEN, SessionFacts, hash_token
 from mobility.authz.permissions import SystemRole
 from mobility.core.db import driver_connection
 from mobility.core.models import utcnow

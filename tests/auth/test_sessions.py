@@ -4,6 +4,10 @@ import uuid
 from datetime import timedelta
 from http.cookies import SimpleCookie
 
+from sqlalchemy import update
+
+from mobility.auth.credentials import hash_token
+from mobility.auth.models import Session
 from mobility.authz.permissions import SystemRole
 from mobility.core import security
 from mobility.core.models import utcnow
@@ -128,6 +132,37 @@ async def test_my_sessions_lists_only_my_live_sessions(migrated_database_url: st
         assert [row["id"] for row in theirs_listed] == [
             str((await session_row(migrated_database_url, theirs)).id)
         ]
+
+
+async def test_my_sessions_leaves_out_sessions_idle_past_the_timeout(migrated_database_url: str) -> None:
+    """A session unused for longer than the idle timeout cannot be used any more, so it is not listed.
+    Unused means since its lastSeenAt, or since its createdAt when it was never seen (as when a request
+    authenticates it, test_idle_session_ends_after_the_idle_timeout)."""
+    async with system_session(migrated_database_url) as session:
+        member = await make_user(session, await make_tenant(session), SystemRole.trainer)
+    async with client_at(migrated_database_url, session_idle_timeout_minutes=5) as client:
+        mine, busy, idle, never_seen, never_seen_idle = [await log_in(client, member.email) for _ in range(5)]
+        await age_session(migrated_database_url, busy, last_seen_at=timedelta(minutes=4))
+        await age_session(migrated_database_url, idle, last_seen_at=timedelta(minutes=5, seconds=1))
+        await age_session(migrated_database_url, never_seen, created_at=timedelta(minutes=4))
+        await age_session(migrated_database_url, never_seen_idle, created_at=timedelta(minutes=5, seconds=1))
+        async with system_session(migrated_database_url) as session:
+            await session.execute(
+                update(Session)
+                .where(Session.token.in_([hash_token(never_seen), hash_token(never_seen_idle)]))
+                .values(last_seen_at=None)
+            )
+
+        response = await client.get("/api/v1/me/sessions", headers=bearer(mine))
+        assert response.status_code == 200, response.text
+        live = {
+            str((await session_row(migrated_database_url, token)).id) for token in (mine, busy, never_seen)
+        }
+        assert {row["id"] for row in response.json()} == live
+        # Not listed because not usable, not because they were ended.
+        for token in (idle, never_seen_idle):
+            assert (await session_row(migrated_database_url, token)).revoked_at is None
+            assert_problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
 
 
 async def test_ending_one_session_and_not_someone_elses(migrated_database_url: str) -> None:

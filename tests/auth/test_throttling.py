@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 from mobility.auth.models import LoginThrottle
-from mobility.auth.service import purge_stale_throttles
+from mobility.auth.throttling import purge_stale_throttles
 from mobility.authz.permissions import SystemRole
 from mobility.core.config import Settings
 from mobility.core.models import utcnow

@@ -430,7 +430,7 @@ def test_set_password_refusals_change_nothing(cli: Cli) -> None:
 
 
 def test_invitation_link_issues_a_fresh_token_for_a_new_account_only(cli: Cli) -> None:
-    from mobility.auth.service import hash_token
+    from mobility.auth.credentials import hash_token
 
     assert_ok(cli("db", "upgrade"))
     world = asyncio.run(_arrange_password(cli.url, status="invited"))

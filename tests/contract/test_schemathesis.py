@@ -37,8 +37,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import create_engine, insert, update
 
+from mobility.auth.credentials import hash_token
 from mobility.auth.models import Session
-from mobility.auth.service import hash_token
 from mobility.core.config import Settings
 from mobility.core.models import utcnow
 from mobility.main import create_app

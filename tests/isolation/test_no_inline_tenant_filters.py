@@ -20,7 +20,11 @@ ALLOWED = {
     # The row rules: the one place the tenant filter is written.
     "authz/rules.py": "defines the row filters",
     # Authentication runs before a tenant is known (system scope): it resolves the session's tenant.
-    "auth/service.py": "resolves the tenant of a login or session",
+    "auth/authentication.py": "resolves the tenant of a session",
+    "auth/login.py": "resolves the tenant a login or a tenant switch acts in",
+    # A user's memberships and sessions span tenants: joined to their tenant, ended per tenant.
+    "auth/caller.py": "joins the caller's memberships to their tenants",
+    "auth/sessions.py": "ends a user's sessions acting in one tenant (a suspended membership)",
     # Seeding works across tenants with the system scope.
     "ops/seed.py": "creates tenants and their sample data",
 }

@@ -20,8 +20,8 @@ import httpx
 from sqlalchemy import select
 
 from mobility.audit.models import AuditLog
+from mobility.auth.credentials import hash_token
 from mobility.auth.models import Session
-from mobility.auth.service import hash_token
 from mobility.authz.permissions import SystemRole
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow

@@ -9,8 +9,8 @@ import uuid
 
 from sqlalchemy import select
 
+from mobility.auth.credentials import hash_token
 from mobility.auth.models import Session
-from mobility.auth.service import hash_token
 from mobility.authz.permissions import SystemRole
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant

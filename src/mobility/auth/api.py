@@ -5,7 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from mobility.auth import service
+from mobility.auth import caller, sessions, two_factor
+from mobility.auth import login as login_service  # beside the endpoint named login
 from mobility.auth.schemas import (
     LoginRequest,
     LoginResponse,
@@ -54,7 +55,7 @@ async def login(
     user_agent: Annotated[Text | None, Header(max_length=2048)] = None,
 ):
     settings = request.app.state.settings
-    result = await service.login(
+    result = await login_service.login(
         session,
         settings=settings,
         email=body.email,
@@ -74,7 +75,7 @@ async def login(
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(request: Request, response: Response, session: DbSession, _: CurrentScope) -> Response:
-    await service.logout(session)
+    await login_service.logout(session)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     # With the attributes it was set with: a browser may refuse to let a cookie without Secure
     # replace a Secure one, and the session cookie would then outlive the logout.
@@ -84,14 +85,14 @@ async def logout(request: Request, response: Response, session: DbSession, _: Cu
 
 @router.post("/auth/switch-tenant", response_model=MeRead)
 async def switch_tenant(body: SwitchTenantRequest, request: Request, session: DbSession, scope: CurrentScope):
-    scope = await service.switch_tenant(
+    scope = await login_service.switch_tenant(
         session, settings=request.app.state.settings, tenant_code=body.tenant_code
     )
     return await _me(session, scope)
 
 
 async def _me(session, scope) -> MeRead:
-    user = await service.current_user(session)
+    user = await caller.current_user(session)
     return MeRead(
         id=user.id,
         email=user.email,
@@ -111,7 +112,7 @@ async def _me(session, scope) -> MeRead:
                 role=role.name,
                 is_primary=membership.is_primary,
             )
-            for membership, tenant, role in await service.memberships(session)
+            for membership, tenant, role in await caller.memberships(session)
         ],
     )
 
@@ -123,7 +124,7 @@ async def me(session: DbSession, scope: CurrentScope):
 
 @router.get("/me/sessions", response_model=list[SessionRead])
 async def my_sessions(request: Request, session: DbSession, scope: CurrentScope):
-    rows = await service.list_sessions(session, request.app.state.settings)
+    rows = await sessions.list_sessions(session, request.app.state.settings)
     return [
         SessionRead.model_validate(row).model_copy(update={"current": row.id == scope.session_id})
         for row in rows
@@ -132,12 +133,12 @@ async def my_sessions(request: Request, session: DbSession, scope: CurrentScope)
 
 @router.delete("/me/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def end_my_session(session_id: uuid.UUID, session: DbSession, scope: CurrentScope) -> None:
-    await service.revoke_own_session(session, session_id)
+    await sessions.revoke_own_session(session, session_id)
 
 
 @router.post("/me/password", response_model=PasswordChanged, responses=problem_responses(429))
 async def change_password(body: PasswordChange, request: Request, session: DbSession, _: CurrentScope):
-    ended = await service.change_password(
+    ended = await login_service.change_password(
         session,
         settings=request.app.state.settings,
         current_password=body.current_password,
@@ -148,7 +149,7 @@ async def change_password(body: PasswordChange, request: Request, session: DbSes
 
 @router.post("/me/2fa/setup", response_model=TotpSetup, responses=problem_responses(429))
 async def begin_two_factor(body: TotpBegin, request: Request, session: DbSession, _: CurrentScope):
-    secret, uri = await service.begin_totp(
+    secret, uri = await two_factor.begin_totp(
         session, settings=request.app.state.settings, password=body.password
     )
     return TotpSetup(secret=secret, otpauth_uri=uri)
@@ -156,21 +157,21 @@ async def begin_two_factor(body: TotpBegin, request: Request, session: DbSession
 
 @router.post("/me/2fa/confirm", response_model=RecoveryCodes)
 async def confirm_two_factor(body: TotpConfirm, session: DbSession, _: CurrentScope):
-    return RecoveryCodes(recovery_codes=await service.confirm_totp(session, body.code))
+    return RecoveryCodes(recovery_codes=await two_factor.confirm_totp(session, body.code))
 
 
 @router.post("/me/2fa/disable", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(429))
 async def disable_two_factor(
     body: ReAuthentication, request: Request, session: DbSession, _: CurrentScope
 ) -> None:
-    await service.disable_totp(
+    await two_factor.disable_totp(
         session, settings=request.app.state.settings, password=body.password, code=body.code
     )
 
 
 @router.post("/me/2fa/recovery-codes", response_model=RecoveryCodes, responses=problem_responses(429))
 async def new_recovery_codes(body: ReAuthentication, request: Request, session: DbSession, _: CurrentScope):
-    codes = await service.regenerate_recovery_codes(
+    codes = await two_factor.regenerate_recovery_codes(
         session, settings=request.app.state.settings, password=body.password, code=body.code
     )
     return RecoveryCodes(recovery_codes=codes)

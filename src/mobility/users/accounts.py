@@ -53,8 +53,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.audit.models import ActivityLog, AuditLog
-from mobility.auth import service as auth_service
+from mobility.auth.activity import record_activity
+from mobility.auth.credentials import normalise_email
 from mobility.auth.models import LoginThrottle, Session
+from mobility.auth.sessions import revoke_all_sessions
+from mobility.auth.throttling import account_key
 from mobility.core import audit, security
 from mobility.core.errors import InvalidInput
 from mobility.core.models import new_id, utcnow
@@ -171,9 +174,7 @@ async def find_account(session: AsyncSession, reference: str) -> Account:
     if row is not None:
         return _account(row)
     rows = (
-        await session.execute(
-            base.where(email_key(USERS.c.email) == auth_service.normalise_email(email)).limit(2)
-        )
+        await session.execute(base.where(email_key(USERS.c.email) == normalise_email(email)).limit(2))
     ).all()
     if not rows:
         raise AccountError(f"no account has the e-mail {email!r}")
@@ -556,11 +557,9 @@ async def set_password(session: AsyncSession, reference: str, password: str) -> 
         # account joins its tenants and can log in), and their token no longer sets a password.
         joined = await users_service.join_invitations_of_new_account(session, user)
     await audit.flush_as(session, "user.set_password", conflict="The account changed meanwhile.")
-    ended = await auth_service.revoke_all_sessions(session, user.id)
-    await session.execute(
-        delete(LoginThrottle).where(LoginThrottle.key == auth_service._account_key(user.email))
-    )
-    auth_service.record_activity(
+    ended = await revoke_all_sessions(session, user.id)
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key(user.email)))
+    record_activity(
         session,
         "password_set_by_operator",
         user_id=user.id,

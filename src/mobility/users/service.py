@@ -32,7 +32,10 @@ from sqlalchemy import and_, bindparam, case, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from mobility.auth import service as auth_service
+from mobility.auth.activity import record_activity
+from mobility.auth.credentials import hash_token, normalise_email
+from mobility.auth.sessions import revoke_all_sessions
+from mobility.auth.two_factor import clear_two_factor
 from mobility.authz.permissions import MATRIX, SystemRole
 from mobility.core import audit, security
 from mobility.core.db import lock_for_transaction
@@ -409,7 +412,7 @@ async def _invitation_expiry(session: AsyncSession) -> datetime:
 def new_invitation_token(invitation: UserInvitation) -> str:
     """A fresh token for `invitation` (its hash stored; an earlier token stops working)."""
     token = secrets.token_urlsafe(INVITATION_TOKEN_BYTES)
-    invitation.token_hash = auth_service.hash_token(token)
+    invitation.token_hash = hash_token(token)
     return token
 
 
@@ -422,7 +425,7 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
     answer is the same pending invitation. An expired or declined invitation of this tenant to the same
     account is renewed; a pending one is a 409, as is a membership here already."""
     scope = require_scope(session)
-    email = auth_service.normalise_email(email)
+    email = normalise_email(email)
     role = await _grantable_role(session, scope, role_id)
     expires_at = await _invitation_expiry(session)
     # Accounts are installation-wide: whether the e-mail has one is a look across tenants.
@@ -636,7 +639,7 @@ async def accept_my_invitation(session: AsyncSession, invitation_id: uuid.UUID) 
         await _join(session, user, invitation, now)
         if session.is_modified(user):
             user.updated_by = user.id
-        auth_service.record_activity(
+        record_activity(
             session,
             "invitation_accepted",
             user_id=user.id,
@@ -651,7 +654,7 @@ async def decline_my_invitation(session: AsyncSession, invitation_id: uuid.UUID)
     async with across_tenants(session):
         invitation = await _my_pending(session, scope, invitation_id)
         invitation.declined_at = utcnow()
-        auth_service.record_activity(
+        record_activity(
             session,
             "invitation_declined",
             user_id=scope.actor_id,
@@ -761,7 +764,7 @@ async def reset_two_factor(session: AsyncSession, user_id: uuid.UUID) -> Member:
     _ensure_may_manage(scope, member)
     await _ensure_account_here_only(session, scope, member)
     user = member.user
-    auth_service.clear_two_factor(user)
+    clear_two_factor(user)
     if session.is_modified(user):
         _touch(scope, user)
         await audit.flush_as(
@@ -774,10 +777,8 @@ async def reset_two_factor(session: AsyncSession, user_id: uuid.UUID) -> Member:
 async def _end_sessions(
     session: AsyncSession, scope: Scope, member: Member, reason: str, *, tenant_only: bool = False
 ) -> None:
-    ended = await auth_service.revoke_all_sessions(
-        session, member.id, tenant_id=scope.tenant_id if tenant_only else None
-    )
-    auth_service.record_activity(
+    ended = await revoke_all_sessions(session, member.id, tenant_id=scope.tenant_id if tenant_only else None)
+    record_activity(
         session,
         f"sessions_ended_{reason}",
         user_id=member.id,
@@ -882,9 +883,7 @@ async def accept_invitation(
     # Locked: of two requests with one token, the second waits and then finds it used.
     invitation = (
         await session.execute(
-            select(UserInvitation)
-            .where(UserInvitation.token_hash == auth_service.hash_token(token))
-            .with_for_update()
+            select(UserInvitation).where(UserInvitation.token_hash == hash_token(token)).with_for_update()
         )
     ).scalar_one_or_none()
     if invitation is None:
@@ -918,7 +917,7 @@ async def accept_invitation(
     user.status = "active"
     user.updated_by = user.id
     await _join(session, user, invitation, now)
-    auth_service.record_activity(session, "invitation_accepted", user_id=user.id, ip=ip)
+    record_activity(session, "invitation_accepted", user_id=user.id, ip=ip)
     await audit.flush_as(session, "invitation.accept", conflict="The invitation was used meanwhile.")
     return user
 
@@ -951,7 +950,7 @@ async def issue_invitation_link(session: AsyncSession, *, email: str, tenant_cod
     """For the operator (CLI, under the system scope) until invitations are e-mailed: a fresh token for
     the pending invitation that created `email`'s account, which was never set up; the earlier token
     stops working, and the invitation gets a full validity again."""
-    email = auth_service.normalise_email(email)
+    email = normalise_email(email)
     invitation = (
         await session.execute(
             select(UserInvitation)
