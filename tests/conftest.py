@@ -23,6 +23,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     ensure_app_role()
 
 
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The order is random (pytest-randomly); the seed goes at the end too, where -q and CI logs show it."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and config.getoption("randomly_reorganize", True):
+        terminalreporter.write_line(f"test order: random, replay it with --randomly-seed={seed}")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         only_pg = metafunc.definition.get_closest_marker("postgres_only") is not None
