@@ -34,7 +34,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         only_pg = metafunc.definition.get_closest_marker("postgres_only") is not None
         params = ["postgresql"] if only_pg else list(BACKENDS)
-        metafunc.parametrize("backend", params, scope="session")
+        if metafunc.definition.get_closest_marker("each_wall_alone") and "row_level_security" in (
+            metafunc.fixturenames
+        ):
+            # PostgreSQL twice: as the app role (both walls), and as the owner, a superuser whom
+            # row-level security does not bind, so the application's own filters are proven alone.
+            cases = [(backend, True) for backend in params] + [("postgresql", False)]
+            ids = [*params, "postgresql-without-rls"]
+            metafunc.parametrize(("backend", "row_level_security"), cases, ids=ids, scope="session")
+        else:
+            metafunc.parametrize("backend", params, scope="session")
+
+
+@pytest.fixture(scope="session")
+def row_level_security() -> bool:
+    """Whether `db.acting(...)` is bound by row-level security on PostgreSQL (tests marked
+    `each_wall_alone` also run without it)."""
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +91,7 @@ async def per_backend(database_factory) -> PerBackend:
 
 
 @pytest.fixture
-async def db(per_backend: PerBackend, backend: str, database_factory) -> Db:
+async def db(per_backend: PerBackend, backend: str, database_factory, row_level_security: bool) -> Db:
     """A migrated database of the backend, of these suites' own, through the application's session class."""
-    return await per_backend.db(backend, database_factory)
+    database = await per_backend.db(backend, database_factory)
+    return database if row_level_security else await database.without_row_level_security()

@@ -13,6 +13,7 @@ async def per_backend(database_factory) -> PerBackend:
 
 
 @pytest.fixture
-async def db(per_backend: PerBackend, backend: str, database_factory) -> Db:
+async def db(per_backend: PerBackend, backend: str, database_factory, row_level_security: bool) -> Db:
     """A migrated database of the backend, of these suites' own, through the application's session class."""
-    return await per_backend.db(backend, database_factory)
+    database = await per_backend.db(backend, database_factory)
+    return database if row_level_security else await database.without_row_level_security()
