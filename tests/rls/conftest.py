@@ -71,6 +71,7 @@ async def own_tenants(migrated_database_url: str) -> TwoTenants:
 
 async def make_two_tenants(url: str) -> TwoTenants:
     tables = tenant_tables(url)
+    assert len(tables) >= 20, f"tables with a tenantId: {tables}"
     async with system_session(url) as session:
         a, b = await make_tenant(session), await make_tenant(session)
         two = TwoTenants(url, a, b, tables)
