@@ -68,6 +68,14 @@ OBJECT_RULES: dict[str, tuple[str, str]] = {
         "the account the token's invitation created (the token is the credential)",
         "tests/users/test_invitations.py::test_cross_tenant_takeover_of_a_pending_account_is_impossible",
     ),
+    # DESIGN.md's object rules for the domain tables, for their operations' rows (the data layer applies
+    # them by role: a Candidate their own record and what hangs off it, an Agent or Broker the
+    # candidates, placements and payments linked to their partner record, a Trainer their courses and
+    # those courses' enrollments; staff the whole tenant).
+    "row rules": (
+        "the tenant's rows, narrowed by the caller's role as DESIGN.md says",
+        "tests/core/test_object_rules.py::test_each_sees_exactly_their_own_rows",
+    ),
 }
 
 TABLE = """
