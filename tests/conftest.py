@@ -3,6 +3,9 @@
 Tests marked `postgres_only` run on PostgreSQL alone. PostgreSQL is required: the run fails when it
 cannot be reached, rather than passing on SQLite alone. On PostgreSQL the API under test connects as
 the app role `mobility_app` (tests/support/app.py), so row-level security applies to every API test.
+Tests marked `each_wall_alone` run a third time, on PostgreSQL as the owner (a superuser, not bound by
+row-level security), so the application's own tenant filters are proven without RLS behind them.
+The order of the tests is random (pytest-randomly); the seed is printed, `--randomly-seed=N` replays it.
 """
 
 from __future__ import annotations
