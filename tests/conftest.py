@@ -3,6 +3,9 @@
 Tests marked `postgres_only` run on PostgreSQL alone. PostgreSQL is required: the run fails when it
 cannot be reached, rather than passing on SQLite alone. On PostgreSQL the API under test connects as
 the app role `mobility_app` (tests/support/app.py), so row-level security applies to every API test.
+Tests marked `each_wall_alone` run a third time, on PostgreSQL as the owner (a superuser, not bound by
+row-level security), so the application's own tenant filters are proven without RLS behind them.
+The order of the tests is random (pytest-randomly); the seed is printed, `--randomly-seed=N` replays it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     ensure_app_role()
 
 
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The order is random (pytest-randomly); the seed goes at the end too, where -q and CI logs show it."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and config.getoption("randomly_reorganize", True):
+        terminalreporter.write_line(f"test order: random, replay it with --randomly-seed={seed}")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         only_pg = metafunc.definition.get_closest_marker("postgres_only") is not None
         params = ["postgresql"] if only_pg else list(BACKENDS)
-        metafunc.parametrize("backend", params, scope="session")
+        if metafunc.definition.get_closest_marker("each_wall_alone") and "row_level_security" in (
+            metafunc.fixturenames
+        ):
+            # PostgreSQL twice: as the app role (both walls), and as the owner, a superuser whom
+            # row-level security does not bind, so the application's own filters are proven alone.
+            cases = [(backend, True) for backend in params] + [("postgresql", False)]
+            ids = [*params, "postgresql-without-rls"]
+            metafunc.parametrize(("backend", "row_level_security"), cases, ids=ids, scope="session")
+        else:
+            metafunc.parametrize("backend", params, scope="session")
+
+
+@pytest.fixture(scope="session")
+def row_level_security() -> bool:
+    """Whether `db.acting(...)` is bound by row-level security on PostgreSQL (tests marked
+    `each_wall_alone` also run without it)."""
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +94,7 @@ async def per_backend(database_factory) -> PerBackend:
 
 
 @pytest.fixture
-async def db(per_backend: PerBackend, backend: str, database_factory) -> Db:
+async def db(per_backend: PerBackend, backend: str, database_factory, row_level_security: bool) -> Db:
     """A migrated database of the backend, of these suites' own, through the application's session class."""
-    return await per_backend.db(backend, database_factory)
+    database = await per_backend.db(backend, database_factory)
+    return database if row_level_security else await database.without_row_level_security()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from datetime import datetime
 
 from mobility.auth.credentials import hash_token
 from mobility.authz.permissions import SystemRole
@@ -58,7 +59,9 @@ async def test_the_trail_is_newest_first_filtered_and_paged(migrated_database_ur
     )
     # The factory's create, then the five renames: newest first.
     assert [item["after"].get("name") for item in renames] == [f"Trainer {n}" for n in range(4, -1, -1)]
-    times = [item["createdAt"] for page in everything for item in page["items"]]
+    # As instants: ISO strings do not sort as times ("...:05Z" after "...:05.1Z").
+    times = [datetime.fromisoformat(item["createdAt"]) for page in everything for item in page["items"]]
+    assert len(times) >= 6
     assert times == sorted(times, reverse=True)
     assert [item["id"] for item in oldest_first.json()["items"]] == ids[::-1]
     assert {item["action"] for item in by_action.json()["items"]} == {"user.update"}

@@ -62,7 +62,9 @@ def test_seed_is_idempotent_and_shows_a_generated_password_once(cli: Cli) -> Non
     assert verify_password(password_hash, password)
     assert not verify_password(password_hash, password + "x")
     for table in ("users", "audit_logs"):
-        for row in cli.query(f"SELECT * FROM {table}"):
+        rows = cli.query(f"SELECT * FROM {table}")
+        assert rows, table
+        for row in rows:
             assert password not in " ".join(map(str, row))
 
     # Tenant, roles, membership as the spec's seeding plan says.

@@ -58,8 +58,20 @@ class TwoTenants:
 
 @pytest.fixture(scope="session")
 async def tenants(migrated_database_url: str) -> TwoTenants:
-    url = migrated_database_url
+    """Shared by every test of the run: read it, never commit into it (tests counting what a tenant
+    sees would depend on which tests ran before). A test that commits rows takes `own_tenants`."""
+    return await make_two_tenants(migrated_database_url)
+
+
+@pytest.fixture
+async def own_tenants(migrated_database_url: str) -> TwoTenants:
+    """Two tenants of the test's own, for tests that commit users, memberships or sessions into them."""
+    return await make_two_tenants(migrated_database_url)
+
+
+async def make_two_tenants(url: str) -> TwoTenants:
     tables = tenant_tables(url)
+    assert len(tables) >= 20, f"tables with a tenantId: {tables}"
     async with system_session(url) as session:
         a, b = await make_tenant(session), await make_tenant(session)
         two = TwoTenants(url, a, b, tables)

@@ -42,11 +42,11 @@ async def _member_of_both(tenants: TwoTenants, *, role_in_b: Role | None = None)
     return member, sessions
 
 
-async def test_users_are_seen_as_oneself_or_as_members(tenants: TwoTenants) -> None:
-    a, b = tenants.a.id, tenants.b.id
-    member_of_a, member_of_b = tenants.members[a].id, tenants.members[b].id
-    both, _ = await _member_of_both(tenants)
-    with app_sql(tenants.url, tenant=a, actor=member_of_b) as db:
+async def test_users_are_seen_as_oneself_or_as_members(own_tenants: TwoTenants) -> None:
+    a, b = own_tenants.a.id, own_tenants.b.id
+    member_of_a, member_of_b = own_tenants.members[a].id, own_tenants.members[b].id
+    both, _ = await _member_of_both(own_tenants)
+    with app_sql(own_tenants.url, tenant=a, actor=member_of_b) as db:
         seen = {
             row[0]
             for row in db.all(
@@ -55,23 +55,23 @@ async def test_users_are_seen_as_oneself_or_as_members(tenants: TwoTenants) -> N
         }
     # Acting in A as B's member (as nobody could, but the policy does not rely on it): oneself, and A's.
     assert seen == {member_of_a, member_of_b, both.id}
-    with app_sql(tenants.url, tenant=b) as db:
+    with app_sql(own_tenants.url, tenant=b) as db:
         seen = {
             row[0] for row in db.all("SELECT id FROM users WHERE id = ANY(%s)", ([member_of_a, both.id],))
         }
     assert seen == {both.id}, "a member of two tenants is visible from both, another tenant's user is not"
 
 
-async def test_an_invitation_writes_the_user_before_the_membership(tenants: TwoTenants) -> None:
-    a, b = tenants.a.id, tenants.b.id
-    async with system_session(tenants.url) as session:
+async def test_an_invitation_writes_the_user_before_the_membership(own_tenants: TwoTenants) -> None:
+    a, b = own_tenants.a.id, own_tenants.b.id
+    async with system_session(own_tenants.url) as session:
         role = (await system_role(session, SystemRole.recruiter)).id
     insert_user = 'INSERT INTO users (id, email, "tenantId", "updatedAt") VALUES (%s, %s, %s, now())'
     insert_membership = (
         'INSERT INTO user_tenants (id, "userId", "tenantId", "roleId", "updatedAt")'
         " VALUES (%s, %s, %s, %s, now())"
     )
-    with app_sql(tenants.url, tenant=a, actor=tenants.members[a].id) as db:
+    with app_sql(own_tenants.url, tenant=a, actor=own_tenants.members[a].id) as db:
         invited = new_id()
         assert db.rowcount(insert_user, (invited, f"{unique()}@example.org", a)) == 1
         assert db.rowcount(insert_membership, (new_id(), invited, a, role)) == 1
@@ -83,25 +83,25 @@ async def test_an_invitation_writes_the_user_before_the_membership(tenants: TwoT
         assert isinstance(error, errors.InsufficientPrivilege)
 
 
-async def test_roles_global_own_and_held_elsewhere(tenants: TwoTenants) -> None:
-    a, b = tenants.a.id, tenants.b.id
-    async with system_session(tenants.url) as session:
+async def test_roles_global_own_and_held_elsewhere(own_tenants: TwoTenants) -> None:
+    a, b = own_tenants.a.id, own_tenants.b.id
+    async with system_session(own_tenants.url) as session:
         custom_b = Role(name=unique("Custom "), tenant_id=b, system_role=False)
         session.add(custom_b)
         await session.flush()
         global_role = (await system_role(session, SystemRole.trainer)).id
-    both, _ = await _member_of_both(tenants, role_in_b=custom_b)
-    other_role_of_b = tenants.row("roles", tenants.b)
-    with app_sql(tenants.url, tenant=a, actor=both.id) as db:
+    both, _ = await _member_of_both(own_tenants, role_in_b=custom_b)
+    other_role_of_b = own_tenants.row("roles", own_tenants.b)
+    with app_sql(own_tenants.url, tenant=a, actor=both.id) as db:
         seen = {
             row[0]
             for row in db.all(
                 "SELECT id FROM roles WHERE id = ANY(%s)",
-                ([global_role, custom_b.id, other_role_of_b, tenants.row("roles", tenants.a)],),
+                ([global_role, custom_b.id, other_role_of_b, own_tenants.row("roles", own_tenants.a)],),
             )
         }
         # Global roles, A's own, and B's role the actor holds (listed by /me) - not B's others.
-        assert seen == {global_role, custom_b.id, tenants.row("roles", tenants.a)}
+        assert seen == {global_role, custom_b.id, own_tenants.row("roles", own_tenants.a)}
         # Only the tenant's own roles can be written: not a global one, not one held elsewhere.
         for statement, params in [
             ("UPDATE roles SET description = 'x' WHERE id = %s", (global_role,)),
@@ -112,16 +112,16 @@ async def test_roles_global_own_and_held_elsewhere(tenants: TwoTenants) -> None:
             assert isinstance(error, errors.InsufficientPrivilege), statement
         assert (
             db.rowcount(
-                "UPDATE roles SET description = 'x' WHERE id = %s", (tenants.row("roles", tenants.a),)
+                "UPDATE roles SET description = 'x' WHERE id = %s", (own_tenants.row("roles", own_tenants.a),)
             )
             == 1
         )
 
 
-async def test_memberships_of_the_tenant_and_ones_own(tenants: TwoTenants) -> None:
-    a, b = tenants.a.id, tenants.b.id
-    both, _ = await _member_of_both(tenants)
-    with app_sql(tenants.url, tenant=a, actor=both.id) as db:
+async def test_memberships_of_the_tenant_and_ones_own(own_tenants: TwoTenants) -> None:
+    a, b = own_tenants.a.id, own_tenants.b.id
+    both, _ = await _member_of_both(own_tenants)
+    with app_sql(own_tenants.url, tenant=a, actor=both.id) as db:
         tenants_seen = {
             row[0] for row in db.all('SELECT "tenantId" FROM user_tenants WHERE "userId" = %s', (both.id,))
         }
@@ -137,39 +137,39 @@ async def test_memberships_of_the_tenant_and_ones_own(tenants: TwoTenants) -> No
     assert isinstance(error, errors.InsufficientPrivilege)
 
 
-async def test_sessions_of_oneself_and_of_the_tenants_members(tenants: TwoTenants) -> None:
-    a, b = tenants.a.id, tenants.b.id
-    both, sessions = await _member_of_both(tenants)
-    only_b = tenants.row("sessions", tenants.b)  # its user is a member of B alone
+async def test_sessions_of_oneself_and_of_the_tenants_members(own_tenants: TwoTenants) -> None:
+    a, b = own_tenants.a.id, own_tenants.b.id
+    both, sessions = await _member_of_both(own_tenants)
+    only_b = own_tenants.row("sessions", own_tenants.b)  # its user is a member of B alone
     # As the member (acting in A): both own sessions, whichever tenant they act in.
-    with app_sql(tenants.url, tenant=a, actor=both.id) as db:
+    with app_sql(own_tenants.url, tenant=a, actor=both.id) as db:
         seen = {
             row[0]
             for row in db.all("SELECT id FROM sessions WHERE id = ANY(%s)", ([*sessions.values(), only_b],))
         }
     assert seen == set(sessions.values())
     # As an admin of B: the member's sessions (ended when suspending them), not those of A's other users.
-    with app_sql(tenants.url, tenant=b, actor=tenants.members[b].id) as db:
+    with app_sql(own_tenants.url, tenant=b, actor=own_tenants.members[b].id) as db:
         seen = {
             row[0]
             for row in db.all(
                 "SELECT id FROM sessions WHERE id = ANY(%s)",
-                ([*sessions.values(), only_b, tenants.row("sessions", tenants.a)],),
+                ([*sessions.values(), only_b, own_tenants.row("sessions", own_tenants.a)],),
             )
         }
         assert db.rowcount('UPDATE sessions SET "revokedAt" = now() WHERE "userId" = %s', (both.id,)) == 2
     assert seen == {*sessions.values(), only_b}
 
 
-async def test_audit_rows_without_a_tenant_only_under_the_system_setting(tenants: TwoTenants) -> None:
-    async with system_session(tenants.url) as session:
+async def test_audit_rows_without_a_tenant_only_under_the_system_setting(own_tenants: TwoTenants) -> None:
+    async with system_session(own_tenants.url) as session:
         row = AuditLog(id=new_id(), tenant_id=None, action="system.probe", entity_type="probe")
         session.add(row)
     insert = 'INSERT INTO audit_logs (id, action, "entityType") VALUES (%s, %s, %s)'
-    with app_sql(tenants.url, tenant=tenants.a.id) as db:
+    with app_sql(own_tenants.url, tenant=own_tenants.a.id) as db:
         assert db.all("SELECT id FROM audit_logs WHERE id = %s", (row.id,)) == []
         error = db.refused(insert, (new_id(), "x", "probe"))
         assert isinstance(error, errors.InsufficientPrivilege)
-    with app_sql(tenants.url, system=True) as db:
+    with app_sql(own_tenants.url, system=True) as db:
         assert db.all("SELECT id FROM audit_logs WHERE id = %s", (row.id,)) == [(row.id,)]
         assert db.rowcount(insert, (new_id(), "x", "probe")) == 1

@@ -6,6 +6,7 @@ import base64
 import json
 import secrets
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -347,7 +348,9 @@ async def test_list_filters_sorts_and_pages(migrated_database_url: str) -> None:
     emails = [item["email"] for item in items]
     assert set(emails) == members and emails == sorted(emails)
     assert all(len(page["items"]) == 3 for page in pages[:-1])
-    newest = [item["createdAt"] for item in newest_first.json()["items"]]
+    # As instants: ISO strings do not sort as times ("...:05Z" after "...:05.1Z").
+    newest = [datetime.fromisoformat(item["createdAt"]) for item in newest_first.json()["items"]]
+    assert len(newest) == 8
     assert newest == sorted(newest, reverse=True)
     assert {item["email"] for item in recruiters.json()["items"]} == {m.email for m in extra}
     assert [item["status"] for item in suspended.json()["items"]] == ["suspended"]

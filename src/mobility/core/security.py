@@ -1,7 +1,9 @@
 """Password hashing: argon2id (OWASP's first choice), via argon2-cffi.
 
-Parameters are OWASP's recommended argon2id configuration (m = 19 MiB, t = 2, p = 1). Hashes carry their
-own parameters, so raising them later only needs `needs_rehash` on the next successful login.
+Parameters are OWASP's recommended argon2id configuration (m = 19 MiB, t = 2, p = 1), with RFC 9106's
+recommended sizes: a 16-byte random salt and a 32-byte hash (tests/auth/test_passwords.py reads each one
+back from stored hashes). Hashes carry their own parameters, so raising them later only needs
+`needs_rehash` on the next successful login.
 
 Accounts carried over from the legacy app may hold bcrypt hashes (`$2a$`/`$2b$`/`$2y$`, what Node's
 bcrypt and bcryptjs write). They are still verified (with the pyca `bcrypt` package), and, like any
