@@ -363,11 +363,15 @@ class OutageLog:
     """
 
     PROBE_INTERVAL = 1.0
+    # After the database is back, pooled connections that died with it still fail one by one: refusals
+    # this soon after recovery belong to the episode that just ended (probed again, not logged again).
+    SETTLING = 30.0
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._probe: asyncio.Task | None = None
         self._since = 0.0
+        self._back_at: float | None = None
         self.refused = 0  # requests answered 503 in the current (or last) episode
 
     @property
@@ -378,11 +382,14 @@ class OutageLog:
         self.refused += 1
         if self._probe is not None:
             return
-        self._since, self.refused = time.monotonic(), 1
-        logger.warning("database unavailable (%s); answering 503 until it is back", _summary(exc))
-        self._probe = asyncio.get_running_loop().create_task(self._wait_until_back())
+        now = time.monotonic()
+        settling = self._back_at is not None and now - self._back_at < self.SETTLING
+        if not settling:
+            self._since, self.refused = now, 1
+            logger.warning("database unavailable (%s); answering 503 until it is back", _summary(exc))
+        self._probe = asyncio.get_running_loop().create_task(self._wait_until_back(quiet=settling))
 
-    async def _wait_until_back(self) -> None:
+    async def _wait_until_back(self, *, quiet: bool = False) -> None:
         while True:
             await asyncio.sleep(self.PROBE_INTERVAL)
             try:
@@ -391,11 +398,13 @@ class OutageLog:
             except Exception:  # noqa: S112 (still down: the one line was logged)
                 continue
             break
-        logger.warning(
-            "database available again after %.1f s (%d request(s) answered 503)",
-            time.monotonic() - self._since,
-            self.refused,
-        )
+        if not quiet:
+            logger.warning(
+                "database available again after %.1f s (%d request(s) answered 503)",
+                time.monotonic() - self._since,
+                self.refused,
+            )
+        self._back_at = time.monotonic()
         self._probe = None
 
     async def close(self) -> None:
