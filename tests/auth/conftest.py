@@ -23,8 +23,9 @@ from mobility.auth.models import LoginThrottle, Session
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
 from mobility.users.models import User
-from tests.factories import PASSWORD, system_session
 from tests.support.app import api_client
+from tests.support.factories import PASSWORD
+from tests.support.sessions import system_session
 
 LOGIN = "/api/v1/auth/login"
 

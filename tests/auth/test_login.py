@@ -24,7 +24,8 @@ from tests.auth.conftest import (
     set_user,
     user_row,
 )
-from tests.factories import PASSWORD, make_tenant, make_user, system_session, unique
+from tests.support.factories import PASSWORD, make_tenant, make_user, unique
+from tests.support.sessions import system_session
 
 
 async def test_login_then_me(migrated_database_url: str) -> None:

@@ -12,9 +12,10 @@ from mobility.core.errors import InvalidInput
 from mobility.core.security import check_password_strength
 from mobility.users import service as users_service
 from tests.auth.conftest import assert_problem, bearer, client_at, log_in
-from tests.factories import PASSWORD, make_tenant, make_user, system_role, system_session
 from tests.support.admin_api import make_world
 from tests.support.app import api_client
+from tests.support.factories import PASSWORD, make_tenant, make_user, system_role
+from tests.support.sessions import system_session
 
 # Each long enough for the length rule (10): refused only for being common or an easy variant of one.
 COMMON = ("Password123!", "qwertyuiop", "iloveyou2024", "1234567890", "Welcome2024!", "P@ssw0rd2024")

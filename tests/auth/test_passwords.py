@@ -9,7 +9,8 @@ from argon2 import PasswordHasher, Type
 from mobility.authz.permissions import SystemRole
 from mobility.core import security
 from tests.auth.conftest import assert_problem, attempt, bearer, client_at, log_in, set_user, user_row
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import system_session
 
 OWASP = "$argon2id$v=19$m=19456,t=2,p=1$"
 

@@ -22,7 +22,8 @@ from tests.auth.conftest import (
     session_row,
     user_row,
 )
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import system_session
 
 
 async def test_idle_session_ends_after_the_idle_timeout(migrated_database_url: str) -> None:

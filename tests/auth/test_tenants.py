@@ -6,7 +6,8 @@ from mobility.authz.permissions import SystemRole
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserTenant
 from tests.auth.conftest import assert_problem, attempt, bearer, client_at, log_in, session_row
-from tests.factories import add_membership, make_tenant, make_user, system_session
+from tests.support.factories import add_membership, make_tenant, make_user
+from tests.support.sessions import system_session
 
 SWITCH = "/api/v1/auth/switch-tenant"
 

@@ -24,7 +24,8 @@ from tests.auth.conftest import (
     set_throttle,
     throttle,
 )
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import system_session
 
 WRONG = "nope-nope-nope"
 # Three free failures per account; the address limit out of the way unless a test is about it.

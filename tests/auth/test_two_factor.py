@@ -22,7 +22,8 @@ from tests.auth.conftest import (
     throttle,
     user_row,
 )
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import system_session
 
 SETUP, CONFIRM = "/api/v1/me/2fa/setup", "/api/v1/me/2fa/confirm"
 DISABLE, RECOVERY_CODES = "/api/v1/me/2fa/disable", "/api/v1/me/2fa/recovery-codes"

@@ -39,7 +39,7 @@ class Cli:
                     patch.setenv(f"MOBILITY_{name.upper()}", value)
             return CliRunner().invoke(app, list(args), input=input)
 
-    # --- looking at the database without the CLI ---
+    # --- looking at the database without the CLI: raw SQL on purpose, what the CLI left as it is ---
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         engine = create_engine(to_sync(self.url), poolclass=pool.NullPool)

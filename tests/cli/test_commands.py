@@ -81,6 +81,7 @@ def test_serve_believes_forwarded_addresses_from_listed_proxies_only(
         assert httpx.post(f"{base}/api/v1/auth/login", json=attempt, headers=forwarded).status_code == 401
     with _serving(url, tmp_path, MOBILITY_FORWARDED_ALLOW_IPS="192.0.2.1") as base:
         assert httpx.post(f"{base}/api/v1/auth/login", json=attempt, headers=forwarded).status_code == 401
+    # A synchronous test of a server in another process: a plain read of the table it wrote.
     engine = create_engine(to_sync(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:

@@ -12,9 +12,9 @@ from mobility.core.config import Settings
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.routing import ApiRoute
 from mobility.main import create_app
-from tests.core.scoped import Db
 from tests.support.admin_api import make_world
 from tests.support.app import api_client
+from tests.support.sessions import Db
 
 APP = create_app(Settings(database_url="sqlite+aiosqlite://"))
 DOCUMENT = APP.openapi()
@@ -79,7 +79,7 @@ def test_sort_parameters_are_enumerated() -> None:
 def test_patch_bodies_take_null_only_where_it_clears() -> None:
     """UpdateModel refuses null except for its `nullable` fields: the document says the same."""
     from mobility.core.schemas import UpdateModel
-    from tests.core.routes import input_models
+    from tests.support.routes import input_models
 
     updates = [model for model in input_models() if issubclass(model, UpdateModel)]
     assert updates

@@ -21,9 +21,9 @@ from mobility.core.config import Settings
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.schemas import MAX_TEXT
 from mobility.main import create_app
-from tests.core.scoped import Db
 from tests.support.admin_api import World, make_world
 from tests.support.app import api_client
+from tests.support.sessions import Db
 
 DOCUMENT = create_app(Settings(database_url="sqlite+aiosqlite://")).openapi()
 OPERATIONS = [

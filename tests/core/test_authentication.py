@@ -14,10 +14,10 @@ from mobility.authz.permissions import ALL_PERMISSIONS
 from mobility.core.config import Settings
 from mobility.main import create_app
 from tests.authz.permission_table import PUBLIC_OPERATIONS
-from tests.core.routes import app_routes, body_for, path_for
-from tests.core.scoped import Db
 from tests.support.app import api_client
 from tests.support.callers import refused_as_anonymous, system_role_caller
+from tests.support.routes import app_routes, body_for, path_for
+from tests.support.sessions import Db
 
 ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite://")))
 GUARDED = [route for route in ROUTES if route.permissions]

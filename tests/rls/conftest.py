@@ -19,9 +19,10 @@ from psycopg import sql
 
 from mobility.tenants.models import Tenant
 from mobility.users.models import User
-from tests.factories import make_tenant, system_session
-from tests.factories.rows import RowBuilder, model_for
 from tests.support.databases import app_role_url, libpq_url
+from tests.support.factories import make_tenant
+from tests.support.rows import RowBuilder, model_for
+from tests.support.sessions import system_session
 
 pytestmark = pytest.mark.postgres_only
 

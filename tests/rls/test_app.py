@@ -17,21 +17,13 @@ from mobility.audit.models import AuditLog
 from mobility.authz.permissions import SystemRole
 from mobility.core.config import Settings
 from mobility.core.db import create_engine
-from mobility.core.scope import Scope, apply_to_database
 from mobility.main import create_app
 from mobility.roles.models import Role
 from mobility.users.models import User, UserTenant
-from tests.factories import (
-    PASSWORD,
-    add_membership,
-    make_tenant,
-    make_user,
-    system_role,
-    system_session,
-    unique,
-)
 from tests.support.app import api_client, login
 from tests.support.databases import app_role_url
+from tests.support.factories import PASSWORD, add_membership, make_tenant, make_user, system_role, unique
+from tests.support.sessions import Db, scope_of, system_session
 
 pytestmark = pytest.mark.postgres_only
 
@@ -63,6 +55,7 @@ async def _app_on_one_connection(url: str) -> AsyncIterator[tuple[httpx.AsyncCli
     path's, core/db.py), and the ids of the ORM pool's checkouts."""
     app = create_app(Settings(database_url=url, app_database_url=app_role_url(url), read_pool_size=1))
     async with app.router.lifespan_context(app):
+        # Not a test session: the app's own engine, replaced by one of a single watched connection.
         engine = create_engine(app_role_url(url), pool_size=1, max_overflow=0)
         checkouts: list[int] = []
         event.listen(
@@ -160,34 +153,25 @@ async def test_a_password_change_in_a_second_tenant_is_audited_there(migrated_da
     assert other.id in trail
 
 
-async def test_an_invitation_through_the_data_layer_passes_the_policies(migrated_database_url: str) -> None:
+async def test_an_invitation_through_the_data_layer_passes_the_policies(db: Db) -> None:
     """The ORM's own statements (RETURNING included) as the app role: user first, then the membership,
     and the audit trail of both in the tenant."""
-    async with system_session(migrated_database_url) as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         admin = await make_user(session, tenant)
         recruiter = (await system_role(session, SystemRole.recruiter)).id
-    engine = create_engine(app_role_url(migrated_database_url))
-    try:
-        async with create_sessionmaker(engine)() as session:
-            await session.begin()
-            await apply_to_database(
-                session, Scope(tenant_id=tenant.id, actor_id=admin.id, role=SystemRole.admin.value)
-            )
-            user = User(email=f"{unique()}@example.org", tenant_id=tenant.id, status="invited")
-            session.add(user)
-            await session.flush()
-            session.add(UserTenant(user_id=user.id, tenant_id=tenant.id, role_id=recruiter))
-            await session.flush()
-            found = (await session.execute(select(User).where(User.id == user.id))).scalar_one()
-            trail = (
-                (await session.execute(select(AuditLog.entity_type).where(AuditLog.tenant_id == tenant.id)))
-                .scalars()
-                .all()
-            )
-            await session.rollback()
-    finally:
-        await engine.dispose()
+    async with db.acting(scope_of(tenant.id, admin.id, SystemRole.admin)) as session:
+        user = User(email=f"{unique()}@example.org", tenant_id=tenant.id, status="invited")
+        session.add(user)
+        await session.flush()
+        session.add(UserTenant(user_id=user.id, tenant_id=tenant.id, role_id=recruiter))
+        await session.flush()
+        found = (await session.execute(select(User).where(User.id == user.id))).scalar_one()
+        trail = (
+            (await session.execute(select(AuditLog.entity_type).where(AuditLog.tenant_id == tenant.id)))
+            .scalars()
+            .all()
+        )
     assert found.id == user.id
     assert {"users", "user_tenants"} <= set(trail)
 

@@ -7,7 +7,6 @@ import secrets
 from mobility.authz.permissions import MATRIX, SystemRole
 from mobility.roles.models import Role
 from mobility.users.models import UserTenant
-from tests.factories import make_user, system_role, system_session
 from tests.support.admin_api import (
     all_pages,
     audit_of,
@@ -20,6 +19,8 @@ from tests.support.admin_api import (
     walk,
 )
 from tests.support.app import api_client
+from tests.support.factories import make_user, system_role
+from tests.support.sessions import system_session
 
 
 def role_name() -> str:

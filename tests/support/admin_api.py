@@ -26,7 +26,8 @@ from mobility.authz.permissions import SystemRole
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
 from mobility.tenants.models import Tenant
-from tests.factories import Member, make_tenant, make_user, system_session
+from tests.support.factories import Member, make_tenant, make_user
+from tests.support.sessions import system_session
 
 REQUEST_ID = "X-Request-ID"
 

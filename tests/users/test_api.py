@@ -17,7 +17,6 @@ from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
-from tests.factories import add_membership, make_user, system_role, system_session
 from tests.support.admin_api import (
     all_pages,
     assert_row,
@@ -31,6 +30,8 @@ from tests.support.admin_api import (
     walk,
 )
 from tests.support.app import api_client
+from tests.support.factories import add_membership, make_user, system_role
+from tests.support.sessions import system_session
 
 INVITATION_FIELDS = {
     "id",

@@ -20,9 +20,10 @@ from mobility.core.models import utcnow
 from mobility.core.security import hash_password
 from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
-from tests.factories import make_user, system_role, system_session
 from tests.support.admin_api import assert_row, audit_of, call, get_row, make_world, problem
 from tests.support.app import api_client, login
+from tests.support.factories import make_user, system_role
+from tests.support.sessions import system_session
 
 ACCEPT = "/invitations/accept"
 

@@ -1,4 +1,5 @@
-"""Test data, made through the real data layer with the system scope.
+"""Test data, made through the real data layer: pass a session of `system_session(url)`
+(tests/support/sessions.py).
 
 Each call makes new rows with unique codes and e-mails, so tests sharing a database never collide.
 Passwords are generated per run (never a fixed secret).
@@ -8,20 +9,15 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent, Broker
-from mobility.app_session import create_sessionmaker
 from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from mobility.core import security
-from mobility.core.db import create_engine
-from mobility.core.scope import Scope, apply_to_database
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.training.models import Course, Enrollment
@@ -41,18 +37,6 @@ def password_hash() -> str:
 
 def unique(prefix: str = "") -> str:
     return f"{prefix}{secrets.token_hex(4)}"
-
-
-@asynccontextmanager
-async def system_session(database_url: str) -> AsyncIterator[AsyncSession]:
-    """A committed unit of work across tenants (like the CLI's), for arranging test data."""
-    engine = create_engine(database_url)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            await apply_to_database(session, Scope.for_system())
-            yield session
-    finally:
-        await engine.dispose()
 
 
 async def system_role(session: AsyncSession, role: SystemRole) -> Role:

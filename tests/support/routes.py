@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobility.core.schemas import InputModel
 from mobility.tenants.models import Tenant
 from mobility.users.models import User
-from tests.factories.rows import RowBuilder, model_of_table
+from tests.support.rows import RowBuilder, model_of_table
+from tests.support.sessions import system_session
 
 # Path parameters that are not ids of rows, with a value that exists in every tenant.
 PATH_VALUES: dict[str, Any] = {
@@ -131,9 +132,9 @@ def model_for_param(name: str) -> type | None:
 class Objects:
     """Objects of one tenant to put in paths and bodies, made on first use and then reused."""
 
-    def __init__(self, tenant: Tenant, session_factory: Callable[[], Any]) -> None:
+    def __init__(self, tenant: Tenant, database_url: str) -> None:
         self.tenant = tenant
-        self._session_factory = session_factory
+        self.database_url = database_url
         self._made: dict[str, Any] = {}
 
     def name(self, name: str, value: Any) -> None:
@@ -147,7 +148,7 @@ class Objects:
             model = model_for_param(name)
             if model is None:
                 raise AssertionError(f"no value for the path parameter {name!r}: add it to PATH_VALUES")
-            async with self._session_factory() as session:
+            async with system_session(self.database_url) as session:
                 self._made[name] = await make_object(session, self.tenant, model)
         return self._made[name]
 
