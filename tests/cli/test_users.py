@@ -18,7 +18,7 @@ from mobility.ops import migrations
 from mobility.ops.legacy_schema import legacy_metadata
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserInvitation, UserTenant
-from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
+from tests.cli.support import Cli, assert_ok, assert_one_line_error
 from tests.migrations.support import sync_engine
 from tests.support.admin_api import sign_in
 from tests.support.factories import add_membership, make_candidate, make_tenant, make_user, system_role

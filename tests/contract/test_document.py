@@ -4,7 +4,6 @@ document (found, not listed), and the behaviours it promises (405's Allow, 415, 
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
@@ -15,6 +14,7 @@ from mobility.main import create_app
 from tests.support.admin_api import make_world
 from tests.support.app import api_client
 from tests.support.sessions import Db
+from tests.support.tcp_proxy import free_port
 
 APP = create_app(Settings(database_url="sqlite+aiosqlite://"))
 DOCUMENT = APP.openapi()
@@ -160,14 +160,8 @@ async def test_a_body_that_is_not_json_is_415(admin) -> None:
     assert response.status_code == 201, response.text
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
-
-
 async def test_an_unreachable_database_is_503() -> None:
-    url = f"postgresql+asyncpg://mobility@127.0.0.1:{_closed_port()}/nowhere"
+    url = f"postgresql+asyncpg://mobility@127.0.0.1:{free_port()}/nowhere"
     async with api_client(url, app_database_url=url) as client:
         response = await client.get("/api/v1/me", headers={"Authorization": "Bearer x"})
         health = await client.get("/health")

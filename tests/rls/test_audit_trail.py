@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.rls.conftest import TwoTenants, app_sql
+from tests.rls.support import TwoTenants, app_sql
 from tests.support.databases import libpq_url
 
 pytestmark = pytest.mark.postgres_only

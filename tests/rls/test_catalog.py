@@ -11,7 +11,7 @@ from psycopg import errors
 
 from mobility.ops import sqlscripts
 from mobility.ops.sqlscripts import split_statements
-from tests.rls.conftest import app_sql, tenant_tables
+from tests.rls.support import app_sql, tenant_tables
 from tests.support.databases import APP_ROLE, PG_ADMIN_URL, libpq_url
 
 pytestmark = pytest.mark.postgres_only

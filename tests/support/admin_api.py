@@ -23,7 +23,6 @@ from mobility.audit.models import AuditLog
 from mobility.auth.credentials import hash_token
 from mobility.auth.models import Session
 from mobility.authz.permissions import SystemRole
-from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
 from mobility.tenants.models import Tenant
 from tests.support.factories import Member, make_tenant, make_user
@@ -135,21 +134,6 @@ def assert_row(
     assert row.actor_id == actor.id
     assert row.tenant_id == tenant.id
     assert row.ip_address  # the client address of the request
-
-
-def problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
-
-async def get_row(url: str, model: type, row_id: Any):
-    async with system_session(url) as session:
-        row_id = uuid.UUID(str(row_id))
-        return (await session.execute(select(model).where(model.id == row_id))).scalar_one_or_none()
 
 
 def walk(pages: list[dict]) -> list[str]:

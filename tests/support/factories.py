@@ -18,10 +18,12 @@ from mobility.agents.models import Agent, Broker
 from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from mobility.core import security
+from mobility.core.scope import Scope
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.training.models import Course, Enrollment
 from mobility.users.models import User, UserTenant
+from tests.support.sessions import scope_of
 
 PASSWORD = secrets.token_urlsafe(12)
 # Hashing with the real parameters costs ~50 ms; one hash serves every test user of the run.
@@ -69,6 +71,19 @@ class Member:
     @property
     def id(self) -> uuid.UUID:
         return self.user.id
+
+    def scope(self, tenant: Tenant | None = None) -> Scope:
+        """The scope authentication binds for this member acting in `tenant` (by default their own): a
+        system role's permissions from the matrix, a custom role's its own."""
+        tenant = tenant or self.tenant
+        if self.role.system_role:
+            return scope_of(tenant.id, self.id, SystemRole(self.role.name))
+        return Scope(
+            tenant_id=tenant.id,
+            actor_id=self.id,
+            role=self.role.name,
+            permissions=frozenset(self.role.permissions),
+        )
 
 
 async def make_user(

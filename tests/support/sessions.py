@@ -22,8 +22,9 @@ import copy
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -57,6 +58,13 @@ async def system_session(database_url: str) -> AsyncIterator[AsyncSession]:
     finally:
         if own_engine:
             await engine.dispose()
+
+
+async def get_row(url: str, model: type, row_id: Any):
+    """The row of `model` with id `row_id` (None when there is none), read afresh behind the API's back."""
+    async with system_session(url) as session:
+        row_id = uuid.UUID(str(row_id))
+        return (await session.execute(select(model).where(model.id == row_id))).scalar_one_or_none()
 
 
 class Db:

@@ -22,16 +22,14 @@ from tests.support.admin_api import (
     assert_row,
     audit_of,
     call,
-    get_row,
     make_world,
     one_audit_row,
-    problem,
     sign_in,
     walk,
 )
-from tests.support.app import api_client
+from tests.support.app import api_client, problem
 from tests.support.factories import add_membership, make_user, system_role
-from tests.support.sessions import system_session
+from tests.support.sessions import get_row, system_session
 
 INVITATION_FIELDS = {
     "id",

@@ -20,10 +20,10 @@ from mobility.core.models import utcnow
 from mobility.core.security import hash_password
 from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
-from tests.support.admin_api import assert_row, audit_of, call, get_row, make_world, problem
-from tests.support.app import api_client, login
+from tests.support.admin_api import assert_row, audit_of, call, make_world
+from tests.support.app import api_client, login, problem
 from tests.support.factories import make_user, system_role
-from tests.support.sessions import system_session
+from tests.support.sessions import get_row, system_session
 
 ACCEPT = "/invitations/accept"
 
@@ -64,10 +64,6 @@ async def memberships(url: str, user_id) -> dict:
     async with system_session(url) as session:
         rows = (await session.execute(select(UserTenant).where(UserTenant.user_id == user_id))).scalars()
         return {row.tenant_id: row for row in rows}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- a new account: its token ---------------------------------------------------------------------
