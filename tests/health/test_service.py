@@ -22,14 +22,14 @@ async def unit_of_work(url: str) -> AsyncIterator[AsyncSession]:
     """A session as the API opens one for /health: no scope, nobody is logged in."""
     database = Db(url)
     try:
-        async with database.app_sessionmaker() as session:
+        async with database.unscoped() as session:
             yield session
     finally:
         await database.dispose()
 
 
 async def test_a_migrated_database_is_ok_at_the_head_revision(db: Db) -> None:
-    async with db.app_sessionmaker() as session:
+    async with db.unscoped() as session:
         health = await service.check(session)
     assert health == {"status": "ok", "database": "ok", "revision": head_revision()}
 

@@ -70,15 +70,14 @@ async def get_row(url: str, model: type, row_id: Any):
 class Db:
     """A migrated test database, acted on as the API does: `acting()` connects, on PostgreSQL, as the
     app role, which owns no table, so row-level security is the second wall there (SQLite shows the
-    ORM layer alone). Arrange its data with `system_session(db.url)`.
-
-    `app_sessionmaker` is the API's own session factory on that database, for the few tests about what
-    happens before a scope is bound (authentication, the read path)."""
+    ORM layer alone). Arrange its data with `system_session(db.url)`."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.owner_engine = create_engine(url)
         self.app_engine = create_engine(app_role_url(url)) if not is_sqlite(url) else self.owner_engine
+        # The API's own session factory on this database: for the tests of what happens before a
+        # transaction begins (the read path, tests/core/test_reads.py); others take `unscoped()`.
         self.app_sessionmaker = create_sessionmaker(self.app_engine)
         _KEPT[url] = (self.owner_engine, asyncio.get_running_loop())
 
@@ -89,6 +88,17 @@ class Db:
             await session.begin()
             try:
                 await apply_to_database(session, scope)
+                yield session
+            finally:
+                await session.rollback()
+
+    @asynccontextmanager
+    async def unscoped(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work as the API opens one before anyone is authenticated (no scope bound yet: login,
+        authentication, /health bind their own), always rolled back."""
+        async with self.app_sessionmaker() as session:
+            await session.begin()
+            try:
                 yield session
             finally:
                 await session.rollback()
