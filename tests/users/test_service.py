@@ -24,9 +24,9 @@ from mobility.authz.permissions import SystemRole
 from mobility.core.errors import Forbidden, InvalidInput, NotFound
 from mobility.core.models import utcnow
 from mobility.core.pagination import PageParams
-from mobility.core.scope import across_tenants
+from mobility.core.scope import Scope, across_tenants, apply_to_database
 from mobility.settings.models import Setting
-from mobility.users import service
+from mobility.users import accounts, service
 from mobility.users.models import User, UserInvitation, UserTenant
 from tests.support.admin_api import make_world, sign_in
 from tests.support.factories import Member, add_membership, make_user, system_role
@@ -397,3 +397,49 @@ async def test_another_tenants_member_does_not_exist_here(db: Db) -> None:
         for act in (service.get_member, service.suspend, service.remove_membership):
             with pytest.raises(NotFound):
                 await act(session, world.other_admin.id)
+
+
+# --- operator tasks (users/accounts.py, run by the CLI under the system scope) ------------------------
+
+
+async def test_an_account_is_found_by_id_or_by_e_mail_in_any_case(db: Db) -> None:
+    world = await make_world(db.url)
+    async with db.acting(Scope.for_system()) as session:
+        found = [
+            (await accounts.find_account(session, reference)).id
+            for reference in (str(world.trainer.id), world.trainer.email, f" {world.trainer.email.upper()} ")
+        ]
+        for unknown in (str(uuid.uuid4()), new_email()):
+            with pytest.raises(accounts.AccountError):
+                await accounts.find_account(session, unknown)
+    assert found == [world.trainer.id] * 3
+
+
+async def test_only_case_twins_merge_and_never_an_account_with_itself(db: Db) -> None:
+    world = await make_world(db.url)
+    async with db.acting(Scope.for_system()) as session:
+        with pytest.raises(accounts.AccountError, match="same account"):
+            await accounts.plan_merge(session, world.trainer.email, str(world.trainer.id))
+        with pytest.raises(accounts.AccountError, match="not case twins"):
+            await accounts.plan_merge(session, world.trainer.email, world.admin.email)
+
+
+async def test_an_operator_sets_a_password_ending_every_session_and_activating_a_new_account(db: Db) -> None:
+    world = await make_world(db.url)
+    trainer, email = await role_id(db, SystemRole.trainer), new_email()
+    async with db.acting(world.admin.scope()) as session:
+        await service.invite(session, email=email, name="New", role_id=trainer)
+        await apply_to_database(session, Scope.for_system())  # the operator, in the same unit of work
+        with pytest.raises(accounts.AccountError, match="password refused"):
+            await accounts.set_password(session, email, "password1234")
+        done = await accounts.set_password(session, email, secrets.token_urlsafe(16))
+        joined = (
+            (await session.execute(select(UserTenant.tenant_id).join(User).where(User.email == email)))
+            .scalars()
+            .all()
+        )
+        ended = await accounts.set_password(session, world.trainer.email, secrets.token_urlsafe(16))
+        live = await live_sessions(session, world.trainer.id)
+    assert (done.activated, done.status, done.tenants_joined) == (True, "active", 1)
+    assert joined == [world.tenant.id]
+    assert (ended.activated, ended.status, ended.sessions_ended, live) == (False, "active", 1, set())
