@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,11 +19,12 @@ from mobility.agents.models import Agent, Broker
 from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from mobility.core import security
+from mobility.core.models import utcnow
 from mobility.core.scope import Scope
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.training.models import Course, Enrollment
-from mobility.users.models import User, UserTenant
+from mobility.users.models import User, UserInvitation, UserTenant
 from tests.support.sessions import scope_of
 
 PASSWORD = secrets.token_urlsafe(12)
@@ -121,6 +123,31 @@ async def add_membership(session: AsyncSession, member: Member, tenant: Tenant, 
         UserTenant(user_id=member.user.id, tenant_id=tenant.id, role_id=role_row.id, is_primary=False)
     )
     await session.flush()
+
+
+async def make_invitation(
+    session: AsyncSession,
+    tenant: Tenant,
+    member: Member,
+    role: SystemRole | None = SystemRole.trainer,
+    *,
+    expires_in: timedelta = timedelta(days=1),
+    **values,
+) -> UserInvitation:
+    """An invitation of `member`'s account to `tenant` offering `role`, not answered, expiring in
+    `expires_in` (already expired when negative)."""
+    invitation = UserInvitation(
+        tenant_id=tenant.id,
+        user_id=member.id,
+        role_id=(await system_role(session, role)).id if role else None,
+        email=values.pop("email", member.email),
+        name=values.pop("name", "Invited"),
+        expires_at=utcnow() + expires_in,
+        **values,
+    )
+    session.add(invitation)
+    await session.flush()
+    return invitation
 
 
 async def make_agent(session: AsyncSession, tenant: Tenant, user: User | None = None) -> Agent:

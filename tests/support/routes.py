@@ -45,13 +45,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class Route:
+class Operation:
+    """One HTTP operation: a method and a path template, as the router declares it."""
+
     method: str
     path: str
-    permissions: frozenset[str]
-    body: type[BaseModel] | None
-    path_params: tuple[str, ...]
-    authenticated: bool = field(default=True)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -60,6 +58,16 @@ class Route:
     @property
     def id(self) -> str:
         return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class Route(Operation):
+    """An operation of the app, with what its code says about it."""
+
+    permissions: frozenset[str]
+    body: type[BaseModel] | None
+    path_params: tuple[str, ...]
+    authenticated: bool = field(default=True)
 
     @property
     def id_params(self) -> tuple[str, ...]:

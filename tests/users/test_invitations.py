@@ -22,7 +22,7 @@ from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
 from tests.support.admin_api import assert_row, audit_of, call, make_world
 from tests.support.app import api_client, login, problem
-from tests.support.factories import make_user, system_role
+from tests.support.factories import make_invitation, make_user, system_role
 from tests.support.sessions import get_row, system_session
 
 ACCEPT = "/invitations/accept"
@@ -345,16 +345,8 @@ async def test_an_invitation_from_before_consent_still_sets_the_password(migrate
         invitee = await make_user(session, world.tenant, SystemRole.trainer, status="invited")
         account = await session.get(User, invitee.id)
         account.password_hash = None
-        invitation = UserInvitation(
-            tenant_id=world.tenant.id,
-            user_id=invitee.id,
-            role_id=invitee.role.id,
-            email=invitee.email,
-            name="Legacy",
-            expires_at=utcnow() + timedelta(days=1),
-        )
+        invitation = await make_invitation(session, world.tenant, invitee, SystemRole.trainer, name="Legacy")
         token = users_service.new_invitation_token(invitation)
-        session.add(invitation)
     async with api_client(url) as client:
         accepted = await call(client, "POST", ACCEPT, {}, json={"token": token, "password": new_password()})
     assert accepted.status_code == 204, accepted.text

@@ -29,7 +29,7 @@ from mobility.settings.models import Setting
 from mobility.users import accounts, service
 from mobility.users.models import User, UserInvitation, UserTenant
 from tests.support.admin_api import make_world, sign_in
-from tests.support.factories import Member, add_membership, make_user, system_role
+from tests.support.factories import Member, add_membership, make_invitation, make_user, system_role
 from tests.support.sessions import Db, system_session
 
 
@@ -125,18 +125,10 @@ async def test_a_pending_invitation_or_a_membership_is_not_invited_again(db: Db)
 
 async def test_a_declined_or_expired_invitation_is_renewed_not_doubled(db: Db) -> None:
     world = await make_world(db.url)
-    trainer, recruiter = await role_id(db, SystemRole.trainer), await role_id(db, SystemRole.recruiter)
+    recruiter = await role_id(db, SystemRole.recruiter)
     invitee = await member(db, world.other)
     async with system_session(db.url) as session:
-        expired = UserInvitation(
-            tenant_id=world.tenant.id,
-            user_id=invitee.id,
-            role_id=trainer,
-            email=invitee.email,
-            name="Old",
-            expires_at=utcnow() - timedelta(days=1),
-        )
-        session.add(expired)
+        expired = await make_invitation(session, world.tenant, invitee, expires_in=-timedelta(days=1))
     async with db.acting(world.admin.scope()) as session:
         renewed = await service.invite(session, email=invitee.email, name="Again", role_id=recruiter)
         found = (renewed.view.id, renewed.view.status, renewed.view.role_id, renewed.token)
@@ -182,16 +174,7 @@ async def test_the_invitee_accepts_or_declines_logged_in(db: Db) -> None:
     trainer = await role_id(db, SystemRole.trainer)
     invitee = await member(db, world.other)
     async with system_session(db.url) as session:
-        invitation = UserInvitation(
-            tenant_id=world.tenant.id,
-            user_id=invitee.id,
-            role_id=trainer,
-            email=invitee.email,
-            name="Invitee",
-            expires_at=utcnow() + timedelta(days=1),
-        )
-        session.add(invitation)
-    offer = invitation.id
+        offer = (await make_invitation(session, world.tenant, invitee, SystemRole.trainer)).id
     async with db.acting(invitee.scope()) as session:
         mine = [invitation.id for invitation in await service.my_invitations(session)]
         await service.accept_my_invitation(session, offer)
@@ -367,16 +350,7 @@ async def test_removing_a_member_keeps_the_account_and_drops_their_invitations_h
     world = await make_world(db.url)
     target = await member(db, world.tenant)
     async with system_session(db.url) as session:
-        session.add(
-            UserInvitation(
-                tenant_id=world.tenant.id,
-                user_id=target.id,
-                role_id=(await system_role(session, SystemRole.recruiter)).id,
-                email=target.email,
-                name="Pending",
-                expires_at=utcnow() + timedelta(days=1),
-            )
-        )
+        await make_invitation(session, world.tenant, target, SystemRole.recruiter)
     async with db.acting(world.admin.scope()) as session:
         await service.remove_membership(session, target.id)
         async with across_tenants(session):
