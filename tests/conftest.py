@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import secrets
 
+import httpx
 import pytest
 
+from tests.support.app import api_client
 from tests.support.databases import BACKENDS, DatabaseFactory, ensure_app_role, postgres_reachable
 from tests.support.per_backend import PER_BACKEND, PerBackend
 from tests.support.sessions import Db
@@ -98,3 +100,16 @@ async def db(per_backend: PerBackend, backend: str, database_factory, row_level_
     `db.acting(scope)` (tests/support/sessions.py)."""
     database = await per_backend.db(backend, database_factory)
     return database if row_level_security else await database.without_row_level_security()
+
+
+@pytest.fixture
+async def client(
+    db: Db, per_backend: PerBackend, backend: str, row_level_security: bool
+) -> httpx.AsyncClient:
+    """An API client on `db`'s database, kept for the whole run (one per backend). On PostgreSQL the API
+    connects as the app role; where `db` leaves row-level security out (`each_wall_alone`), as the owner."""
+    if row_level_security:
+        return await per_backend.enter("api-client", backend, lambda: api_client(db.url))
+    return await per_backend.enter(
+        "api-client-without-rls", backend, lambda: api_client(db.url, app_database_url=db.url)
+    )

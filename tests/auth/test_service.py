@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from datetime import timedelta
 
 import pyotp
@@ -35,7 +34,7 @@ from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
 from mobility.users.models import User, UserTenant
 from tests.support.admin_api import make_world, sign_in
-from tests.support.factories import PASSWORD, Member, add_membership, make_user
+from tests.support.factories import PASSWORD, Member, make_tenant
 from tests.support.sessions import Db, system_session
 
 FREE, LONGEST = 3, 60
@@ -48,11 +47,6 @@ SETTINGS = {
 
 def settings(db: Db, **changes) -> Settings:
     return Settings(database_url=db.url, **{**SETTINGS, **changes})
-
-
-async def member(db: Db, tenant: Tenant | None, role: SystemRole = SystemRole.trainer, **values) -> Member:
-    async with system_session(db.url) as session:
-        return await make_user(session, tenant, role, **values)
 
 
 async def signed_in(db: Db, who: Member, tenant: Tenant, **ages: timedelta) -> str:
@@ -179,7 +173,7 @@ async def test_an_idle_or_expired_session_counts_for_nothing(db: Db, ages: dict)
 )
 async def test_a_session_whose_user_lost_the_tenant_is_ended_for_good(db: Db, lost: str) -> None:
     world = await make_world(db.url)
-    target = await member(db, world.tenant)
+    target = await world.new_member()
     token = await signed_in(db, target, world.tenant)
     async with system_session(db.url) as session:
         if lost == "account suspended":
@@ -237,7 +231,7 @@ async def test_a_tenant_requiring_two_factor_holds_back_those_without_it(db: Db)
 
 async def test_my_sessions_are_my_live_ones_newest_first(db: Db) -> None:
     world = await make_world(db.url)
-    me = await member(db, world.tenant)
+    me = await world.new_member()
     older = await signed_in(db, me, world.tenant, created_at=timedelta(minutes=5))
     current = await signed_in(db, me, world.tenant)
     await signed_in(db, me, world.tenant, last_seen_at=timedelta(minutes=31))
@@ -301,7 +295,7 @@ async def test_a_wrong_password_and_an_unknown_e_mail_fail_alike_and_count(db: D
 @pytest.mark.parametrize("status", ["suspended", "invited"])
 async def test_an_inactive_account_does_not_get_in(db: Db, status: str) -> None:
     world = await make_world(db.url)
-    inactive = await member(db, world.tenant, status=status)
+    inactive = await world.new_member(status=status)
     async with db.unscoped() as session:
         with pytest.raises(login.AccountInactive):
             await login.login(session, settings=settings(db), email=inactive.email, password=PASSWORD)
@@ -309,9 +303,7 @@ async def test_an_inactive_account_does_not_get_in(db: Db, status: str) -> None:
 
 async def test_a_login_opens_a_new_session_in_the_primary_tenant_or_the_one_named(db: Db) -> None:
     world = await make_world(db.url)
-    shared = await member(db, world.tenant)
-    async with system_session(db.url) as session:
-        await add_membership(session, shared, world.other, SystemRole.recruiter)
+    shared = await world.new_member(also=SystemRole.recruiter)
     first, second = await log_in(db, shared.email), await log_in(db, shared.email.upper())
     named = await log_in(db, shared.email, tenant_code=world.other.code.lower())
     assert first.token != second.token and len(first.token) >= 43  # 256 bits, new every time
@@ -369,9 +361,7 @@ async def authenticated(session, db: Db, token: str):
 
 async def test_a_password_change_asks_for_the_old_one_and_ends_every_other_session(db: Db) -> None:
     world = await make_world(db.url)
-    me = await member(db, world.tenant)
-    async with system_session(db.url) as session:
-        await add_membership(session, me, world.other, SystemRole.trainer)
+    me = await world.new_member(also=SystemRole.trainer)
     current = await signed_in(db, me, world.tenant)
     await signed_in(db, me, world.other)  # another session, acting in the other tenant
     new_password = secrets.token_urlsafe(16)
@@ -445,11 +435,9 @@ async def test_two_factor_is_set_up_with_the_password_and_a_first_code(db: Db) -
 
 async def test_switching_to_a_tenant_one_does_not_belong_to_is_refused(db: Db) -> None:
     world = await make_world(db.url)
-    shared = await member(db, world.tenant)
+    shared = await world.new_member(also=SystemRole.recruiter)
     async with system_session(db.url) as session:
-        await add_membership(session, shared, world.other, SystemRole.recruiter)
-        third = Tenant(code=f"T{uuid.uuid4().hex[:8].upper()}", name=f"Third {uuid.uuid4().hex[:6]}")
-        session.add(third)
+        third = await make_tenant(session)
     token = await signed_in(db, shared, world.tenant)
     async with db.unscoped() as session:  # one request each, as the API has them
         await authenticated(session, db, token)

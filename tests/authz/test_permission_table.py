@@ -24,7 +24,6 @@ import pytest
 from mobility.core.config import Settings
 from mobility.main import create_app
 from tests.authz.permission_table import OBJECT_RULES, PERMISSION_TABLE, ROLES
-from tests.support.app import api_client
 from tests.support.callers import (
     Caller,
     call,
@@ -108,11 +107,6 @@ def test_each_object_rule_names_a_test_that_exists() -> None:
         if function not in defined:
             missing.append(f"{name}: {proof}")
     assert not missing, f"object rules whose proof is gone (rename it here if it moved): {missing}"
-
-
-@pytest.fixture
-async def client(db: Db, per_backend, backend: str) -> httpx.AsyncClient:
-    return await per_backend.enter("api-client", backend, lambda: api_client(db.url))
 
 
 def _answer(response: httpx.Response) -> str:

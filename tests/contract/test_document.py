@@ -11,9 +11,7 @@ from mobility.core.config import Settings
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.routing import ApiRoute
 from mobility.main import create_app
-from tests.support.admin_api import make_world
 from tests.support.app import api_client
-from tests.support.sessions import Db
 from tests.support.tcp_proxy import free_port
 
 APP = create_app(Settings(database_url="sqlite+aiosqlite://"))
@@ -89,16 +87,6 @@ def test_patch_bodies_take_null_only_where_it_clears() -> None:
             prop = properties[field.alias or name]
             takes_null = any(o.get("type") == "null" for o in prop.get("anyOf", []))
             assert takes_null == (name in model.nullable), (model.__name__, name, prop)
-
-
-@pytest.fixture
-async def admin(db: Db, per_backend, backend: str):
-    async def make():
-        client = await per_backend.enter("contract-client", backend, lambda: api_client(db.url))
-        world = await make_world(db.url)
-        return client, world.auth(world.system_admin)
-
-    return await per_backend.get("contract-admin", backend, make)
 
 
 LIST_SORTS = [

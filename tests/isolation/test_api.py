@@ -25,7 +25,7 @@ from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserTenant
 from tests.authz.permission_table import PERMISSION_TABLE
-from tests.support.app import api_client, login
+from tests.support.app import login
 from tests.support.factories import PASSWORD, make_tenant, make_user
 from tests.support.routes import Objects, Route, app_routes, body_for, model_for_param, path_for
 from tests.support.rows import RowBuilder, references_to, snapshot
@@ -70,16 +70,12 @@ class World:
 
 
 @pytest.fixture
-async def world(db: Db, per_backend, backend: str, row_level_security: bool) -> World:
+async def world(
+    db: Db, client: httpx.AsyncClient, per_backend, backend: str, row_level_security: bool
+) -> World:
     name = "isolation-api" if row_level_security else "isolation-api-without-rls"
 
     async def make() -> World:
-        if row_level_security:
-            client = await per_backend.enter("api-client", backend, lambda: api_client(db.url))
-        else:
-            client = await per_backend.enter(
-                name, backend, lambda: api_client(db.url, app_database_url=db.url)
-            )
         async with system_session(db.url) as session:
             tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
             admin_b = await make_user(session, tenant_b, SystemRole.admin)

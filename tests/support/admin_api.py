@@ -25,7 +25,7 @@ from mobility.auth.models import Session
 from mobility.authz.permissions import SystemRole
 from mobility.core.models import utcnow
 from mobility.tenants.models import Tenant
-from tests.support.factories import Member, make_tenant, make_user
+from tests.support.factories import Member, add_membership, make_tenant, make_user
 from tests.support.sessions import system_session
 
 REQUEST_ID = "X-Request-ID"
@@ -44,6 +44,22 @@ class World:
 
     def auth(self, member: Member) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[member.id]}"}
+
+    async def new_member(
+        self,
+        role: SystemRole = SystemRole.trainer,
+        *,
+        tenant: Tenant | None = None,
+        also: SystemRole | None = None,
+        **values: Any,
+    ) -> Member:
+        """A new member of `tenant` (by default the world's) holding `role`, not signed in; with `also`,
+        a member of the world's other tenant too, holding that role there."""
+        async with system_session(self.url) as session:
+            member = await make_user(session, tenant or self.tenant, role, **values)
+            if also is not None:
+                await add_membership(session, member, self.other, also)
+        return member
 
 
 async def sign_in(session, member: Member, tenant: Tenant) -> str:

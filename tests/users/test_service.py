@@ -29,7 +29,7 @@ from mobility.settings.models import Setting
 from mobility.users import accounts, service
 from mobility.users.models import User, UserInvitation, UserTenant
 from tests.support.admin_api import make_world, sign_in
-from tests.support.factories import Member, add_membership, make_invitation, make_user, system_role
+from tests.support.factories import add_membership, make_invitation, make_user, system_role
 from tests.support.sessions import Db, system_session
 
 
@@ -40,11 +40,6 @@ def new_email() -> str:
 async def role_id(db: Db, role: SystemRole) -> uuid.UUID:
     async with system_session(db.url) as session:
         return (await system_role(session, role)).id
-
-
-async def member(db: Db, tenant, role: SystemRole = SystemRole.trainer, **values) -> Member:
-    async with system_session(db.url) as session:
-        return await make_user(session, tenant, role, **values)
 
 
 async def live_sessions(session, user_id: uuid.UUID) -> set[uuid.UUID]:
@@ -126,7 +121,7 @@ async def test_a_pending_invitation_or_a_membership_is_not_invited_again(db: Db)
 async def test_a_declined_or_expired_invitation_is_renewed_not_doubled(db: Db) -> None:
     world = await make_world(db.url)
     recruiter = await role_id(db, SystemRole.recruiter)
-    invitee = await member(db, world.other)
+    invitee = await world.new_member(tenant=world.other)
     async with system_session(db.url) as session:
         expired = await make_invitation(session, world.tenant, invitee, expires_in=-timedelta(days=1))
     async with db.acting(world.admin.scope()) as session:
@@ -172,7 +167,7 @@ async def test_a_weak_password_or_an_expired_token_is_refused(db: Db) -> None:
 async def test_the_invitee_accepts_or_declines_logged_in(db: Db) -> None:
     world = await make_world(db.url)
     trainer = await role_id(db, SystemRole.trainer)
-    invitee = await member(db, world.other)
+    invitee = await world.new_member(tenant=world.other)
     async with system_session(db.url) as session:
         offer = (await make_invitation(session, world.tenant, invitee, SystemRole.trainer)).id
     async with db.acting(invitee.scope()) as session:
@@ -234,7 +229,7 @@ async def test_an_admin_does_not_act_on_a_system_admin(db: Db) -> None:
 
 async def test_nobody_suspends_resets_or_removes_themselves(db: Db) -> None:
     world = await make_world(db.url)
-    await member(db, world.tenant, SystemRole.admin)  # not the last Admin: only the self rule applies
+    await world.new_member(SystemRole.admin)  # not the last Admin: only the self rule applies
     async with db.acting(world.admin.scope()) as session:
         for act in (service.suspend, service.remove_membership, service.reset_two_factor):
             with pytest.raises(service.OwnAccount):
@@ -243,8 +238,8 @@ async def test_nobody_suspends_resets_or_removes_themselves(db: Db) -> None:
 
 async def test_the_tenant_keeps_an_active_admin(db: Db) -> None:
     world = await make_world(db.url)
-    second = await member(db, world.tenant, SystemRole.admin)
-    await member(db, world.tenant, SystemRole.admin, status="suspended")
+    second = await world.new_member(SystemRole.admin)
+    await world.new_member(SystemRole.admin, status="suspended")
     trainer = await role_id(db, SystemRole.trainer)
     # The System Admin acts here too, and may: the only rule that stops them is the last Admin.
     async with db.acting(world.system_admin.scope()) as session:
@@ -262,9 +257,8 @@ async def test_the_tenant_keeps_an_active_admin(db: Db) -> None:
 
 async def test_a_suspended_member_loses_this_tenant_only(db: Db) -> None:
     world = await make_world(db.url)
-    shared = await member(db, world.tenant)
+    shared = await world.new_member(also=SystemRole.trainer)
     async with system_session(db.url) as session:
-        await add_membership(session, shared, world.other, SystemRole.trainer)
         await sign_in(session, shared, world.tenant)
         await sign_in(session, shared, world.other)
     async with db.acting(world.admin.scope()) as session:
@@ -280,7 +274,7 @@ async def test_a_suspended_member_loses_this_tenant_only(db: Db) -> None:
 
 async def test_suspending_twice_records_once(db: Db) -> None:
     world = await make_world(db.url)
-    target = await member(db, world.tenant)
+    target = await world.new_member()
     async with db.acting(world.admin.scope()) as session:
         await service.suspend(session, target.id)
         await service.suspend(session, target.id)
@@ -320,9 +314,8 @@ async def test_reactivating_an_account_never_set_up_makes_it_invited_again(db: D
 
 async def test_a_two_factor_reset_of_a_shared_account_is_the_system_admins(db: Db) -> None:
     world = await make_world(db.url)
-    shared = await member(db, world.tenant)
+    shared = await world.new_member(also=SystemRole.trainer)
     async with system_session(db.url) as session:
-        await add_membership(session, shared, world.other, SystemRole.trainer)
         user = await session.get(User, shared.id)
         user.two_factor_enabled, user.totp_secret, user.recovery_codes = True, "JBSWY3DPEHPK3PXP", ["x"]
         await sign_in(session, shared, world.tenant)
@@ -348,7 +341,7 @@ async def test_a_membership_stops_being_primary_only_when_another_becomes_primar
 
 async def test_removing_a_member_keeps_the_account_and_drops_their_invitations_here(db: Db) -> None:
     world = await make_world(db.url)
-    target = await member(db, world.tenant)
+    target = await world.new_member()
     async with system_session(db.url) as session:
         await make_invitation(session, world.tenant, target, SystemRole.recruiter)
     async with db.acting(world.admin.scope()) as session:
