@@ -18,6 +18,7 @@ pytestmark = pytest.mark.postgres_only
 
 
 def _owner(url: str, query: str, params: tuple = ()) -> list[tuple]:
+    """The catalog, read raw as the owner: what the database itself says, no session class between."""
     with psycopg.connect(libpq_url(url)) as conn:
         return conn.execute(query, params).fetchall()
 
@@ -85,6 +86,7 @@ def test_the_app_role_has_exactly_its_privileges(migrated_database_url) -> None:
 
 
 def test_tables_of_later_revisions_get_the_same_privileges(migrated_database_url) -> None:
+    # Raw DDL as the owner, as a later revision would run it (rolled back).
     with psycopg.connect(libpq_url(migrated_database_url)) as conn:
         conn.execute("CREATE TABLE rls_later_revision_probe (id uuid PRIMARY KEY)")
         privileges = conn.execute(

@@ -40,6 +40,7 @@ def owned_database_url(backend: str, database_factory: DatabaseFactory) -> Itera
 
 
 def _count(url: str, table: str, *, system: bool) -> int:
+    """Rows the owner sees, raw: with or without the system setting, the policies alone decide."""
     with psycopg.connect(libpq_url(url)) as conn:
         if system:
             conn.execute("SELECT set_config('mobility.system', 'on', true)")
