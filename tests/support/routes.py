@@ -32,8 +32,9 @@ from tests.support.sessions import system_session
 
 # Path parameters that are not ids of rows, with a value that exists in every tenant.
 PATH_VALUES: dict[str, Any] = {
-    # A setting whose change does not alter how the caller's own later requests are answered.
-    "key": "users.invitationValidityDays",
+    # A setting whose change does not alter how the caller's own later requests are answered (nor
+    # how other tests' are: the calls commit into the run's shared database).
+    "key": "placements.passportValidityMonths",
 }
 
 # Bodies (or body fields) the generic builder cannot derive, by route.

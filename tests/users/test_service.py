@@ -32,6 +32,8 @@ from tests.support.admin_api import make_world, sign_in
 from tests.support.factories import add_membership, make_invitation, make_user, system_role
 from tests.support.sessions import Db, system_session
 
+VALIDITY = "users.invitationValidityDays"
+
 
 def new_email() -> str:
     return f"invitee-{secrets.token_hex(4)}@example.org"
@@ -56,10 +58,10 @@ async def live_sessions(session, user_id: uuid.UUID) -> set[uuid.UUID]:
 
 async def test_inviting_a_new_address_makes_an_invited_account_and_a_token_but_no_membership(db: Db) -> None:
     world = await make_world(db.url)
-    async with system_session(db.url) as session:
-        session.add(Setting(tenant_id=world.tenant.id, key="users.invitationValidityDays", value=3))
     trainer, email = await role_id(db, SystemRole.trainer), new_email()
     async with db.acting(world.admin.scope()) as session:
+        session.add(Setting(key=VALIDITY, value=3))  # the tenant's own invitation validity
+        await session.flush()
         invited = await service.invite(session, email=email.upper(), name="New Member", role_id=trainer)
         async with across_tenants(session):  # not a member: not among the tenant's users
             account = (await session.execute(select(User).where(User.email == email))).scalar_one()
@@ -367,6 +369,31 @@ async def test_another_tenants_member_does_not_exist_here(db: Db) -> None:
 
 
 # --- operator tasks (users/accounts.py, run by the CLI under the system scope) ------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug, left for the lead (no src/ change on this branch): under the system scope "
+    "issue_invitation_link reads users.invitationValidityDays of every tenant, not the invitation's "
+    "(MultipleResultsFound once two tenants set it; another tenant's value with one)",
+)
+async def test_an_operators_invitation_link_lasts_as_long_as_the_inviting_tenant_says(db: Db) -> None:
+    """`mobility users invitation-link` gives the invitation "a full validity again": the inviting
+    tenant's (users.invitationValidityDays), whatever other tenants chose."""
+    world = await make_world(db.url)
+    trainer, email = await role_id(db, SystemRole.trainer), new_email()
+    async with db.acting(world.admin.scope()) as session:
+        session.add(Setting(key=VALIDITY, value=3))
+        await session.flush()
+        await service.invite(session, email=email, name="New", role_id=trainer)
+        await apply_to_database(session, Scope.for_system())  # the operator, in the same unit of work
+        session.add(Setting(tenant_id=world.other.id, key=VALIDITY, value=30))
+        await session.flush()
+        await service.issue_invitation_link(session, email=email, tenant_code=world.tenant.code)
+        expires = (
+            await session.execute(select(UserInvitation.expires_at).where(UserInvitation.email == email))
+        ).scalar_one()
+    assert timedelta(days=3) - timedelta(minutes=5) < expires - utcnow() <= timedelta(days=3)
 
 
 async def test_an_account_is_found_by_id_or_by_e_mail_in_any_case(db: Db) -> None:
