@@ -8,7 +8,8 @@ rules, the tenant guard and the audit trail apply to them as in production.
   also inside `asyncio.run` in a synchronous test).
 - `Db.acting(scope)`: a unit of work as someone, the way the API opens it (on PostgreSQL as the app
   role, so row-level security is the second wall), always rolled back: for attacks and reads, and for
-  calling a domain's service directly (tests/<domain>/test_service.py).
+  calling a domain's service directly (tests/<domain>/test_service.py). `Db.unscoped()`: the same
+  before anyone is authenticated (login, authentication and /health bind their own scope).
 
 Deliberate exceptions open a raw connection instead (psycopg as the app role to prove row-level
 security alone, tests/rls; a background worker's own sessionmaker, tests/core/test_app_session.py);
