@@ -190,12 +190,12 @@ def _foreign_keys(connection: psycopg.Connection, placed: Mapping[str, Placement
                     f"{what}: between distributed tables without {DISTRIBUTION_COLUMN} on both sides, "
                     "at the same position"
                 )
-        if source is DISTRIBUTED and DISTRIBUTION_COLUMN in columns:
-            if on_delete in ("n", "d") or on_update in ("n", "d", "c"):
-                found.append(
-                    f"{what}: ON DELETE {_ACTIONS[on_delete]} / ON UPDATE {_ACTIONS[on_update]} on a key "
-                    f"that includes {DISTRIBUTION_COLUMN} (it would null or move the distribution column)"
-                )
+        moves_the_tenant = on_delete in ("n", "d") or on_update in ("n", "d", "c")
+        if source is DISTRIBUTED and DISTRIBUTION_COLUMN in columns and moves_the_tenant:
+            found.append(
+                f"{what}: ON DELETE {_ACTIONS[on_delete]} / ON UPDATE {_ACTIONS[on_update]} on a key "
+                f"that includes {DISTRIBUTION_COLUMN} (it would null or move the distribution column)"
+            )
     return found
 
 

@@ -106,7 +106,7 @@ def test_a_new_tenant_table_with_a_unique_key_on_another_column_alone_fails(cata
         {"probe_items": DISTRIBUTED},
         PROBE.format(extra='PRIMARY KEY ("tenantId", id), CONSTRAINT probe_items_code_key UNIQUE (code)'),
     )
-    assert problems == [f"probe_items: unique key probe_items_code_key on (code) does not include tenantId"]
+    assert problems == ["probe_items: unique key probe_items_code_key on (code) does not include tenantId"]
 
 
 def test_a_primary_key_without_the_tenant_fails_and_with_it_passes(catalogue) -> None:
