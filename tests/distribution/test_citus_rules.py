@@ -8,6 +8,7 @@ is rolled back, and see it reported: a checker that reports nothing proves nothi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -294,3 +295,14 @@ def test_before_citus_lists_exactly_the_policies_left_to_rewrite(catalogue) -> N
         "sessions: listed in mobility.distribution.BEFORE_CITUS, but no policy of it has a subquery any "
         "more: remove the entry",
     ]
+
+
+def test_the_plan_lists_each_table_where_the_classification_places_it() -> None:
+    """docs/scaling.md's table of placements says what mobility/distribution.py says."""
+    from mobility.ops.migrations import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "docs" / "scaling.md").read_text(encoding="utf-8")
+    for placement in Placement:
+        [row] = [line for line in text.splitlines() if line.startswith(f"| **{placement.value}**")]
+        listed = set(re.findall(r"`(\w+)`", row.rsplit("|", 2)[-2]))
+        assert listed == set(tables_of(placement)), placement
