@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mobility.audit.models import AuditLog, SystemAuditLog
 from mobility.authz.permissions import SystemRole
-from mobility.core import audit
+from mobility.core import audit, global_keys
 from mobility.core.errors import Conflict
 from mobility.core.models import new_id, utcnow
 from mobility.roles.models import Role
@@ -194,3 +194,19 @@ def test_the_two_trails_have_the_same_columns_but_the_tenant() -> None:
     tenants = {column.name for column in AuditLog.__table__.columns}
     installation = {column.name for column in SystemAuditLog.__table__.columns}
     assert tenants - installation == {"tenantId"} and installation <= tenants
+
+
+async def test_a_row_is_found_by_its_global_key_in_its_tenant_only(db: Db) -> None:
+    tenant_a, _, _ = await _admin_of_a_new_tenant(db)
+    _, admin_b, _ = await _admin_of_a_new_tenant(db)
+    enrollment = await _enrollment_in(db, tenant_a)
+    code = secrets.token_urlsafe(24)
+    async with db.system() as session:
+        session.add(_certificate(enrollment, code))
+    async with db.system() as session:
+        found = await global_keys.find(session, Certificate, "verification_code", code)
+        assert found is not None and (found.tenant_id, found.verification_code) == (tenant_a.id, code)
+        assert await global_keys.find(session, Certificate, "verification_code", code + "x") is None
+    # Another tenant's scope: its row rules hide the key and the certificate alike.
+    async with db.acting(admin_b) as session:
+        assert await global_keys.find(session, Certificate, "verification_code", code) is None

@@ -7,13 +7,16 @@ value with the tenant it belongs to (a reference table under Citus): unique ther
 the installation, and a lookup finds the tenant first, then the row in that tenant.
 
 A model declares such columns: `__global_keys__ = {"verification_code": CertificateCode}`, the key
-table having a column of the same name and `tenantId`. The row refers to the key table by a composite
+model having an attribute of the same name (and column) and `tenant_id`. The row refers to the key table by a composite
 foreign key (tenantId, <column>), so the database refuses a value that is not registered for the row's
 own tenant. Registering is done here, on every flush of the application's session class, for every new
 row and every changed value, in the same transaction, before the row itself is written: INSERT ... ON
 CONFLICT DO NOTHING, so a value registered already (by the same tenant) is fine, and one another tenant
 holds is then refused by the foreign key (a 409 through `audit.flush_as`). Rows of key tables are never
 deleted: a value once given stays its tenant's.
+
+A row is found by its global key with `find(session, Model, attribute, value)`: the key's tenant
+first, then the row in that tenant (one index probe each; one node each under Citus).
 
 Installed explicitly on the session class (mobility.app_session), never by import.
 """
@@ -22,8 +25,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from mobility.core.models import new_id
@@ -77,3 +81,21 @@ def _value_column(key_model: type) -> str:
     if len(columns) != 1:
         raise TypeError(f"{key_model.__tablename__}: a key table has one value column, not {columns}")
     return columns[0]
+
+
+async def find(
+    session: AsyncSession, model: type, attribute: str, value: Any, *, for_update: bool = False
+) -> Any | None:
+    """The row of `model` whose global key `attribute` is `value`, or None: the key's tenant from its
+    key table, then the row in that tenant by (tenantId, value), both through the session (its scope's
+    rules apply: a row they hide is None). `for_update` locks the row."""
+    key_model = global_keys(model)[attribute]
+    tenant_id = (
+        await session.execute(select(key_model.tenant_id).where(getattr(key_model, attribute) == value))
+    ).scalar_one_or_none()
+    if tenant_id is None:
+        return None
+    statement = select(model).where(model.tenant_id == tenant_id, getattr(model, attribute) == value)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()

@@ -37,7 +37,7 @@ from mobility.auth.credentials import hash_token, normalise_email
 from mobility.auth.sessions import revoke_all_sessions
 from mobility.auth.two_factor import clear_two_factor
 from mobility.authz.permissions import MATRIX, SystemRole
-from mobility.core import audit, security
+from mobility.core import audit, global_keys, security
 from mobility.core.db import lock_for_transaction
 from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from mobility.core.models import new_id, utcnow
@@ -48,7 +48,7 @@ from mobility.roles import service as roles_service
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
 from mobility.tenants.models import Tenant
-from mobility.users.models import InvitationToken, User, UserInvitation, UserTenant, user_by_email
+from mobility.users.models import User, UserInvitation, UserTenant, user_by_email
 
 INVITATION_TOKEN_BYTES = 32  # 256 bits
 
@@ -880,25 +880,10 @@ async def accept_invitation(
     never set up: an account with a password accepts invitations logged in (/me/invitations)."""
     await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
     now = utcnow()
-    token_hash = hash_token(token)
-    # The token's tenant first (a global key: invitation_tokens), then the invitation in that tenant:
-    # each an index probe, and under Citus one node each (mobility.distribution).
-    tenant_id = (
-        await session.execute(
-            select(InvitationToken.tenant_id).where(InvitationToken.token_hash == token_hash)
-        )
-    ).scalar_one_or_none()
-    # Locked: of two requests with one token, the second waits and then finds it used.
-    invitation = (
-        (
-            await session.execute(
-                select(UserInvitation)
-                .where(UserInvitation.tenant_id == tenant_id, UserInvitation.token_hash == token_hash)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if tenant_id is not None
-        else None
+    # A global key (core/global_keys.py): the token's tenant, then the invitation in it. Locked: of two
+    # requests with one token, the second waits and then finds it used.
+    invitation = await global_keys.find(
+        session, UserInvitation, "token_hash", hash_token(token), for_update=True
     )
     if invitation is None:
         raise InvitationNotFound("This invitation does not exist; check the link.")
