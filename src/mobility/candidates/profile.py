@@ -1,49 +1,23 @@
 """The typed parts of a candidate's profile: identity numbers, dates, and the structured sections
 (emergency contact, skills, languages, education, work history) kept as JSON columns.
 
-Pure rules, no database. Dates that depend on "today" (date of birth, passport expiry) read it from the
-validation context (`context={"today": date}`) when one is given, else from the UTC clock: the
-service and the tests can fix the day, a request body cannot.
+Pure rules, no database. Rules that depend on the day (date of birth, passport expiry, dates of
+schooling and work) read it as core/calendar.py says: a validation context may fix it.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
+from mobility.core.calendar import add_years, age_on, today
 from mobility.core.contact import EmailAddress, PhoneNumber, person_name
 from mobility.core.iso_codes import IsoCountry, IsoLanguage
 from mobility.core.schemas import InputModel, IsoDate, SingleLine
-
-# ------------------------------------------------------------------------------------------- today
-
-
-def today(info: ValidationInfo | None = None) -> date:
-    """The day the input is judged on: the validation context's `today`, else today in UTC."""
-    context = info.context if info is not None else None
-    if isinstance(context, dict) and isinstance(context.get("today"), date):
-        return context["today"]
-    return datetime.now(UTC).date()
-
-
-def add_years(day: date, years: int) -> date:
-    """The same calendar day `years` later (earlier when negative); 29 February becomes 28 February
-    in a common year."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
-
-
-def age_on(born: date, day: date) -> int:
-    """Completed years on `day`. Someone born on 29 February completes a year on 1 March in a common
-    year (their birthday has not come while the date is still before 29 February)."""
-    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
-
 
 # ---------------------------------------------------------------------------------- date of birth
 
