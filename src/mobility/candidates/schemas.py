@@ -43,11 +43,6 @@ MAX_NOTES = 5000
 PHONE_FIELDS = ("phone", "emergency_contact.phone")
 
 
-def _passport_after_birth(born: date | None, expiry: date | None) -> None:
-    if born is not None and expiry is not None and expiry <= born:
-        raise ValueError("passportExpiry must be after dateOfBirth")
-
-
 class _ProfileCreate(InputModel):
     first_name: Name = Field(examples=["Mere"])
     middle_name: Name | None = None
@@ -76,9 +71,9 @@ class _ProfileCreate(InputModel):
 
     @model_validator(mode="after")
     def _passport(self) -> _ProfileCreate:
+        # (An expiry before the birth cannot pass both fields' ranges: 16+ years old, expired 10- ago.)
         if self.passport_expiry is not None and self.passport_number is None:
             raise ValueError("passportExpiry needs passportNumber")
-        _passport_after_birth(self.date_of_birth, self.passport_expiry)
         return self
 
 
@@ -137,11 +132,6 @@ class PartnerCandidateUpdate(CandidateSelfUpdate):
         # Only when the same body carries the nationality; else + form (the service may validate again
         # with the stored nationality in the data when it wants national forms read).
         return national_phones(data, "nationality", *PHONE_FIELDS)
-
-    @model_validator(mode="after")
-    def _passport(self) -> PartnerCandidateUpdate:
-        _passport_after_birth(self.date_of_birth, self.passport_expiry)
-        return self
 
 
 class CandidateUpdate(PartnerCandidateUpdate):
