@@ -103,7 +103,7 @@ PhoneNumber = Annotated[
     str,
     BeforeValidator(_phone),
     Field(
-        max_length=16,
+        max_length=_PHONE_MAX_TEXT,  # as typed; E.164 itself is at most 16 characters
         description="E.164 (stored as +<country code><number>); typed without + it is read as a number "
         "of the record's country",
         examples=["+6799212345"],
