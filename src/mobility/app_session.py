@@ -6,7 +6,9 @@ than by whatever happened to be imported:
 - `mobility.models` first: every model is mapped, so the rules know every table (a statement that
   names a table instead of its model is refused whichever was imported first);
 - `row_rules`: who sees which rows (mobility.authz.rules), the one table of them;
-- the audit trail (core.audit) into `audit_logs`.
+- the audit trail (core.audit) into `audit_logs`;
+- stored files that follow the transaction (core.files): removed after a rollback, or after the commit
+  that dropped the last row naming them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import mobility.models  # noqa: F401  (every model mapped before the rules read the registry)
 from mobility.audit.models import AuditLog
 from mobility.authz.rules import ROW_RULES
-from mobility.core import audit, db
+from mobility.core import audit, db, files
 from mobility.core.tenancy import ScopedSession
 
 
@@ -25,6 +27,7 @@ class AppSession(ScopedSession):
 
 
 audit.install_trail(AppSession, AuditLog)
+files.install_file_lifecycle(AppSession)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,7 +7,6 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # Room for the form fields around an uploaded file in a multipart body (type, number, dates, boundaries).
 UPLOAD_FORM_ALLOWANCE = 64 * 1024
 
