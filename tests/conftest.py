@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
     bucket, for the run; started only when a test asks for it (tests/support/s3.py)."""
     with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
         yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+async def file_storage(request: pytest.FixtureRequest, tmp_path: Path):
+    """Each file storage the settings can choose (core/storage.py): a directory under the test's
+    tmp_path, and a key prefix of its own in the S3 server's bucket."""
+    from mobility.core.storage import LocalDiskStorage
+
+    if request.param == "local":
+        storage = LocalDiskStorage(tmp_path / "files")
+    else:
+        server = request.getfixturevalue("s3_server")
+        storage = server.storage(tmp_path / "staging", prefix=f"test-{secrets.token_hex(6)}")
+    yield storage
+    await storage.close()

@@ -34,42 +34,13 @@ from mobility.core.storage import (
     open_storage,
 )
 from tests.support.s3 import S3Server
-
-BACKENDS = ("local", "s3")
-
-
-@pytest.fixture(params=BACKENDS)
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FileStorage]:
-    if request.param == "local":
-        made: FileStorage = LocalDiskStorage(tmp_path / "files")
-    else:
-        server: S3Server = request.getfixturevalue("s3_server")
-        # A prefix per test: the tests share the run's bucket, and each sees only its own objects.
-        made = server.storage(tmp_path / "staging", prefix=f"test-{secrets.token_hex(6)}")
-    yield made
-    await made.close()
+from tests.support.storage import chunks_of, stored_names
 
 
-def stored_names(storage: FileStorage) -> set[str]:
-    """Every file the storage holds, staged ones included: what "leaves nothing" is checked against."""
-    staged = {f"staging:{path.name}" for path in storage.staging_dir.iterdir()}
-    if isinstance(storage, LocalDiskStorage):
-        files = {
-            str(path.relative_to(storage.root))
-            for path in storage.root.rglob("*")
-            if path.is_file() and storage.staging_dir not in path.parents
-        }
-    else:
-        assert isinstance(storage, S3Storage)
-        listing = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=storage.prefix)
-        files = {item["Key"].removeprefix(storage.prefix) for item in listing.get("Contents", [])}
-    return files | staged
-
-
-async def chunks_of(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-        await asyncio.sleep(0)
+@pytest.fixture
+def storage(file_storage: FileStorage) -> FileStorage:
+    """Each implementation in turn (the root conftest's `file_storage`: local disk, the S3 server)."""
+    return file_storage
 
 
 async def read_all(storage: FileStorage, key: str) -> bytes:

@@ -90,9 +90,10 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = Field(default=None, repr=False)
     # Uploaded files (core/uploads.py): the largest file (413 past it, counted as it streams in), and
     # the most pixels an image may claim in its header (a decompression bomb: a few KiB that decode to
-    # gigabytes). 100 MP is above any phone camera's default output and a 600 dpi A3 scan.
+    # gigabytes). 80 MP is above a phone camera's default output (12-50 MP) and a 600 dpi A3 scan
+    # (70 MP), and below Pillow's own warning (89 MP).
     max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(default=100_000_000, ge=1)
+    max_image_pixels: int = Field(default=80_000_000, ge=1)
 
     @field_validator("database_url", "app_database_url")
     @classmethod

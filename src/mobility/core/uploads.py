@@ -37,9 +37,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from mobility.core import files
 from mobility.core.errors import AppError
+from mobility.core.storage import FileStorage, StoredFile
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from mobility.core.config import Settings
 
 
@@ -252,6 +256,48 @@ def _check_image(path: Path, kind: FileKind, max_pixels: int) -> ImageFacts:
     return ImageFacts(width=width, height=height)
 
 
+# --- the one call a service makes ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload checked and stored, with what its row records."""
+
+    stored: StoredFile  # key, sha256, size
+    kind: FileKind  # kind.content_type: what the file is, from its content
+    file_name: str  # the safe name to show and to download it as
+    image: ImageFacts | None  # an image's pixel dimensions
+
+
+async def store_upload(
+    session: AsyncSession,
+    storage: FileStorage,
+    chunks: AsyncIterable[bytes],
+    *,
+    client_name: str | None,
+    references: files.References,
+    settings: Settings,
+    namespace: str | None = None,
+) -> Upload:
+    """Check and store an uploaded file as part of the session's transaction (core/files.py): the size
+    cap while it streams in (413), its type from its first bytes (415), not empty (422), the whole-file
+    checks before it becomes visible (422), then stored by content. Any refusal, or the stream failing
+    half-way, leaves no file behind; a rollback later removes it again."""
+    check = UploadCheck.from_settings(settings)
+    stored = await files.store(
+        session,
+        storage,
+        check.stream(chunks),
+        references=references,
+        namespace=namespace,
+        verify=check.inspect,
+    )
+    assert check.kind is not None
+    return Upload(
+        stored=stored, kind=check.kind, file_name=safe_file_name(client_name, check.kind), image=check.image
+    )
+
+
 # --- names ------------------------------------------------------------------------------------------
 
 MAX_NAME_LENGTH = 150
@@ -301,8 +347,9 @@ def _tidy(name: str) -> str:
 # RFC 5987 attr-char, less nothing: what may stand unencoded in filename*=UTF-8''...
 _ATTR_CHARS = "!#$&+-.^_`|~"
 # What may stand in the quoted ASCII filename="...": printable ASCII but the quote and the backslash
-# (which would need escaping, and which some clients read as a path separator).
-_UNQUOTABLE = re.compile(r'[^\x20-\x7e]|["\\]')
+# (which would need escaping, and which some clients read as a path separator), the semicolon (which
+# naive parsers split parameters at) and the percent sign (which some browsers decode there).
+_UNQUOTABLE = re.compile(r'[^\x20-\x7e]|["\\;%]')
 
 
 def content_disposition(file_name: str, *, disposition: str = "attachment") -> str:
