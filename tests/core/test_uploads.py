@@ -18,9 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from mobility.app_session import create_sessionmaker
 from mobility.core.config import Settings
-from mobility.core.db import create_engine
 from mobility.core.errors import PROBLEM_JSON, install_error_handlers
 from mobility.core.scope import Scope, apply_to_database
 from mobility.core.storage import FileStorage
@@ -40,8 +38,16 @@ from mobility.core.uploads import (
     safe_file_name,
     store_upload,
 )
+from tests.core.scoped import Db, PerBackend
 from tests.support import sample_files
-from tests.support.storage import add_reference, chunks_of, create_references_table, references, stored_names
+from tests.support.storage import (
+    add_reference,
+    chunks_of,
+    create_references_table,
+    new_namespace,
+    references,
+    stored_names,
+)
 
 MiB = 1024 * 1024
 
@@ -223,13 +229,11 @@ async def test_each_refusal_is_a_problem_answer() -> None:
 
 
 @pytest.fixture
-async def sessions(empty_database_url: str) -> AsyncIterator[async_sessionmaker]:
-    """Application sessions (AppSession) on a fresh database of the test's backend that holds a table
-    of references to stored files (the documents table's stand-in)."""
-    engine = create_engine(empty_database_url)
-    await create_references_table(engine)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
+async def sessions(db: Db, per_backend: PerBackend, backend: str) -> async_sessionmaker:
+    """Application sessions (AppSession, as the owner) on the test database of the backend, which holds
+    a table of references to stored files (the documents table's stand-in)."""
+    await per_backend.get("file_references", backend, lambda: create_references_table(db.engine))
+    return db.sessionmaker
 
 
 SETTINGS = Settings()  # the defaults: 10 MiB, 80 megapixels
@@ -243,8 +247,11 @@ async def upload(
     *,
     settings: Settings = SETTINGS,
     chunks: AsyncIterator[bytes] | None = None,
+    namespace: str | None = None,
 ) -> Upload:
-    """Upload `data` in a transaction that records a reference to it and commits; an error rolls it back."""
+    """Upload `data` in a transaction that records a reference to it and commits; an error rolls it back.
+    In a namespace of its own unless given: the test database's reference table is the run's."""
+    namespace = namespace or new_namespace()
     async with sessions() as session, session.begin():
         await apply_to_database(session, Scope(tenant_id=uuid.uuid4(), actor_id=uuid.uuid4(), role="Admin"))
         accepted = await store_upload(
@@ -254,6 +261,7 @@ async def upload(
             client_name=client_name,
             references=references,
             settings=settings,
+            namespace=namespace,
         )
         await add_reference(session, accepted.stored.key)
     return accepted
@@ -288,8 +296,12 @@ async def test_an_allowed_file_is_stored(sessions, file_storage: FileStorage, da
 
 
 async def test_the_name_never_chooses_where_a_file_lands(sessions, file_storage: FileStorage) -> None:
-    accepted = await upload(sessions, file_storage, sample_files.pdf(), "../../../../etc/cron.d/x\x00\n.pdf")
-    assert accepted.stored.key == f"sha256/{accepted.stored.sha256[:2]}/{accepted.stored.sha256}"
+    namespace = new_namespace()
+    accepted = await upload(
+        sessions, file_storage, sample_files.pdf(), "../../../../etc/cron.d/x\x00\n.pdf", namespace=namespace
+    )
+    sha256 = accepted.stored.sha256
+    assert accepted.stored.key == f"{namespace}/sha256/{sha256[:2]}/{sha256}"
     assert accepted.file_name == "x.pdf"
     assert stored_names(file_storage) == {accepted.stored.key}
 

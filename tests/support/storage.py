@@ -4,6 +4,7 @@ references to stored files (the documents table's stand-in, core/files.py `Refer
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mobility.core.s3storage import S3Storage
 from mobility.core.storage import FileStorage, LocalDiskStorage
+from tests.support.databases import APP_ROLE
 
 
 def stored_names(storage: FileStorage) -> set[str]:
@@ -37,12 +39,34 @@ async def chunks_of(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
 
 
 async def create_references_table(engine: AsyncEngine) -> None:
+    """In the test database (tests/core/scoped.py's, one per backend for the run): tests use a namespace
+    of their own, so their keys, and the rows naming them, never meet."""
     async with engine.begin() as connection:
-        await connection.execute(text('CREATE TABLE file_references ("storageKey" VARCHAR(600) NOT NULL)'))
+        await connection.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS file_references"
+                ' (id VARCHAR(32) PRIMARY KEY, "storageKey" VARCHAR(600) NOT NULL)'
+            )
+        )
+        if connection.dialect.name == "postgresql":  # the API's role uses it too (tests/core/scoped.py)
+            await connection.execute(text(f"GRANT SELECT, INSERT, DELETE ON file_references TO {APP_ROLE}"))
 
 
-async def add_reference(session: AsyncSession, key: str) -> None:
-    await session.execute(text('INSERT INTO file_references ("storageKey") VALUES (:key)'), {"key": key})
+def new_namespace() -> str:
+    return f"test-{secrets.token_hex(8)}"
+
+
+async def add_reference(session: AsyncSession, key: str) -> str:
+    """A row naming `key`; returns the row's id."""
+    row = secrets.token_hex(16)
+    await session.execute(
+        text('INSERT INTO file_references (id, "storageKey") VALUES (:id, :key)'), {"id": row, "key": key}
+    )
+    return row
+
+
+async def drop_reference(session: AsyncSession, row: str) -> None:
+    await session.execute(text("DELETE FROM file_references WHERE id = :id"), {"id": row})
 
 
 async def drop_references(session: AsyncSession, key: str) -> None:

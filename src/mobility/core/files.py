@@ -27,8 +27,9 @@ Concurrent uploads of the same bytes, and a removal racing a new upload of them,
 per key: a transaction that stores a file holds a shared lock on its key from just before the file
 appears until the transaction ends; a removal takes the lock exclusively, without waiting, and keeps the
 file if it cannot (someone is storing the same bytes right now). On PostgreSQL these are advisory locks
-of the transaction; on SQLite, which serves one host (and by default one process), a count per key
-kept by the process. Whatever goes wrong while removing (the database or the store unreachable), the
+of the transaction; on SQLite, which serves one host and by default one process, the same kept by the
+process (several worker processes on one SQLite database are not covered: an upload racing the
+removal of the same bytes in another process could lose its file). Whatever goes wrong while removing (the database or the store unreachable), the
 file is kept and a warning logged: a failure leaves an orphaned file (disk space), never a lost one.
 
 The removals run inside the session's commit, rollback or close (SQLAlchemy's session events, awaited
@@ -43,9 +44,11 @@ transaction open (how the request's unit of work, core/deps.py, rolls back) fire
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +157,11 @@ def _current_transaction(session: AsyncSession) -> SessionTransaction:
 
 # --- the lock per key ------------------------------------------------------------------------------
 
-# SQLite: (database, key) -> transactions of this process that hold the key.
+# SQLite: (database, key) -> transactions of this process that hold the key, and the removals under way
+# (each with an event set when it ends). One event loop's tasks share them: no thread, no await between
+# a look and a change.
 _HELD: Counter[tuple[str, str]] = Counter()
+_REMOVING: dict[tuple[str, str], asyncio.Event] = {}
 
 
 def _lock_name(key: str) -> str:
@@ -167,27 +173,41 @@ def _database_of(engine: AsyncEngine) -> str:
 
 
 async def _hold(session: AsyncSession, work: _Work, key: str) -> None:
-    """Hold `key` (shared) until the session's transaction ends."""
+    """Hold `key` (shared) until the session's transaction ends; waits for a removal of it under way."""
     if session.bind.dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_advisory_xact_lock_shared(hashtextextended(:name, 0))"), {"name": _lock_name(key)}
         )
-    else:
-        held = (_database_of(work.engine), key)
-        _HELD[held] += 1
-        work.holds.append(held)
+        return
+    held = (_database_of(work.engine), key)
+    while (removal := _REMOVING.get(held)) is not None:
+        await removal.wait()
+    _HELD[held] += 1
+    work.holds.append(held)
 
 
-async def _lock_exclusively(session: AsyncSession, engine: AsyncEngine, key: str) -> bool:
-    """Take `key` for a removal, without waiting: False if a transaction storing it is under way."""
+@asynccontextmanager
+async def _exclusively(session: AsyncSession, engine: AsyncEngine, key: str) -> AsyncIterator[bool]:
+    """Take `key` for a removal, without waiting: False if a transaction storing it is under way. Held
+    until the block ends (PostgreSQL: until the transaction the block is in ends)."""
     if session.bind.dialect.name == "postgresql":
-        return bool(
+        yield bool(
             await session.scalar(
                 text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))"),
                 {"name": _lock_name(key)},
             )
         )
-    return _HELD[(_database_of(engine), key)] == 0
+        return
+    held = (_database_of(engine), key)
+    if _HELD[held] > 0 or held in _REMOVING:
+        yield False
+        return
+    _REMOVING[held] = removal = asyncio.Event()
+    try:
+        yield True
+    finally:
+        del _REMOVING[held]
+        removal.set()
 
 
 def _release_holds(work: _Work) -> None:
@@ -279,10 +299,11 @@ async def _remove_if_unreferenced(
         session.begin(),
     ):
         await apply_to_database(session, system)
-        if not await _lock_exclusively(session, engine, file.key):
-            logger.info("stored file %s kept: a transaction is storing the same bytes", file.key)
-            return
-        if await file.references(session, file.key):
-            return
-        # Under the lock: no transaction can make the file appear again until this one ends.
-        await file.storage.delete(file.key)
+        async with _exclusively(session, engine, file.key) as taken:
+            if not taken:
+                logger.info("stored file %s kept: a transaction is storing the same bytes", file.key)
+                return
+            if await file.references(session, file.key):
+                return
+            # Under the lock: no transaction can make the file appear again until this one ends.
+            await file.storage.delete(file.key)
