@@ -97,3 +97,11 @@ def animated(kind: str) -> bytes:
     frames = [Image.new("RGB", (32, 32), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     frames[0].save(buffer, kind, save_all=True, append_images=frames[1:], duration=100, loop=0)
     return buffer.getvalue()
+
+
+def multi_picture_jpeg() -> bytes:
+    """A JPEG with a second picture in it (MPO, as some phones write: a preview, a depth map)."""
+    buffer = io.BytesIO()
+    pictures = [Image.new("RGB", (40, 30), colour) for colour in ((10, 20, 30), (200, 200, 200))]
+    pictures[0].save(buffer, "MPO", save_all=True, append_images=pictures[1:])
+    return buffer.getvalue()

@@ -19,7 +19,8 @@ An upload is judged by its bytes, never by the name or Content-Type the client s
 - Then the whole file, once staged and before it becomes visible (`UploadCheck.inspect`, run by
   core.files.store): an image's header must be read by Pillow as the format its first bytes claim,
   and its pixel dimensions stay under `max_image_pixels` (a decompression bomb: a few KiB that decode
-  to gigabytes); animated images are refused (no document is animated). Nothing is decoded: only
+  to gigabytes); animated PNG and WebP images are refused (no document is animated, and a person
+  checking one frame would not see the others). Nothing is decoded: only
   headers are read. A PDF must end with its end-of-file marker (a cut-off file cannot be checked by a
   person either).
 - The name: `safe_file_name` keeps a client's name only as a label (directories, control, format and
@@ -238,7 +239,9 @@ def _check_image(path: Path, kind: FileKind, max_pixels: int) -> ImageFacts:
         # limit, before our (lower) one is checked.
         with Image.open(path, formats=[kind.pillow_format]) as image:
             width, height = image.size
-            animated = getattr(image, "is_animated", False)
+            # APNG and animated WebP. Not JPEG: a phone's JPEG may carry more pictures (MPO: previews,
+            # depth maps) that are no animation.
+            animated = kind is not JPEG and getattr(image, "is_animated", False)
     except Image.DecompressionBombError:
         raise ImageTooLarge(None, None, max_pixels) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
