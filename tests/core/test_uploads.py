@@ -379,3 +379,10 @@ async def test_the_size_cap_is_a_setting(sessions, file_storage: FileStorage) ->
     assert stored_names(file_storage) == set()
     accepted = await upload(sessions, file_storage, pdf, settings=Settings(max_file_bytes=len(pdf)))
     assert accepted.stored.size == len(pdf)
+
+
+def test_the_multipart_cap_follows_the_file_cap() -> None:
+    assert Settings(max_file_bytes=20 * MiB).max_upload_bytes == 20 * MiB + 64 * 1024
+    assert Settings(max_file_bytes=MiB, max_upload_bytes=3 * MiB).max_upload_bytes == 3 * MiB
+    with pytest.raises(ValueError, match="MOBILITY_MAX_UPLOAD_BYTES"):
+        Settings(max_file_bytes=20 * MiB, max_upload_bytes=10 * MiB)
