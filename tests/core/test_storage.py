@@ -309,3 +309,11 @@ def test_the_api_loads_no_s3_client_unless_configured(tmp_path: Path, s3_server:
     }
     # The check can see boto3 when it is there.
     assert loaded_by_the_app(s3) == {"storage": "S3Storage", "boto3": True, "pillow": False}
+
+
+@pytest.mark.parametrize("namespace", ["../etc", "Tenant", "a/b", ".", "x" * 65, "-a", "a\x00"])
+def test_content_key_refuses_a_namespace_that_is_not_one_path_segment(namespace: str) -> None:
+    sha256 = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(InvalidKey):
+        content_key(sha256, namespace)
+    assert content_key(sha256, "0190f0a2-1111-7000-8000-000000000001").count("/") == 3
