@@ -164,6 +164,8 @@ def parsed_filename(header: str) -> str:
         ),
         ("護照.pdf", "attachment; filename=\"document.pdf\"; filename*=UTF-8''%E8%AD%B7%E7%85%A7.pdf"),
         ('say "hi".pdf', "attachment; filename=\"say _hi_.pdf\"; filename*=UTF-8''say%20%22hi%22.pdf"),
+        # ; and % in the plain name: some clients split parameters at the one, decode the other.
+        ("report;100%.pdf", "attachment; filename=\"report_100_.pdf\"; filename*=UTF-8''report%3B100%25.pdf"),
     ],
 )
 def test_content_disposition(name: str, header: str) -> None:
