@@ -19,7 +19,6 @@ request (exit stacks, shielding; bench/auth.py), as much as a database round tri
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Annotated, Any
 
 import asyncpg
@@ -169,9 +168,7 @@ _DATABASE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
-    ConnectionError,
-    TimeoutError,
-    socket.gaierror,
+    OSError,  # refused, reset, timed out, the host name unresolved (socket.gaierror)
 )
 
 
