@@ -425,8 +425,14 @@ def print_results(
     )
 
 
-def verdict(table: dict, checks: dict, recovered: float | None) -> list[str]:
+def verdict(table: dict, checks: dict, recovered: float | None, server_log: dict, workers: int) -> list[str]:
     missed = []
+    # Issue 9: "one line per outage episode is enough": two faults, each at most one episode per process.
+    allowed = 2 * workers
+    if server_log["outage_lines"] > allowed:
+        missed.append(f"{server_log['outage_lines']} 'database unavailable' lines (goal <= {allowed})")
+    if server_log["tracebacks"]:
+        missed.append(f"{server_log['tracebacks']} tracebacks logged")
     for phase, row in table.items():
         if row["other_5xx"]:
             missed.append(f"{row['other_5xx']} other 5xx while {phase}")
@@ -525,12 +531,21 @@ def main(argv: list[str] | None = None) -> int:
             else "after the outage: no 2xx"
         )
         log = server.log_path.read_text()
-        server_log = {"tracebacks": log.count("Traceback"), "outage_lines": log.count("database unavailable")}
+        outage_lines = [
+            line for line in log.splitlines() if "unavailable" in line or "available again" in line
+        ]
+        server_log = {
+            "tracebacks": log.count("Traceback"),
+            "outage_lines": sum("database unavailable" in line for line in outage_lines),
+            "lines": outage_lines[:100],
+        }
         print_results(table, checks, recovered, steady, schedule)
         print(
             f"server log: {server_log['tracebacks']} tracebacks, {server_log['outage_lines']} 'database unavailable' lines"
         )
-        missed = verdict(table, checks, recovered)
+        for line in server_log["lines"][:20]:
+            print(f"  {line}")
+        missed = verdict(table, checks, recovered, server_log, args.workers)
         print("GOALS " + ("met" if not missed else "MISSED: " + "; ".join(missed)))
         RESULTS_DIR.mkdir(exist_ok=True)
         out = RESULTS_DIR / f"faults-{started_at:%Y%m%dT%H%M%SZ}.json"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from tests.support.app import api_client
 from tests.support.databases import BACKENDS, DatabaseFactory, ensure_app_role, postgres_reachable
 from tests.support.per_backend import PER_BACKEND, PerBackend
+from tests.support.s3 import running_s3_server
 from tests.support.sessions import Db
 
 
@@ -113,3 +115,26 @@ async def client(
     return await per_backend.enter(
         "api-client-without-rls", backend, lambda: api_client(db.url, app_database_url=db.url)
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3-compatible server (moto's server mode, its own process on a loopback port) with an empty
+    bucket, for the run; started only when a test asks for it (tests/support/s3.py)."""
+    with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+async def file_storage(request: pytest.FixtureRequest, tmp_path: Path):
+    """Each file storage the settings can choose (core/storage.py): a directory under the test's
+    tmp_path, and a key prefix of its own in the S3 server's bucket."""
+    from mobility.core.storage import LocalDiskStorage
+
+    if request.param == "local":
+        storage = LocalDiskStorage(tmp_path / "files")
+    else:
+        server = request.getfixturevalue("s3_server")
+        storage = server.storage(tmp_path / "staging", prefix=f"test-{secrets.token_hex(6)}")
+    yield storage
+    await storage.close()

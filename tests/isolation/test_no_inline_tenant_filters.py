@@ -27,6 +27,11 @@ ALLOWED = {
     "auth/sessions.py": "ends a user's sessions acting in one tenant (a suspended membership)",
     # Seeding works across tenants with the system scope.
     "ops/seed.py": "creates tenants and their sample data",
+    # A global key's tenant routes the lookup of its row (0015, docs/scaling.md).
+    "core/global_keys.py": "finds a row by a global key in the key's tenant",
+    # Operator tasks across tenants (system scope, Core statements): a membership is named by its
+    # primary key, (tenantId, id).
+    "users/accounts.py": "names a membership by its primary key (tenantId, id) in a merge",
 }
 
 # `X.tenant_id == y`, `y == X.tenant_id`, `"tenantId" ==`, `c.tenantId ==`, `filter_by(tenant_id=...)`

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.admin_api import make_world
 from tests.support.app import api_client
-from tests.support.databases import app_role_url
+from tests.support.databases import APP_ROLE, PG_ADMIN_URL, app_role_url
 from tests.support.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.postgres_only
@@ -92,19 +93,82 @@ async def test_requests_while_the_database_is_down_are_503_and_service_resumes(
             await proxy.restore()
             await _until_served(client, world)
             after = await _requests(client, world)
-            for _ in range(50):  # the outage's closing line comes from its probe, once a second
-                if any("available again" in r.getMessage() for r in caplog.records):
-                    break
-                await asyncio.sleep(0.1)
+            await _until_logged_back(caplog)
     finally:
         await proxy.close()
     assert {name: r.status_code for name, r in after.items()} == {
         "read": 200, "me": 200, "write": 200, "upsert": 200, "login": 401, "audit": 200,
     }  # fmt: skip
     assert _problems(caplog) == []
-    outage_lines = [r.getMessage() for r in caplog.records if r.name == "mobility.core.db"]
-    assert len(outage_lines) == 2, outage_lines
-    assert "database unavailable" in outage_lines[0] and "available again" in outage_lines[1]
+    _one_episode_logged(caplog)
+
+
+def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every log line, from any logger, that speaks of the database being unavailable or back."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if "unavailable" in r.getMessage() or "available again" in r.getMessage()
+    ]
+
+
+def _one_episode_logged(caplog: pytest.LogCaptureFixture) -> None:
+    lines = _outage_lines(caplog)
+    assert len(lines) == 2, lines
+    assert "database unavailable" in lines[0] and "available again" in lines[1]
+
+
+async def _until_logged_back(caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(50):  # the outage's closing line comes from its probe, once a second
+        if any("available again" in r.getMessage() for r in caplog.records):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def test_a_database_restart_is_one_logged_episode_of_503s(
+    backend, migrated_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart as PostgreSQL does it: every backend ended with FATAL 57P01 (pg_terminate_backend,
+    the same message a shutdown sends), then new connections refused with FATAL 57P03 "starting up"
+    (the proxy answers that, the shared server is not restarted), then served again. Every request in
+    between is a 503, and the whole episode is two log lines, whatever error each request met."""
+    url = migrated_database_url
+    world = await make_world(url)
+    pg = make_url(url)
+    proxy = await CuttableProxy(pg.host, pg.port).start()
+    caplog.set_level(logging.INFO)
+    try:
+        async with api_client(
+            url, app_database_url=_through(proxy, app_role_url(url)), database_connect_timeout=2
+        ) as client:
+            before = await _requests(client, world)
+            assert all(r.status_code in (200, 401) for r in before.values())
+            _terminate_app_backends(pg.database)
+            await proxy.starting()
+            during = [await _requests(client, world) for _ in range(3)]
+            await proxy.restore()
+            await _until_served(client, world)
+            after = await _requests(client, world)
+            await _until_logged_back(caplog)
+    finally:
+        await proxy.close()
+    for responses in during:
+        for response in responses.values():
+            _unavailable(response)
+    assert proxy.connections > 0
+    assert {name: r.status_code for name, r in after.items()} == {
+        name: r.status_code for name, r in before.items()
+    }
+    assert _problems(caplog) == []
+    _one_episode_logged(caplog)
+
+
+def _terminate_app_backends(dbname: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND usename = %s",
+            (dbname, APP_ROLE),
+        )
 
 
 async def test_an_app_started_while_the_database_is_down_answers_503_then_serves(

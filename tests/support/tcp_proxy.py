@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from contextlib import suppress
+
+_SSL_REQUEST = 80877103  # the code of PostgreSQL's SSLRequest packet
 
 
 class CuttableProxy:
@@ -21,16 +24,13 @@ class CuttableProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
         self.connections = 0  # accepted since start
+        # While set, each new connection is answered as PostgreSQL answers during a restart
+        # (FATAL 57P03 "the database system is starting up") instead of being forwarded.
+        self.starting_up = False
 
     async def start(self) -> CuttableProxy:
         await self.restore()
         return self
-
-    async def restore(self) -> None:
-        if self._server is None:
-            self._server = await asyncio.start_server(
-                self._handle, "127.0.0.1", self.port, reuse_address=True
-            )
 
     async def cut(self) -> None:
         if self._server is not None:
@@ -49,6 +49,23 @@ class CuttableProxy:
     def is_cut(self) -> bool:
         return self._server is None
 
+    async def starting(self) -> None:
+        """From now on, answer new connections as a server that is starting up (until `restore()`);
+        connections already open are cut, as a restart ends them."""
+        await self.cut()
+        await self._listen()
+        self.starting_up = True
+
+    async def restore(self) -> None:
+        self.starting_up = False
+        await self._listen()
+
+    async def _listen(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(
+                self._handle, "127.0.0.1", self.port, reuse_address=True
+            )
+
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
         task = asyncio.current_task()
@@ -56,6 +73,9 @@ class CuttableProxy:
         self._writers.add(client_w)
         server_w = None
         try:
+            if self.starting_up:
+                await _refuse_as_starting_up(client_r, client_w)
+                return
             server_r, server_w = await asyncio.open_connection(*self.target)
             self._writers.add(server_w)
             await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
@@ -67,6 +87,30 @@ class CuttableProxy:
                     self._writers.discard(writer)
                     _abort(writer)
             self._tasks.discard(task)
+
+
+async def _refuse_as_starting_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """PostgreSQL's answer to a client connecting while it starts up: after the startup packet (and a
+    refused SSLRequest before it), an ErrorResponse FATAL 57P03, then the connection is closed."""
+    length, code = struct.unpack("!II", await reader.readexactly(8))
+    if code == _SSL_REQUEST:
+        writer.write(b"N")
+        length = struct.unpack("!I", await reader.readexactly(4))[0]
+        await reader.readexactly(length - 4)
+    else:
+        await reader.readexactly(length - 8)
+    fields = b"".join(
+        kind + value.encode() + b"\0"
+        for kind, value in (
+            (b"S", "FATAL"),
+            (b"V", "FATAL"),
+            (b"C", "57P03"),
+            (b"M", "the database system is starting up"),
+        )
+    )
+    body = fields + b"\0"
+    writer.write(b"E" + struct.pack("!I", len(body) + 4) + body)
+    await writer.drain()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -342,6 +342,8 @@ def is_unavailable(exc: BaseException) -> bool:
             | sa_exc.TimeoutError,  # no pooled connection free in time: overloaded, as good as down
         ):
             return True
+        if type(cause) is OSError:  # asyncpg's "Multiple exceptions": every address of the host refused
+            return True
         code = _sqlstate(cause)
         if code and (code[:2] in _UNAVAILABLE_STATES or code in _UNAVAILABLE_CODES):
             return True

@@ -6,13 +6,11 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -167,50 +165,9 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers[name] = value
         return response
 
-    @app.exception_handler(OSError)
-    @app.exception_handler(asyncpg.PostgresConnectionError)
-    @app.exception_handler(asyncpg.CannotConnectNowError)
-    @app.exception_handler(asyncpg.TooManyConnectionsError)
-    @app.exception_handler(sa_exc.DBAPIError)
-    @app.exception_handler(sa_exc.TimeoutError)
-    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        if not database_unavailable(exc):
-            raise exc
-        logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
-        response = problem(
-            request, 503, "service_unavailable", "Service unavailable", "The database cannot be reached."
-        )
-        response.headers["Retry-After"] = "5"
-        return response
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(
             request, 500, "internal_error", "Internal server error", "An unexpected error occurred."
         )
-
-
-_UNAVAILABLE = (
-    OSError,  # refused, reset, unreachable, timed out
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,  # starting up or shutting down
-    asyncpg.TooManyConnectionsError,
-    asyncpg.ConnectionDoesNotExistError,  # the connection was closed under us
-    sa_exc.TimeoutError,  # no pooled connection free in time
-)
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """True when `exc` (or what caused it) says the database cannot be reached, not that a statement
-    was wrong: the answer is then 503, which a client may retry."""
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 10:
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, _UNAVAILABLE):
-            return True
-        current = current.__cause__ or current.__context__
-        seen += 1
-    return False
