@@ -79,13 +79,13 @@ def empty_database_url(backend: str, database_factory: DatabaseFactory):
 
 @pytest.fixture(scope="session")
 async def migrated_database_url(per_backend: PerBackend, backend: str, database_factory) -> str:
-    """An async URL of a database at the head revision, shared by the run's tests on `backend` (the
-    same database as `db`'s, made once per backend).
+    """An async URL of a database at the head revision, shared by the run's tests on `backend` (made
+    once per backend; not `db`'s: the suites on `db` set up tables and rows of their own there).
 
     Tests that write to it clean up after themselves, or make rows of their own (new tenants, unique
     codes and e-mails: tests/support/factories.py), or use their own `empty_database_url`.
     """
-    return (await per_backend.db(backend, database_factory)).url
+    return (await per_backend.db(backend, database_factory, "migrated")).url
 
 
 # The data layer as the app uses it (tests/support/sessions.py), for every suite that acts as someone.
@@ -98,8 +98,8 @@ async def per_backend(database_factory) -> PerBackend:
 
 @pytest.fixture
 async def db(per_backend: PerBackend, backend: str, database_factory, row_level_security: bool) -> Db:
-    """The run's migrated database of the backend (`migrated_database_url`'s), acted on as the API does:
-    `db.acting(scope)` (tests/support/sessions.py)."""
+    """A migrated database of the backend, of the data-layer and route-by-route suites' own, acted on as
+    the API does: `db.acting(scope)` (tests/support/sessions.py)."""
     database = await per_backend.db(backend, database_factory)
     return database if row_level_security else await database.without_row_level_security()
 

@@ -1,5 +1,5 @@
-"""What the suites set up once per backend for the whole run: a migrated database (`Db`), logged-in
-API clients, the tenants of a suite.
+"""What the suites set up once per backend for the whole run: the migrated databases (`Db`: the one
+behind `db`, the one behind `migrated_database_url`), logged-in API clients, the tenants of a suite.
 
 Session-scoped fixtures that depend on the `backend` parameter would not do: pytest tears them down and
 makes them again whenever the next test has the other backend, which under xdist happens all the time
@@ -37,18 +37,20 @@ class PerBackend:
 
         return await self.get(name, backend, make)
 
-    async def db(self, backend: str, database_factory: Any) -> Db:
+    async def db(self, backend: str, database_factory: Any, name: str = "db") -> Db:
+        """The migrated database `name` of the backend, made (and migrated) on first use."""
+
         async def make() -> Db:
             from mobility.ops import migrations
 
-            url = database_factory.create(backend, "head")
+            url = database_factory.create(backend, name)
             # upgrade() runs its own event loop: not on this one.
             await asyncio.to_thread(migrations.upgrade, url)
             database = Db(url)
             self._exit.push_async_callback(database.dispose)
             return database
 
-        return await self.get("db", backend, make)
+        return await self.get(name, backend, make)
 
     async def close(self) -> None:
         await self._exit.aclose()

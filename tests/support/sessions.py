@@ -3,8 +3,9 @@ rules, the tenant guard and the audit trail apply to them as in production.
 
 - `system_session(url)`: THE way to a system session (installation-wide, no tenant) in the tests, for
   arranging data and reading it back behind the API's back. One committed unit of work, like the
-  CLI's, as the database's owner. On the run's shared database (`Db`) it reuses that database's
-  engine; on any other it makes an engine for the one unit of work (so it works from any event loop,
+  CLI's, as the database's owner. On a database kept for the run (`Db`: `db`'s and
+  `migrated_database_url`'s) it reuses that database's engine; on any other it makes an engine for the
+  one unit of work (so it works from any event loop,
   also inside `asyncio.run` in a synchronous test).
 - `Db.acting(scope)`: a unit of work as someone, the way the API opens it (on PostgreSQL as the app
   role, so row-level security is the second wall), always rolled back: for attacks and reads, and for
