@@ -14,11 +14,14 @@ import os
 import secrets
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.core.scoped import PER_BACKEND, Db, PerBackend
+from tests.support.app import api_client
 from tests.support.databases import BACKENDS, DatabaseFactory, ensure_app_role, postgres_reachable
+from tests.support.per_backend import PER_BACKEND, PerBackend
 from tests.support.s3 import running_s3_server
+from tests.support.sessions import Db
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -75,31 +78,43 @@ def empty_database_url(backend: str, database_factory: DatabaseFactory):
 
 
 @pytest.fixture(scope="session")
-def migrated_database_url(backend: str, database_factory: DatabaseFactory) -> str:
-    """An async URL of a database at the head revision, shared by the session's tests on `backend`.
+async def migrated_database_url(per_backend: PerBackend, backend: str, database_factory) -> str:
+    """An async URL of a database at the head revision, shared by the run's tests on `backend` (made
+    once per backend; not `db`'s: the suites on `db` set up tables and rows of their own there).
 
-    Tests that write to it clean up after themselves (or use their own `empty_database_url`).
+    Tests that write to it clean up after themselves, or make rows of their own (new tenants, unique
+    codes and e-mails: tests/support/factories.py), or use their own `empty_database_url`.
     """
-    from mobility.ops import migrations
-
-    url = database_factory.create(backend, "head")
-    migrations.upgrade(url)
-    return url
+    return (await per_backend.db(backend, database_factory, "migrated")).url
 
 
-# The data layer as the app uses it (tests/core/scoped.py), for every suite that acts as someone.
+# The data layer as the app uses it (tests/support/sessions.py), for every suite that acts as someone.
 @pytest.fixture(scope="session")
 async def per_backend(database_factory) -> PerBackend:
-    """Set-ups kept for the whole run, per backend (see tests/core/scoped.py for why)."""
+    """Set-ups kept for the whole run, per backend (see tests/support/per_backend.py for why)."""
     yield PER_BACKEND
     await PER_BACKEND.close()
 
 
 @pytest.fixture
 async def db(per_backend: PerBackend, backend: str, database_factory, row_level_security: bool) -> Db:
-    """A migrated database of the backend, of these suites' own, through the application's session class."""
+    """A migrated database of the backend, of the data-layer and route-by-route suites' own, acted on as
+    the API does: `db.acting(scope)` (tests/support/sessions.py)."""
     database = await per_backend.db(backend, database_factory)
     return database if row_level_security else await database.without_row_level_security()
+
+
+@pytest.fixture
+async def client(
+    db: Db, per_backend: PerBackend, backend: str, row_level_security: bool
+) -> httpx.AsyncClient:
+    """An API client on `db`'s database, kept for the whole run (one per backend). On PostgreSQL the API
+    connects as the app role; where `db` leaves row-level security out (`each_wall_alone`), as the owner."""
+    if row_level_security:
+        return await per_backend.enter("api-client", backend, lambda: api_client(db.url))
+    return await per_backend.enter(
+        "api-client-without-rls", backend, lambda: api_client(db.url, app_database_url=db.url)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,10 @@ from mobility.auth.credentials import hash_token
 from mobility.authz.permissions import SystemRole
 from mobility.users import service as users_service
 from mobility.users.models import User
-from tests.factories import system_role, system_session
-from tests.support.admin_api import all_pages, call, get_row, make_world, problem, walk
-from tests.support.app import api_client
+from tests.support.admin_api import all_pages, call, make_world, walk
+from tests.support.app import api_client, problem
+from tests.support.factories import system_role
+from tests.support.sessions import get_row, system_session
 
 TRAIL = "/api/v1/audit-logs"
 

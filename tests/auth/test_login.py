@@ -12,26 +12,18 @@ from sqlalchemy.exc import IntegrityError
 from mobility.auth.credentials import hash_token
 from mobility.authz.permissions import SystemRole
 from mobility.core.models import utcnow
-from tests.auth.conftest import (
-    LOGIN,
-    activity,
-    assert_problem,
-    attempt,
-    bearer,
-    client_at,
-    log_in,
-    sessions_of,
-    set_user,
-    user_row,
-)
-from tests.factories import PASSWORD, make_tenant, make_user, system_session, unique
+from mobility.users.models import User
+from tests.auth.support import LOGIN, activity, attempt, log_in, sessions_of, set_user
+from tests.support.app import api_client, bearer, problem
+from tests.support.factories import PASSWORD, make_tenant, make_user, unique
+from tests.support.sessions import get_row, system_session
 
 
 async def test_login_then_me(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         tenant = await make_tenant(session)
         admin = await make_user(session, tenant)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         token = await log_in(client, admin.email)
         me = await client.get("/api/v1/me", headers=bearer(token))
     assert me.status_code == 200, me.text
@@ -53,7 +45,7 @@ def _token_bytes(token: str) -> bytes:
 async def test_each_login_makes_a_new_strong_token_kept_only_as_a_hash(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         first = await attempt(client, member.email.upper())  # e-mails are matched case-insensitively
         second = await attempt(client, member.email)
     assert first.status_code == second.status_code == 200
@@ -78,7 +70,7 @@ async def test_each_login_makes_a_new_strong_token_kept_only_as_a_hash(migrated_
 async def test_token_works_as_bearer_and_as_a_strict_httponly_cookie(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         response = await attempt(client, member.email)
         token = response.json()["token"]
 
@@ -106,9 +98,9 @@ async def test_token_works_as_bearer_and_as_a_strict_httponly_cookie(migrated_da
             {"Cookie": f"mobility_session={token[:-2]}"},
             {"Cookie": f"other_cookie={token}"},
         ):
-            assert_problem(await client.get("/api/v1/me", headers=headers), 401)
+            problem(await client.get("/api/v1/me", headers=headers), 401)
         # A bad Bearer token is not rescued by a good cookie: the header decides.
-        assert_problem(
+        problem(
             await client.get("/api/v1/me", headers={**bearer("nope"), "Cookie": f"mobility_session={token}"}),
             401,
         )
@@ -117,7 +109,7 @@ async def test_token_works_as_bearer_and_as_a_strict_httponly_cookie(migrated_da
 async def test_session_lifetimes_follow_the_settings(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url, session_absolute_timeout_hours=2) as client:
+    async with api_client(migrated_database_url, session_absolute_timeout_hours=2) as client:
         before = utcnow()
         response = await attempt(client, member.email)
     assert response.status_code == 200
@@ -131,15 +123,15 @@ async def test_session_lifetimes_follow_the_settings(migrated_database_url: str)
 async def test_wrong_password_and_unknown_email_are_the_same_401(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session))
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         wrong = await attempt(client, member.email, "nope-nope-nope")
         unknown = await attempt(client, f"nobody-{uuid.uuid4().hex}@example.org", "nope-nope-nope")
         me = await client.get("/api/v1/me")
     for response in (wrong, unknown):
-        assert_problem(response, 401, "invalid_credentials")
+        problem(response, 401, "invalid_credentials")
         assert "set-cookie" not in response.headers
     assert wrong.json()["detail"] == unknown.json()["detail"]
-    assert_problem(me, 401)
+    problem(me, 401)
     assert await sessions_of(migrated_database_url, member.id) == []
 
 
@@ -147,13 +139,13 @@ async def test_wrong_password_and_unknown_email_are_the_same_401(migrated_databa
 async def test_inactive_users_cannot_log_in(migrated_database_url: str, status: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), status=status)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         refused = await attempt(client, member.email)
         # With a wrong password the answer does not reveal the account's state.
         wrong = await attempt(client, member.email, "nope-nope-nope")
-    assert_problem(refused, 403, "account_inactive")
+    problem(refused, 403, "account_inactive")
     assert "set-cookie" not in refused.headers
-    assert_problem(wrong, 401, "invalid_credentials")
+    problem(wrong, 401, "invalid_credentials")
     assert await sessions_of(migrated_database_url, member.id) == []
     logged = [(row.action, row.user_id) for row in await activity(migrated_database_url, client.address)]
     assert sorted(logged) == [("login_failed", member.id), ("login_refused", member.id)]
@@ -162,14 +154,14 @@ async def test_inactive_users_cannot_log_in(migrated_database_url: str, status: 
 async def test_suspending_a_user_ends_their_live_session(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         token = await log_in(client, member.email)
         assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
         await set_user(migrated_database_url, member.id, status="suspended")
-        assert_problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
+        problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
         # Lifting the suspension does not bring the old session back: it was ended, not paused.
         await set_user(migrated_database_url, member.id, status="active")
-        assert_problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
+        problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
     [row] = await sessions_of(migrated_database_url, member.id)
     assert row.revoked_at is not None
 
@@ -177,18 +169,18 @@ async def test_suspending_a_user_ends_their_live_session(migrated_database_url: 
 async def test_logins_are_recorded_with_user_and_address(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session))
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         await log_in(client, member.email)
     [row] = await activity(migrated_database_url, client.address)
     assert (row.action, row.user_id, row.ip_address) == ("login", member.id, client.address)
-    user = await user_row(migrated_database_url, member.id)
+    user = await get_row(migrated_database_url, User, member.id)
     assert user.last_login_at is not None
 
 
 async def test_login_refuses_unknown_fields(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session))
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         for extra in (
             {"role": "System Admin"},
             {"tenantId": str(uuid.uuid4())},
@@ -196,7 +188,7 @@ async def test_login_refuses_unknown_fields(migrated_database_url: str) -> None:
             {"twoFactorEnabled": False},
         ):
             response = await client.post(LOGIN, json={"email": member.email, "password": PASSWORD, **extra})
-            body = assert_problem(response, 422, "validation_error")
+            body = problem(response, 422, "validation_error")
             assert body["errors"][0]["type"] == "extra_forbidden"
     assert await sessions_of(migrated_database_url, member.id) == []
 
@@ -214,7 +206,7 @@ async def test_an_account_logs_in_with_its_e_mail_in_any_case_and_has_no_case_tw
     with pytest.raises(IntegrityError):
         async with system_session(migrated_database_url) as session:
             await make_user(session, tenant, SystemRole.trainer, email=f"{local.upper()}@example.org")
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         response = await attempt(client, f"{local.title()}@Example.org")
         me = await client.get("/api/v1/me", headers=bearer(response.json()["token"]))
     assert response.status_code == 200, response.text

@@ -11,10 +11,11 @@ from mobility.authz.permissions import SystemRole
 from mobility.core.errors import InvalidInput
 from mobility.core.security import check_password_strength
 from mobility.users import service as users_service
-from tests.auth.conftest import assert_problem, bearer, client_at, log_in
-from tests.factories import PASSWORD, make_tenant, make_user, system_role, system_session
+from tests.auth.support import log_in
 from tests.support.admin_api import make_world
-from tests.support.app import api_client
+from tests.support.app import api_client, bearer, problem
+from tests.support.factories import PASSWORD, make_tenant, make_user, system_role
+from tests.support.sessions import system_session
 
 # Each long enough for the length rule (10): refused only for being common or an easy variant of one.
 COMMON = ("Password123!", "qwertyuiop", "iloveyou2024", "1234567890", "Welcome2024!", "P@ssw0rd2024")
@@ -36,14 +37,14 @@ def test_random_and_long_passwords_are_accepted() -> None:
 async def test_changing_to_a_common_password_is_refused(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         token = await log_in(client, member.email)
         response = await client.post(
             "/api/v1/me/password",
             json={"currentPassword": PASSWORD, "newPassword": "Password123!"},
             headers=bearer(token),
         )
-        refused = assert_problem(response, 422, "invalid_input")
+        refused = problem(response, 422, "invalid_input")
         assert refused["field"] == "newPassword" and "too easy to guess" in refused["detail"]
         # Nothing changed: the old password still logs in.
         await log_in(client, member.email)
@@ -66,7 +67,7 @@ async def test_accepting_an_invitation_with_a_common_password_is_refused(migrate
                 session, email=email, tenant_code=world.tenant.code
             )
         accept = "/api/v1/invitations/accept"
-        refused = assert_problem(
+        refused = problem(
             await client.post(accept, json={"token": token, "password": "iloveyou2024"}), 422, "invalid_input"
         )
         assert refused["field"] == "password" and "too easy to guess" in refused["detail"]

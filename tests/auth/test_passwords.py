@@ -8,8 +8,11 @@ from argon2 import PasswordHasher, Type
 
 from mobility.authz.permissions import SystemRole
 from mobility.core import security
-from tests.auth.conftest import assert_problem, attempt, bearer, client_at, log_in, set_user, user_row
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from mobility.users.models import User
+from tests.auth.support import attempt, log_in, set_user
+from tests.support.app import api_client, bearer, problem
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import get_row, system_session
 
 OWASP = "$argon2id$v=19$m=19456,t=2,p=1$"
 
@@ -72,7 +75,7 @@ async def test_a_stored_hash_has_every_promised_parameter(migrated_database_url:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
     new_password = f"stored hash check {secrets.token_urlsafe(12)}"
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         token = await log_in(client, member.email)
         changed = await client.post(
             "/api/v1/me/password",
@@ -80,7 +83,7 @@ async def test_a_stored_hash_has_every_promised_parameter(migrated_database_url:
             headers=bearer(token),
         )
         assert changed.status_code == 200, changed.text
-    stored = (await user_row(migrated_database_url, member.id)).password_hash
+    stored = (await get_row(migrated_database_url, User, member.id)).password_hash
     assert argon2_parameters(stored) == PROMISED
     assert security.verify_password(stored, new_password)
 
@@ -107,19 +110,19 @@ async def test_a_weaker_hash_is_upgraded_on_the_next_successful_login(migrated_d
         members = [await make_user(session, tenant, SystemRole.trainer) for _ in range(2)]
     for member, old_hash in zip(members, (weak, older_variant), strict=True):
         await set_user(migrated_database_url, member.id, password_hash=old_hash)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         # A failed login leaves the hash alone.
-        assert_problem(await attempt(client, members[0].email, "nope-nope-nope"), 401)
-        assert (await user_row(migrated_database_url, members[0].id)).password_hash == weak
+        problem(await attempt(client, members[0].email, "nope-nope-nope"), 401)
+        assert (await get_row(migrated_database_url, User, members[0].id)).password_hash == weak
         upgraded = []
         for member, old_hash in zip(members, (weak, older_variant), strict=True):
             await log_in(client, member.email)
-            upgraded.append((await user_row(migrated_database_url, member.id)).password_hash)
+            upgraded.append((await get_row(migrated_database_url, User, member.id)).password_hash)
             assert upgraded[-1] != old_hash and argon2_parameters(upgraded[-1]) == PROMISED
             assert security.verify_password(upgraded[-1], PASSWORD)
         # The upgraded hash keeps working, and is not rehashed again.
         await log_in(client, members[0].email)
-        assert (await user_row(migrated_database_url, members[0].id)).password_hash == upgraded[0]
+        assert (await get_row(migrated_database_url, User, members[0].id)).password_hash == upgraded[0]
 
 
 def _legacy_bcrypt(password: str, prefix: bytes = b"2b") -> str:
@@ -148,10 +151,10 @@ async def test_a_legacy_bcrypt_account_logs_in_and_gets_an_argon2id_hash(migrate
         tenant = await make_tenant(session)
         member = await make_user(session, tenant, SystemRole.trainer)
     await set_user(migrated_database_url, member.id, password_hash=legacy)
-    async with client_at(migrated_database_url) as client:
-        assert_problem(await attempt(client, member.email, PASSWORD + "x"), 401)
-        assert (await user_row(migrated_database_url, member.id)).password_hash == legacy
+    async with api_client(migrated_database_url) as client:
+        problem(await attempt(client, member.email, PASSWORD + "x"), 401)
+        assert (await get_row(migrated_database_url, User, member.id)).password_hash == legacy
         await log_in(client, member.email)
-        upgraded = (await user_row(migrated_database_url, member.id)).password_hash
+        upgraded = (await get_row(migrated_database_url, User, member.id)).password_hash
         assert argon2_parameters(upgraded) == PROMISED and security.verify_password(upgraded, PASSWORD)
         await log_in(client, member.email)

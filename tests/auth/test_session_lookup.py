@@ -20,8 +20,8 @@ from mobility.core.scope import Scope, apply_to_database
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
 from mobility.settings.models import Setting
-from tests.core.scoped import Db
-from tests.factories import make_agent, make_broker, make_candidate, make_tenant, make_user, unique
+from tests.support.factories import make_agent, make_broker, make_candidate, make_tenant, make_user, unique
+from tests.support.sessions import Db, system_session
 
 pytestmark = pytest.mark.postgres_only
 
@@ -35,7 +35,7 @@ SETTINGS = (
 async def test_the_function_and_the_statement_agree(db: Db) -> None:
     now = utcnow()
     tokens = {}
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         home, other = await make_tenant(session), await make_tenant(session)
         session.add(Setting(tenant_id=home.id, key=KEY, value=True))
         custom = Role(
@@ -74,7 +74,7 @@ async def test_the_function_and_the_statement_agree(db: Db) -> None:
             expected = SessionFacts(
                 **await FACTS_BY_TOKEN.one(session, token_hash=hash_token(token), two_factor_key=KEY)
             )
-        async with db.app_sessionmaker() as session, session.begin():
+        async with db.unscoped() as session:
             connection = await driver_connection(session)
             record = await connection.fetchrow(
                 "SELECT * FROM mobility_session_scope($1, $2)", hash_token(token), KEY
@@ -90,7 +90,7 @@ async def test_the_function_and_the_statement_agree(db: Db) -> None:
     assert seen["system admin"].global_role_name == SystemRole.system_admin
     assert seen["candidate"].candidate_id is not None and seen["broker"].broker_id is not None
     assert seen["custom role"].role_permissions == ["users:read"]
-    async with db.app_sessionmaker() as session, session.begin():
+    async with db.unscoped() as session:
         connection = await driver_connection(session)
         await apply_to_database(session, Scope.for_system())
         record = await connection.fetchrow(

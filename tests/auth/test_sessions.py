@@ -11,50 +11,43 @@ from mobility.auth.models import Session
 from mobility.authz.permissions import SystemRole
 from mobility.core import security
 from mobility.core.models import utcnow
-from tests.auth.conftest import (
-    activity,
-    age_session,
-    assert_problem,
-    attempt,
-    bearer,
-    client_at,
-    log_in,
-    session_row,
-    user_row,
-)
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from mobility.users.models import User
+from tests.auth.support import activity, age_session, attempt, log_in, session_row
+from tests.support.app import api_client, bearer, problem
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import get_row, system_session
 
 
 async def test_idle_session_ends_after_the_idle_timeout(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url, session_idle_timeout_minutes=5) as client:
+    async with api_client(migrated_database_url, session_idle_timeout_minutes=5) as client:
         idle, busy = await log_in(client, member.email), await log_in(client, member.email)
         await age_session(migrated_database_url, idle, last_seen_at=timedelta(minutes=5, seconds=1))
         await age_session(migrated_database_url, busy, last_seen_at=timedelta(minutes=4))
-        assert_problem(await client.get("/api/v1/me", headers=bearer(idle)), 401, "session_invalid")
+        problem(await client.get("/api/v1/me", headers=bearer(idle)), 401, "session_invalid")
         assert (await client.get("/api/v1/me", headers=bearer(busy))).status_code == 200
     # The default (30 minutes) applies without the override.
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         assert (await client.get("/api/v1/me", headers=bearer(busy))).status_code == 200
         await age_session(migrated_database_url, busy, last_seen_at=timedelta(minutes=31))
-        assert_problem(await client.get("/api/v1/me", headers=bearer(busy)), 401, "session_invalid")
+        problem(await client.get("/api/v1/me", headers=bearer(busy)), 401, "session_invalid")
 
 
 async def test_session_ends_at_its_absolute_expiry_however_busy(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         token = await log_in(client, member.email)
         await age_session(migrated_database_url, token, expires_at=timedelta(seconds=1))
-        assert_problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
-        assert_problem(await client.get("/api/v1/me/sessions", headers=bearer(token)), 401)
+        problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
+        problem(await client.get("/api/v1/me/sessions", headers=bearer(token)), 401)
 
 
 async def test_use_moves_last_seen_forward_at_most_once_a_minute(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         token = await log_in(client, member.email)
         at_login = (await session_row(migrated_database_url, token)).last_seen_at
         assert at_login is not None
@@ -75,7 +68,7 @@ async def test_use_moves_last_seen_forward_at_most_once_a_minute(migrated_databa
 async def test_logout_ends_the_session_and_clears_the_cookie(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         by_header, by_cookie = await log_in(client, member.email), await log_in(client, member.email)
 
         response = await client.post("/api/v1/auth/logout", headers=bearer(by_header))
@@ -87,15 +80,15 @@ async def test_logout_ends_the_session_and_clears_the_cookie(migrated_database_u
         assert cleared["path"] == "/" and cleared["secure"] and cleared["httponly"]
         assert cleared["samesite"] == "strict"
 
-        assert_problem(await client.get("/api/v1/me", headers=bearer(by_header)), 401, "session_invalid")
-        assert_problem(await client.post("/api/v1/auth/logout", headers=bearer(by_header)), 401)
+        problem(await client.get("/api/v1/me", headers=bearer(by_header)), 401, "session_invalid")
+        problem(await client.post("/api/v1/auth/logout", headers=bearer(by_header)), 401)
         assert (await session_row(migrated_database_url, by_header)).revoked_at is not None
 
         # Logging out one session leaves the others; a cookie-only client logs out too.
         cookie = {"Cookie": f"mobility_session={by_cookie}"}
         assert (await client.get("/api/v1/me", headers=cookie)).status_code == 200
         assert (await client.post("/api/v1/auth/logout", headers=cookie)).status_code == 204
-        assert_problem(await client.get("/api/v1/me", headers=cookie), 401)
+        problem(await client.get("/api/v1/me", headers=cookie), 401)
 
     logged = [(row.action, row.user_id) for row in await activity(migrated_database_url, client.address)]
     assert sorted(logged) == [("login", member.id)] * 2 + [("logout", member.id)] * 2
@@ -106,7 +99,7 @@ async def test_my_sessions_lists_only_my_live_sessions(migrated_database_url: st
         tenant = await make_tenant(session)
         admin = await make_user(session, tenant, SystemRole.admin)
         colleague = await make_user(session, tenant, SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         mine = await log_in(client, admin.email)
         other_mine = await log_in(client, admin.email)
         logged_out = await log_in(client, admin.email)
@@ -140,7 +133,7 @@ async def test_my_sessions_leaves_out_sessions_idle_past_the_timeout(migrated_da
     authenticates it, test_idle_session_ends_after_the_idle_timeout)."""
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url, session_idle_timeout_minutes=5) as client:
+    async with api_client(migrated_database_url, session_idle_timeout_minutes=5) as client:
         mine, busy, idle, never_seen, never_seen_idle = [await log_in(client, member.email) for _ in range(5)]
         await age_session(migrated_database_url, busy, last_seen_at=timedelta(minutes=4))
         await age_session(migrated_database_url, idle, last_seen_at=timedelta(minutes=5, seconds=1))
@@ -162,7 +155,7 @@ async def test_my_sessions_leaves_out_sessions_idle_past_the_timeout(migrated_da
         # Not listed because not usable, not because they were ended.
         for token in (idle, never_seen_idle):
             assert (await session_row(migrated_database_url, token)).revoked_at is None
-            assert_problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
+            problem(await client.get("/api/v1/me", headers=bearer(token)), 401, "session_invalid")
 
 
 async def test_ending_one_session_and_not_someone_elses(migrated_database_url: str) -> None:
@@ -171,14 +164,14 @@ async def test_ending_one_session_and_not_someone_elses(migrated_database_url: s
         # An Admin may see the members' sessions in the data layer; /me/sessions still ends only its own.
         admin = await make_user(session, tenant, SystemRole.admin)
         colleague = await make_user(session, tenant, SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         mine, other_mine = await log_in(client, admin.email), await log_in(client, admin.email)
         theirs = await log_in(client, colleague.email)
         other_mine_id = (await session_row(migrated_database_url, other_mine)).id
         theirs_id = (await session_row(migrated_database_url, theirs)).id
 
         for session_id in (theirs_id, uuid.uuid4()):
-            assert_problem(
+            problem(
                 await client.delete(f"/api/v1/me/sessions/{session_id}", headers=bearer(mine)),
                 404,
                 "not_found",
@@ -186,17 +179,15 @@ async def test_ending_one_session_and_not_someone_elses(migrated_database_url: s
         assert (await client.get("/api/v1/me", headers=bearer(theirs))).status_code == 200
         assert (await session_row(migrated_database_url, theirs)).revoked_at is None
         # ... and the other way round.
-        assert_problem(
-            await client.delete(f"/api/v1/me/sessions/{other_mine_id}", headers=bearer(theirs)), 404
-        )
+        problem(await client.delete(f"/api/v1/me/sessions/{other_mine_id}", headers=bearer(theirs)), 404)
 
         response = await client.delete(f"/api/v1/me/sessions/{other_mine_id}", headers=bearer(mine))
         assert response.status_code == 204, response.text
-        assert_problem(await client.get("/api/v1/me", headers=bearer(other_mine)), 401, "session_invalid")
+        problem(await client.get("/api/v1/me", headers=bearer(other_mine)), 401, "session_invalid")
         assert (await client.get("/api/v1/me", headers=bearer(mine))).status_code == 200
         # Already ended: nothing left to end.
-        assert_problem(await client.delete(f"/api/v1/me/sessions/{other_mine_id}", headers=bearer(mine)), 404)
-        assert_problem(await client.delete("/api/v1/me/sessions/not-a-uuid", headers=bearer(mine)), 422)
+        problem(await client.delete(f"/api/v1/me/sessions/{other_mine_id}", headers=bearer(mine)), 404)
+        problem(await client.delete("/api/v1/me/sessions/not-a-uuid", headers=bearer(mine)), 422)
 
     ended = [
         row for row in await activity(migrated_database_url, client.address) if row.action == "session_ended"
@@ -208,7 +199,7 @@ async def test_password_change(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
     new_password = f"  a new and long passphrase {uuid.uuid4().hex[:6]}  "
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         current, other = await log_in(client, member.email), await log_in(client, member.email)
         change = "/api/v1/me/password"
 
@@ -220,10 +211,10 @@ async def test_password_change(migrated_database_url: str) -> None:
                 "newPassword",
             ),
         ):
-            refused = assert_problem(await client.post(change, json=body, headers=bearer(current)), 422)
+            refused = problem(await client.post(change, json=body, headers=bearer(current)), 422)
             assert refused["field"] == field
         # Unknown fields are refused, not ignored.
-        assert_problem(
+        problem(
             await client.post(
                 change,
                 json={"currentPassword": PASSWORD, "newPassword": new_password, "userId": str(member.id)},
@@ -240,14 +231,14 @@ async def test_password_change(migrated_database_url: str) -> None:
         assert response.status_code == 200, response.text
         assert response.json() == {"otherSessionsEnded": 1}
         assert (await client.get("/api/v1/me", headers=bearer(current))).status_code == 200
-        assert_problem(await client.get("/api/v1/me", headers=bearer(other)), 401, "session_invalid")
+        problem(await client.get("/api/v1/me", headers=bearer(other)), 401, "session_invalid")
 
-        assert_problem(await attempt(client, member.email, PASSWORD), 401, "invalid_credentials")
+        problem(await attempt(client, member.email, PASSWORD), 401, "invalid_credentials")
         # The password is taken as typed: surrounding spaces are part of it.
-        assert_problem(await attempt(client, member.email, new_password.strip()), 401)
+        problem(await attempt(client, member.email, new_password.strip()), 401)
         await log_in(client, member.email, new_password)
 
-    user = await user_row(migrated_database_url, member.id)
+    user = await get_row(migrated_database_url, User, member.id)
     assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert security.verify_password(user.password_hash, new_password)
     assert user.password_changed_at is not None

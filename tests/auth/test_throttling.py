@@ -14,17 +14,10 @@ from mobility.auth.throttling import purge_stale_throttles
 from mobility.authz.permissions import SystemRole
 from mobility.core.config import Settings
 from mobility.core.models import utcnow
-from tests.auth.conftest import (
-    activity,
-    assert_problem,
-    attempt,
-    bearer,
-    client_at,
-    log_in,
-    set_throttle,
-    throttle,
-)
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from tests.auth.support import activity, attempt, log_in, set_throttle, throttle
+from tests.support.app import api_client, bearer, problem
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import system_session
 
 WRONG = "nope-nope-nope"
 # Three free failures per account; the address limit out of the way unless a test is about it.
@@ -45,7 +38,7 @@ async def _lock_of(database_url: str, key: str) -> timedelta:
 
 
 def _retry_after(response) -> int:
-    assert_problem(response, 429, "too_many_attempts")
+    problem(response, 429, "too_many_attempts")
     return int(response.headers["retry-after"])
 
 
@@ -53,10 +46,10 @@ async def test_account_lockout_is_short_grows_and_resets(migrated_database_url: 
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
     key = f"account:{member.email}"
-    async with client_at(migrated_database_url, **ACCOUNT_LIMITS) as client:
+    async with api_client(migrated_database_url, **ACCOUNT_LIMITS) as client:
         # E-mails are one account whatever their case.
         for email in (member.email, member.email.upper(), member.email):
-            assert_problem(await attempt(client, email, WRONG), 401, "invalid_credentials")
+            problem(await attempt(client, email, WRONG), 401, "invalid_credentials")
         # The third failure locks the account for 1 s ...
         assert (await throttle(migrated_database_url, key)).failures == 3
         assert await _lock_of(migrated_database_url, key) == timedelta(seconds=1)
@@ -69,7 +62,7 @@ async def test_account_lockout_is_short_grows_and_resets(migrated_database_url: 
         # Each further failure doubles the wait: 2 s, then 4 s.
         for wait in (2, 4):
             await _expire(migrated_database_url, key)
-            assert_problem(await attempt(client, member.email, WRONG), 401)
+            problem(await attempt(client, member.email, WRONG), 401)
             assert await _lock_of(migrated_database_url, key) == timedelta(seconds=wait)
             await _keep_locked(migrated_database_url, key, wait)
             assert 0 < _retry_after(await attempt(client, member.email)) <= wait
@@ -79,7 +72,7 @@ async def test_account_lockout_is_short_grows_and_resets(migrated_database_url: 
         await log_in(client, member.email)
         assert await throttle(migrated_database_url, key) is None
         for _ in range(3):
-            assert_problem(await attempt(client, member.email, WRONG), 401)
+            problem(await attempt(client, member.email, WRONG), 401)
         assert await _lock_of(migrated_database_url, key) == timedelta(seconds=1)
         await _keep_locked(migrated_database_url, key)
         assert _retry_after(await attempt(client, member.email)) > 0
@@ -96,19 +89,19 @@ async def test_an_attacker_cannot_lock_a_user_out_for_long(migrated_database_url
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
     key = f"account:{member.email}"
     limits = {**ACCOUNT_LIMITS, "login_max_lockout_seconds": 60}
-    async with client_at(migrated_database_url, **limits) as attacker:
+    async with api_client(migrated_database_url, **limits) as attacker:
         for _ in range(3):
             await attempt(attacker, member.email, WRONG)
         # Pretend the attacker has kept at it for a long time.
         await set_throttle(
             migrated_database_url, key, failures=500, locked_until=utcnow() - timedelta(seconds=1)
         )
-        assert_problem(await attempt(attacker, member.email, WRONG), 401)
+        problem(await attempt(attacker, member.email, WRONG), 401)
         row = await throttle(migrated_database_url, key)
         assert row.locked_until - row.last_failure_at == timedelta(seconds=60)
         assert _retry_after(await attempt(attacker, member.email, WRONG)) <= 60
     # The real user, elsewhere, waits at most the maximum, then gets in.
-    async with client_at(migrated_database_url, **limits) as user:
+    async with api_client(migrated_database_url, **limits) as user:
         assert _retry_after(await attempt(user, member.email)) <= 60
         await _expire(migrated_database_url, key)
         await log_in(user, member.email)
@@ -120,7 +113,7 @@ async def test_failures_long_ago_are_forgotten(migrated_database_url: str) -> No
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
     key = f"account:{member.email}"
-    async with client_at(migrated_database_url, **ACCOUNT_LIMITS) as client:
+    async with api_client(migrated_database_url, **ACCOUNT_LIMITS) as client:
         for _ in range(3):
             await attempt(client, member.email, WRONG)
         await set_throttle(
@@ -130,7 +123,7 @@ async def test_failures_long_ago_are_forgotten(migrated_database_url: str) -> No
             last_failure_at=utcnow() - timedelta(days=2),
             locked_until=utcnow() - timedelta(days=2),
         )
-        assert_problem(await attempt(client, member.email, WRONG), 401)
+        problem(await attempt(client, member.email, WRONG), 401)
         row = await throttle(migrated_database_url, key)
         assert row.failures == 1 and row.locked_until is None
         await log_in(client, member.email)
@@ -141,10 +134,10 @@ async def test_an_address_is_limited_across_accounts(migrated_database_url: str)
         tenant = await make_tenant(session)
         members = [await make_user(session, tenant, SystemRole.trainer) for _ in range(3)]
     limits = {"login_free_failures": 100, "login_free_failures_per_address": 3}
-    async with client_at(migrated_database_url, **limits) as sprayer:
+    async with api_client(migrated_database_url, **limits) as sprayer:
         emails = [members[0].email, members[1].email, f"nobody-{uuid.uuid4().hex}@example.org"]
         for email in emails:
-            assert_problem(await attempt(sprayer, email, WRONG), 401, "invalid_credentials")
+            problem(await attempt(sprayer, email, WRONG), 401, "invalid_credentials")
         address_key = f"address:{sprayer.address}"
         assert (await throttle(migrated_database_url, address_key)).failures == 3
         assert await _lock_of(migrated_database_url, address_key) == timedelta(seconds=1)
@@ -153,7 +146,7 @@ async def test_an_address_is_limited_across_accounts(migrated_database_url: str)
         assert _retry_after(await attempt(sprayer, members[2].email)) > 0
         # Each account saw one failure only: none of them is locked.
         assert (await throttle(migrated_database_url, f"account:{members[0].email}")).locked_until is None
-    async with client_at(migrated_database_url, **limits) as elsewhere:
+    async with api_client(migrated_database_url, **limits) as elsewhere:
         await log_in(elsewhere, members[2].email)
         await log_in(elsewhere, members[0].email)
     logged = sorted(
@@ -174,7 +167,7 @@ async def test_concurrent_guesses_are_counted_one_by_one(migrated_database_url: 
     (and two first failures at once must not collide on creating the counter)."""
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url, **ACCOUNT_LIMITS) as attacker:
+    async with api_client(migrated_database_url, **ACCOUNT_LIMITS) as attacker:
         first = await asyncio.gather(*(attempt(attacker, member.email, WRONG) for _ in range(2)))
         assert [response.status_code for response in first] == [401, 401], [r.text for r in first]
         # Far enough into the count that the next failure locks for minutes, not for 1 s.
@@ -193,11 +186,11 @@ async def test_re_authentication_is_throttled_like_a_login(migrated_database_url
     key = f"account:{member.email}"
     change = "/api/v1/me/password"
     new_password = f"a long new passphrase {uuid.uuid4().hex[:6]}"
-    async with client_at(migrated_database_url, **ACCOUNT_LIMITS) as client:
+    async with api_client(migrated_database_url, **ACCOUNT_LIMITS) as client:
         auth = bearer(await log_in(client, member.email))
         for _ in range(3):
             body = {"currentPassword": WRONG, "newPassword": new_password}
-            assert_problem(await client.post(change, json=body, headers=auth), 422)
+            problem(await client.post(change, json=body, headers=auth), 422)
         assert await _lock_of(migrated_database_url, key) == timedelta(seconds=1)
         await _keep_locked(migrated_database_url, key)
         body = {"currentPassword": PASSWORD, "newPassword": new_password}
@@ -243,7 +236,7 @@ async def test_purging_deletes_only_counters_that_no_longer_count(migrated_datab
         )
     async with system_session(migrated_database_url) as session:
         await purge_stale_throttles(session, settings)
-    async with client_at(migrated_database_url) as client:
-        assert_problem(await attempt(client, member.email, WRONG), 401)
+    async with api_client(migrated_database_url) as client:
+        problem(await attempt(client, member.email, WRONG), 401)
     counter = await throttle(migrated_database_url, f"account:{member.email}")
     assert counter.failures == 1 and counter.locked_until is None

@@ -12,17 +12,11 @@ from mobility.authz.permissions import SystemRole
 from mobility.core.auth import require
 from mobility.settings.models import Setting
 from mobility.settings.service import REQUIRE_TWO_FACTOR
-from tests.auth.conftest import (
-    activity,
-    assert_problem,
-    attempt,
-    bearer,
-    client_at,
-    log_in,
-    throttle,
-    user_row,
-)
-from tests.factories import PASSWORD, make_tenant, make_user, system_session
+from mobility.users.models import User
+from tests.auth.support import activity, attempt, log_in, throttle
+from tests.support.app import api_client, bearer, problem
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.sessions import get_row, system_session
 
 SETUP, CONFIRM = "/api/v1/me/2fa/setup", "/api/v1/me/2fa/confirm"
 DISABLE, RECOVERY_CODES = "/api/v1/me/2fa/disable", "/api/v1/me/2fa/recovery-codes"
@@ -42,13 +36,13 @@ async def test_totp_enrolment_login_replay_and_recovery_codes(migrated_database_
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
     # Wrong codes count as failures (checked below); the many tries here stay clear of the lockout.
-    async with client_at(migrated_database_url, login_free_failures=50) as client:
+    async with api_client(migrated_database_url, login_free_failures=50) as client:
         token = await log_in(client, member.email)
         auth = bearer(token)
 
         # Set-up asks for the password again: a stolen session alone cannot enrol an authenticator.
-        assert_problem(await client.post(SETUP, headers=auth), 422)
-        assert_problem(await client.post(SETUP, json={"password": "not-the-password"}, headers=auth), 422)
+        problem(await client.post(SETUP, headers=auth), 422)
+        problem(await client.post(SETUP, json={"password": "not-the-password"}, headers=auth), 422)
         # It gives a secret and its otpauth URI, but 2FA is not on until a first code confirms it.
         response = await client.post(SETUP, json={"password": PASSWORD}, headers=auth)
         assert response.status_code == 200, response.text
@@ -62,9 +56,9 @@ async def test_totp_enrolment_login_replay_and_recovery_codes(migrated_database_
         await log_in(client, member.email)  # no code asked yet
 
         totp = pyotp.TOTP(secret)
-        assert_problem(await client.post(CONFIRM, json={"code": wrong_code(totp)}, headers=auth), 422)
-        assert (await user_row(migrated_database_url, member.id)).two_factor_enabled is False
-        assert_problem(await client.post(CONFIRM, json={"code": "12345"}, headers=auth), 422)
+        problem(await client.post(CONFIRM, json={"code": wrong_code(totp)}, headers=auth), 422)
+        assert (await get_row(migrated_database_url, User, member.id)).two_factor_enabled is False
+        problem(await client.post(CONFIRM, json={"code": "12345"}, headers=auth), 422)
 
         confirmation = code_at(totp)
         response = await client.post(CONFIRM, json={"code": confirmation}, headers=auth)
@@ -73,37 +67,35 @@ async def test_totp_enrolment_login_replay_and_recovery_codes(migrated_database_
         assert len(codes) == len(set(codes)) == 10
         assert all(re.fullmatch(r"[A-Z2-9]{4}(-[A-Z2-9]{4}){3}", code) for code in codes)
         assert (await client.get("/api/v1/me", headers=auth)).json()["twoFactorEnabled"] is True
-        stored = await user_row(migrated_database_url, member.id)
+        stored = await get_row(migrated_database_url, User, member.id)
         assert stored.two_factor_enabled and stored.totp_secret == secret
         assert len(stored.recovery_codes) == 10
         assert not set(stored.recovery_codes) & {c for code in codes for c in (code, code.replace("-", ""))}
 
         # Login now needs the code: none, a wrong one, the one just used to confirm: 401.
-        assert_problem(await attempt(client, member.email), 401, "two_factor_required")
-        assert_problem(
-            await attempt(client, member.email, otp=wrong_code(totp)), 401, "invalid_two_factor_code"
-        )
+        problem(await attempt(client, member.email), 401, "two_factor_required")
+        problem(await attempt(client, member.email, otp=wrong_code(totp)), 401, "invalid_two_factor_code")
         assert (await throttle(migrated_database_url, f"account:{member.email}")).failures == 1
-        assert_problem(await attempt(client, member.email, otp=confirmation), 401, "invalid_two_factor_code")
+        problem(await attempt(client, member.email, otp=confirmation), 401, "invalid_two_factor_code")
         # A wrong password with a right code is still a wrong password.
         next_code = code_at(totp, 1)
-        assert_problem(await attempt(client, member.email, "nope-nope-nope", otp=next_code), 401)
+        problem(await attempt(client, member.email, "nope-nope-nope", otp=next_code), 401)
 
         await log_in(client, member.email, otp=next_code)
         assert await throttle(migrated_database_url, f"account:{member.email}") is None
         # The same code again is a replay.
-        assert_problem(await attempt(client, member.email, otp=next_code), 401, "invalid_two_factor_code")
+        problem(await attempt(client, member.email, otp=next_code), 401, "invalid_two_factor_code")
 
         # Each recovery code works once, typed as printed or without dashes in lower case.
         await log_in(client, member.email, recoveryCode=codes[0])
-        assert_problem(await attempt(client, member.email, recoveryCode=codes[0]), 401)
+        problem(await attempt(client, member.email, recoveryCode=codes[0]), 401)
         await log_in(client, member.email, recoveryCode=codes[1].replace("-", "").lower())
-        assert_problem(await attempt(client, member.email, recoveryCode=codes[1]), 401)
-        assert len((await user_row(migrated_database_url, member.id)).recovery_codes) == 8
+        problem(await attempt(client, member.email, recoveryCode=codes[1]), 401)
+        assert len((await get_row(migrated_database_url, User, member.id)).recovery_codes) == 8
 
         # New recovery codes need re-authentication, and make the old ones worthless.
-        assert_problem(await client.post(RECOVERY_CODES, json={"password": PASSWORD}, headers=auth), 422)
-        assert_problem(
+        problem(await client.post(RECOVERY_CODES, json={"password": PASSWORD}, headers=auth), 422)
+        problem(
             await client.post(RECOVERY_CODES, json={"password": "nope-nope", "code": codes[2]}, headers=auth),
             422,
         )
@@ -113,7 +105,7 @@ async def test_totp_enrolment_login_replay_and_recovery_codes(migrated_database_
         assert response.status_code == 200, response.text
         new_codes = response.json()["recoveryCodes"]
         assert len(new_codes) == 10 and not set(new_codes) & set(codes)
-        assert_problem(await attempt(client, member.email, recoveryCode=codes[3]), 401)
+        problem(await attempt(client, member.email, recoveryCode=codes[3]), 401)
         await log_in(client, member.email, recoveryCode=new_codes[0])
 
         # Disabling needs the password and a code.
@@ -123,11 +115,11 @@ async def test_totp_enrolment_login_replay_and_recovery_codes(migrated_database_
             {"password": "nope-nope", "code": new_codes[1]},
             {"password": PASSWORD, "code": new_codes[0]},  # already used
         ):
-            assert_problem(await client.post(DISABLE, json=body, headers=auth), 422)
-        assert (await user_row(migrated_database_url, member.id)).two_factor_enabled is True
+            problem(await client.post(DISABLE, json=body, headers=auth), 422)
+        assert (await get_row(migrated_database_url, User, member.id)).two_factor_enabled is True
         response = await client.post(DISABLE, json={"password": PASSWORD, "code": new_codes[1]}, headers=auth)
         assert response.status_code == 204, response.text
-        stored = await user_row(migrated_database_url, member.id)
+        stored = await get_row(migrated_database_url, User, member.id)
         assert not stored.two_factor_enabled
         assert stored.totp_secret is None and stored.recovery_codes is None
         await log_in(client, member.email)
@@ -141,24 +133,24 @@ async def test_totp_enrolment_login_replay_and_recovery_codes(migrated_database_
 async def test_set_up_refused_while_on_and_unknown_fields_refused(migrated_database_url: str) -> None:
     async with system_session(migrated_database_url) as session:
         member = await make_user(session, await make_tenant(session), SystemRole.trainer)
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         auth = bearer(await log_in(client, member.email))
-        assert_problem(await client.post(CONFIRM, json={"code": "123456"}, headers=auth), 422)  # no set-up
+        problem(await client.post(CONFIRM, json={"code": "123456"}, headers=auth), 422)  # no set-up
         secret = (await client.post(SETUP, json={"password": PASSWORD}, headers=auth)).json()["secret"]
         # Mass assignment: an extra field is refused, not applied.
-        assert_problem(
+        problem(
             await client.post(
                 CONFIRM, json={"code": code_at(pyotp.TOTP(secret)), "twoFactorEnabled": True}, headers=auth
             ),
             422,
             "validation_error",
         )
-        assert (await user_row(migrated_database_url, member.id)).two_factor_enabled is False
+        assert (await get_row(migrated_database_url, User, member.id)).two_factor_enabled is False
         response = await client.post(CONFIRM, json={"code": code_at(pyotp.TOTP(secret))}, headers=auth)
         assert response.status_code == 200, response.text
         # While on, a new set-up would silently replace the secret: refused.
-        assert_problem(await client.post(SETUP, json={"password": PASSWORD}, headers=auth), 422)
-        assert (await user_row(migrated_database_url, member.id)).totp_secret == secret
+        problem(await client.post(SETUP, json={"password": PASSWORD}, headers=auth), 422)
+        assert (await get_row(migrated_database_url, User, member.id)).totp_secret == secret
 
 
 async def test_a_tenant_can_require_two_factor(migrated_database_url: str) -> None:
@@ -170,7 +162,7 @@ async def test_a_tenant_can_require_two_factor(migrated_database_url: str) -> No
         relaxed_member = await make_user(session, relaxed, SystemRole.admin)
         relaxed_trainer = await make_user(session, relaxed, SystemRole.trainer)
 
-    async with client_at(migrated_database_url) as client:
+    async with api_client(migrated_database_url) as client:
         # A route guarded by a permission, as every domain route will be.
         probe = APIRouter()
 
@@ -183,9 +175,7 @@ async def test_a_tenant_can_require_two_factor(migrated_database_url: str) -> No
         auth = bearer(await log_in(client, member.email))
         me = (await client.get("/api/v1/me", headers=auth)).json()
         assert me["twoFactorEnrollmentRequired"] is True
-        assert_problem(
-            await client.get("/api/v1/test-probe", headers=auth), 403, "two_factor_enrollment_required"
-        )
+        problem(await client.get("/api/v1/test-probe", headers=auth), 403, "two_factor_enrollment_required")
         # Other tenants are not concerned.
         assert (
             await client.get("/api/v1/test-probe", headers=bearer(await log_in(client, relaxed_member.email)))
@@ -200,10 +190,10 @@ async def test_a_tenant_can_require_two_factor(migrated_database_url: str) -> No
 
         # Enrolment comes first; the role's permissions still apply after it (a Trainer may not read users).
         trainer_auth = bearer(await log_in(client, trainer.email))
-        assert_problem(
+        problem(
             await client.get("/api/v1/test-probe", headers=trainer_auth),
             403,
             "two_factor_enrollment_required",
         )
         relaxed_auth = bearer(await log_in(client, relaxed_trainer.email))
-        assert_problem(await client.get("/api/v1/test-probe", headers=relaxed_auth), 403, "forbidden")
+        problem(await client.get("/api/v1/test-probe", headers=relaxed_auth), 403, "forbidden")

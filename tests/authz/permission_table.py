@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tests.support.routes import Operation
+
 ROLES = ("System Admin", "Admin", "Trainer", "Candidate", "Agent", "Broker", "Recruiter")
 
 # Each object rule, and the test that proves it (file::function; checked to exist).
@@ -132,21 +134,11 @@ TABLE = """
 
 
 @dataclass(frozen=True)
-class Row:
-    method: str
-    path: str
+class Row(Operation):
     needs: str  # a permission, "login" or "-"
     roles: frozenset[str]  # the system roles allowed
     anyone: bool
     object_rule: str
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.method, self.path)
-
-    @property
-    def id(self) -> str:
-        return f"{self.method} {self.path}"
 
     @property
     def permission(self) -> str | None:

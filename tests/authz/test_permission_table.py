@@ -24,10 +24,6 @@ import pytest
 from mobility.core.config import Settings
 from mobility.main import create_app
 from tests.authz.permission_table import OBJECT_RULES, PERMISSION_TABLE, ROLES
-from tests.core.routes import Route, app_routes
-from tests.core.scoped import Db
-from tests.factories import make_tenant
-from tests.support.app import api_client
 from tests.support.callers import (
     Caller,
     call,
@@ -38,6 +34,9 @@ from tests.support.callers import (
     refused_by_role,
     system_role_caller,
 )
+from tests.support.factories import make_tenant
+from tests.support.routes import Route, app_routes
+from tests.support.sessions import Db, system_session
 
 TESTS = Path(__file__).resolve().parents[1]
 ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite://")))
@@ -110,11 +109,6 @@ def test_each_object_rule_names_a_test_that_exists() -> None:
     assert not missing, f"object rules whose proof is gone (rename it here if it moved): {missing}"
 
 
-@pytest.fixture
-async def client(db: Db, per_backend, backend: str) -> httpx.AsyncClient:
-    return await per_backend.enter("api-client", backend, lambda: api_client(db.url))
-
-
 def _answer(response: httpx.Response) -> str:
     return f"{response.status_code} {problem_code(response) or ''} {response.text[:200]}"
 
@@ -150,7 +144,7 @@ async def test_each_permission_opens_exactly_its_operations(
     assert routes, f"no route needs {permission}"
     only = await custom_role_caller(db, client, {permission}, f"Only {permission}")
     # Tenant operations act on a bystander tenant: deactivating the caller's own would end its session.
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         only.objects.name("tenant_id", (await make_tenant(session)).id)
     wrong = await _wrong_answers(client, only, routes, lambda row: True)
     others = await custom_role_caller(db, client, set(PERMISSIONS) - {permission}, f"All but {permission}")

@@ -9,7 +9,7 @@ from sqlalchemy.schema import CreateTable
 
 from mobility.ops import migrations
 from mobility.ops.legacy_schema import legacy_metadata
-from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
+from tests.cli.support import Cli, assert_ok, assert_one_line_error
 
 ROLE_ID = "00000000-0000-4000-8000-000000000001"
 USER_ID = "00000000-0000-4000-8000-0000000000a1"

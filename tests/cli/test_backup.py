@@ -9,7 +9,7 @@ import pytest
 
 from mobility.ops import migrations
 from mobility.ops.legacy_schema import LEGACY_TABLES
-from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
+from tests.cli.support import Cli, assert_ok, assert_one_line_error
 
 COUNTED = ("tenants", "roles", "users", "candidates", "placements", "payments", "audit_logs")
 

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,51 +11,14 @@ from typer.testing import CliRunner
 
 from mobility.cli import app
 from mobility.ops import migrations
-from tests.cli.conftest import assert_ok
+from tests.cli.support import assert_ok, serving
 from tests.support.databases import DatabaseFactory, to_sync
-
-MOBILITY = Path(sys.executable).parent / "mobility"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def _serving(url: str, tmp_path: Path, **env: str) -> Iterator[str]:
-    """`mobility serve` on a free port, its base URL once /health answers."""
-    port = _free_port()
-    environment = {**os.environ, "MOBILITY_DATABASE_URL": url, "MOBILITY_DATA_DIR": str(tmp_path), **env}
-    server = subprocess.Popen(
-        [str(MOBILITY), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not come up: {server.stderr.read().decode()[-500:]}")
-                time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_serve_answers_on_the_given_port(database_factory: DatabaseFactory, tmp_path: Path) -> None:
     url = database_factory.create("sqlite", "serve")
     migrations.upgrade(url)
-    with _serving(url, tmp_path) as base:
+    with serving(url, tmp_path) as base:
         response = httpx.get(f"{base}/health", timeout=5)
     assert response.status_code == 200
     assert response.json()["revision"] == migrations.head_revision()
@@ -77,10 +33,11 @@ def test_serve_believes_forwarded_addresses_from_listed_proxies_only(
     migrations.upgrade(url)
     attempt = {"email": "nobody@example.org", "password": "not-the-password"}
     forwarded = {"X-Forwarded-For": "203.0.113.7"}
-    with _serving(url, tmp_path) as base:  # default: the proxy on this host (127.0.0.1)
+    with serving(url, tmp_path) as base:  # default: the proxy on this host (127.0.0.1)
         assert httpx.post(f"{base}/api/v1/auth/login", json=attempt, headers=forwarded).status_code == 401
-    with _serving(url, tmp_path, MOBILITY_FORWARDED_ALLOW_IPS="192.0.2.1") as base:
+    with serving(url, tmp_path, MOBILITY_FORWARDED_ALLOW_IPS="192.0.2.1") as base:
         assert httpx.post(f"{base}/api/v1/auth/login", json=attempt, headers=forwarded).status_code == 401
+    # A synchronous test of a server in another process: a plain read of the table it wrote.
     engine = create_engine(to_sync(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from mobility.cli import app
 from mobility.ops import migrations
-from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
+from tests.cli.support import Cli, assert_ok, assert_one_line_error
 
 
 def _revisions() -> list[str]:

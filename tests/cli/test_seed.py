@@ -8,7 +8,7 @@ import re
 
 from mobility.core.security import verify_password
 from mobility.ops.seed import SYSTEM_ROLES
-from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
+from tests.cli.support import Cli, assert_ok, assert_one_line_error
 
 SEEDED_TABLES = (
     "tenants",

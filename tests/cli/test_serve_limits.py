@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from mobility.ops import migrations
-from tests.cli.test_commands import _serving
+from tests.cli.support import serving
 from tests.support.databases import DatabaseFactory
 
 EVERY_ANSWER = {
@@ -58,7 +58,7 @@ def test_answers_carry_security_headers_and_hsts_only_from_a_trusted_https_proxy
     url = database_factory.create("sqlite", "serve_headers")
     migrations.upgrade(url)
     https = {"X-Forwarded-Proto": "https"}
-    with _serving(url, tmp_path) as base:  # the proxy on this host (127.0.0.1) is trusted by default
+    with serving(url, tmp_path) as base:  # the proxy on this host (127.0.0.1) is trusted by default
         answers = [
             httpx.get(f"{base}/health"),
             httpx.get(f"{base}/api/v1/me"),
@@ -79,7 +79,7 @@ def test_answers_carry_security_headers_and_hsts_only_from_a_trusted_https_proxy
     assert all(answer.headers["strict-transport-security"].startswith("max-age=") for answer in behind_https)
 
     # From a client that is not a listed proxy, X-Forwarded-Proto is not believed: no HSTS.
-    with _serving(url, tmp_path, MOBILITY_FORWARDED_ALLOW_IPS="192.0.2.1") as base:
+    with serving(url, tmp_path, MOBILITY_FORWARDED_ALLOW_IPS="192.0.2.1") as base:
         untrusted = httpx.get(f"{base}/health", headers=https)
     assert untrusted.status_code == 200 and "strict-transport-security" not in untrusted.headers
 
@@ -96,7 +96,7 @@ def test_big_bodies_and_slow_or_idle_clients_are_cut_off(
         "MOBILITY_BODY_TIMEOUT_SECONDS": "1",
     }
     post = f"POST {LOGIN} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n".encode()
-    with _serving(url, tmp_path, **limits) as base:
+    with serving(url, tmp_path, **limits) as base:
         # 50 MB announced, 10 bytes sent: answered 413 and closed without waiting for the rest.
         raw, sent = exchange(base, post + b"Content-Length: 52428800\r\n\r\n", b'{"email": ')
         announced = Answer(raw)

@@ -18,18 +18,12 @@ from mobility.ops import migrations
 from mobility.ops.legacy_schema import legacy_metadata
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserInvitation, UserTenant
-from tests.cli.conftest import Cli, assert_ok, assert_one_line_error
-from tests.factories import (
-    add_membership,
-    make_candidate,
-    make_tenant,
-    make_user,
-    system_role,
-    system_session,
-)
-from tests.factories.rows import RowBuilder, attribute_of, model_for
+from tests.cli.support import Cli, assert_ok, assert_one_line_error
 from tests.migrations.support import sync_engine
 from tests.support.admin_api import sign_in
+from tests.support.factories import add_membership, make_candidate, make_tenant, make_user, system_role
+from tests.support.rows import RowBuilder, attribute_of, model_for
+from tests.support.sessions import system_session
 
 LEGACY_USERS = legacy_metadata.tables["users"]
 # Rows the merge treats by a rule of their own (asserted one by one below); every other column that

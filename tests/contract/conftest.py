@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from mobility.ops import migrations
 from tests.support.admin_api import World, make_world
+from tests.support.sessions import Db
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +18,17 @@ async def contract_world(database_factory) -> World:
     url = database_factory.create("postgresql", "contract")
     await asyncio.to_thread(migrations.upgrade, url)
     return await make_world(url)
+
+
+@pytest.fixture
+async def admin(
+    db: Db, client: httpx.AsyncClient, per_backend, backend: str
+) -> tuple[httpx.AsyncClient, dict[str, str]]:
+    """The run's API client on `db`, and the headers of a System Admin acting in a tenant of these
+    suites' own (made once per backend)."""
+
+    async def make():
+        world = await make_world(db.url)
+        return client, world.auth(world.system_admin)
+
+    return await per_backend.get("contract-admin", backend, make)

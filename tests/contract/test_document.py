@@ -4,7 +4,6 @@ document (found, not listed), and the behaviours it promises (405's Allow, 415, 
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
@@ -12,9 +11,8 @@ from mobility.core.config import Settings
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.routing import ApiRoute
 from mobility.main import create_app
-from tests.core.scoped import Db
-from tests.support.admin_api import make_world
 from tests.support.app import api_client
+from tests.support.tcp_proxy import free_port
 
 APP = create_app(Settings(database_url="sqlite+aiosqlite://"))
 DOCUMENT = APP.openapi()
@@ -79,7 +77,7 @@ def test_sort_parameters_are_enumerated() -> None:
 def test_patch_bodies_take_null_only_where_it_clears() -> None:
     """UpdateModel refuses null except for its `nullable` fields: the document says the same."""
     from mobility.core.schemas import UpdateModel
-    from tests.core.routes import input_models
+    from tests.support.routes import input_models
 
     updates = [model for model in input_models() if issubclass(model, UpdateModel)]
     assert updates
@@ -89,16 +87,6 @@ def test_patch_bodies_take_null_only_where_it_clears() -> None:
             prop = properties[field.alias or name]
             takes_null = any(o.get("type") == "null" for o in prop.get("anyOf", []))
             assert takes_null == (name in model.nullable), (model.__name__, name, prop)
-
-
-@pytest.fixture
-async def admin(db: Db, per_backend, backend: str):
-    async def make():
-        client = await per_backend.enter("contract-client", backend, lambda: api_client(db.url))
-        world = await make_world(db.url)
-        return client, world.auth(world.system_admin)
-
-    return await per_backend.get("contract-admin", backend, make)
 
 
 LIST_SORTS = [
@@ -160,14 +148,8 @@ async def test_a_body_that_is_not_json_is_415(admin) -> None:
     assert response.status_code == 201, response.text
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
-
-
 async def test_an_unreachable_database_is_503() -> None:
-    url = f"postgresql+asyncpg://mobility@127.0.0.1:{_closed_port()}/nowhere"
+    url = f"postgresql+asyncpg://mobility@127.0.0.1:{free_port()}/nowhere"
     async with api_client(url, app_database_url=url) as client:
         response = await client.get("/api/v1/me", headers={"Authorization": "Bearer x"})
         health = await client.get("/health")

@@ -21,9 +21,9 @@ import uvicorn
 
 from mobility.core.config import Settings
 from mobility.main import create_app
-from tests.factories import PASSWORD
 from tests.support.admin_api import World
 from tests.support.databases import app_role_url
+from tests.support.factories import PASSWORD
 
 PACKAGE = "mobility_generated_client"
 

@@ -21,9 +21,6 @@ from mobility.core.config import Settings
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.schemas import MAX_TEXT
 from mobility.main import create_app
-from tests.core.scoped import Db
-from tests.support.admin_api import World, make_world
-from tests.support.app import api_client
 
 DOCUMENT = create_app(Settings(database_url="sqlite+aiosqlite://")).openapi()
 OPERATIONS = [
@@ -150,16 +147,6 @@ def test_the_document_yields_cases() -> None:
     covered = {(case.values[0], case.values[1]) for case in CASES}
     with_input = {(m, p) for m, p, op in OPERATIONS if fields_of(op)}
     assert covered == with_input
-
-
-@pytest.fixture
-async def admin(db: Db, per_backend, backend: str) -> tuple[httpx.AsyncClient, dict[str, str]]:
-    async def make():
-        client = await per_backend.enter("contract-client", backend, lambda: api_client(db.url))
-        world: World = await make_world(db.url)
-        return client, world.auth(world.system_admin)
-
-    return await per_backend.get("contract-admin", backend, make)
 
 
 def assert_refused_naming(response: httpx.Response, field: Field) -> None:

@@ -74,6 +74,7 @@ STATEFUL = hypothesis.settings(
 
 def fresh_session_auth(world: World) -> type:
     """An auth provider (schemathesis makes it): a new session of the acting user for every case."""
+    # A synchronous engine: schemathesis calls `get` synchronously, where no async session can run.
     engine = create_engine(to_sync(world.url))
 
     class FreshSession:

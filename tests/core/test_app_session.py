@@ -16,12 +16,14 @@ from sqlalchemy import select
 
 from mobility.app_session import create_sessionmaker
 from mobility.audit.models import AuditLog
+from mobility.authz.permissions import SystemRole
 from mobility.core.db import create_engine, transaction
 from mobility.core.scope import Scope, TenancyViolation, apply_to_database, tenant_view
 from mobility.core.tenancy import ScopedSession
 from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
-from tests.factories import make_tenant, make_user, system_session
+from tests.support.factories import make_tenant, make_user
+from tests.support.sessions import Db, scope_of, system_session
 
 # The reproduction of issue 10: the first scoped statement names a table, not a model.
 _STATEMENT_BY_TABLE = """
@@ -35,6 +37,7 @@ from mobility.tenants.models import Tenant
 from mobility.training.models import Course
 
 async def main():
+    # Its own engine: the reproduction runs in a fresh interpreter, on an empty in-memory database.
     engine = create_engine("sqlite+aiosqlite:///:memory:")
     results = []
     async with create_sessionmaker(engine)() as session:
@@ -73,6 +76,7 @@ async def test_a_worker_session_writes_its_audit_trail(migrated_database_url: st
     async with system_session(migrated_database_url) as session:
         tenant = await make_tenant(session)
         admin = await make_user(session, tenant)
+    # Deliberately not system_session: the worker's own engine and sessions, as a worker would open them.
     engine = create_engine(migrated_database_url)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
@@ -94,6 +98,7 @@ async def test_a_worker_session_writes_its_audit_trail(migrated_database_url: st
 async def test_a_session_class_without_rules_or_trail_refuses(migrated_database_url: str) -> None:
     from mobility.core.db import create_sessionmaker as bare_sessionmaker
 
+    # Deliberately a session class other than AppSession, made by hand: the one that must refuse.
     engine = create_engine(migrated_database_url)
     try:
         async with bare_sessionmaker(engine, ScopedSession)() as session:
@@ -112,16 +117,11 @@ async def test_a_session_class_without_rules_or_trail_refuses(migrated_database_
         await engine.dispose()
 
 
-async def test_no_flush_inside_tenant_view(migrated_database_url: str) -> None:
-    async with system_session(migrated_database_url) as session:
+async def test_no_flush_inside_tenant_view(db: Db) -> None:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         admin = await make_user(session, tenant)
-    engine = create_engine(migrated_database_url)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            await apply_to_database(session, Scope(tenant_id=tenant.id, actor_id=admin.id, role="Admin"))
-            session.add(Setting(key="inside.view", value=1))
-            with tenant_view(session), pytest.raises(TenancyViolation, match="tenant_view"):
-                await session.flush()
-    finally:
-        await engine.dispose()
+    async with db.acting(scope_of(tenant.id, admin.id, SystemRole.admin)) as session:
+        session.add(Setting(key="inside.view", value=1))
+        with tenant_view(session), pytest.raises(TenancyViolation, match="tenant_view"):
+            await session.flush()

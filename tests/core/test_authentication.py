@@ -8,16 +8,14 @@ Routes are found from the app when the tests run: a new route is covered without
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from mobility.authz.permissions import ALL_PERMISSIONS
 from mobility.core.config import Settings
 from mobility.main import create_app
 from tests.authz.permission_table import PUBLIC_OPERATIONS
-from tests.core.routes import app_routes, body_for, path_for
-from tests.core.scoped import Db
-from tests.support.app import api_client
 from tests.support.callers import refused_as_anonymous, system_role_caller
+from tests.support.routes import app_routes, body_for, path_for
+from tests.support.sessions import Db
 
 ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite://")))
 GUARDED = [route for route in ROUTES if route.permissions]
@@ -28,11 +26,6 @@ def test_routes_are_found_and_name_real_permissions() -> None:
     unknown = {route.id: sorted(route.permissions - set(ALL_PERMISSIONS)) for route in GUARDED}
     assert not {k: v for k, v in unknown.items() if v}, f"routes requiring unknown permissions: {unknown}"
     assert all(len(route.permissions) == 1 for route in GUARDED), "one permission per route expected"
-
-
-@pytest.fixture
-async def client(db: Db, per_backend, backend: str) -> httpx.AsyncClient:
-    return await per_backend.enter("api-client", backend, lambda: api_client(db.url))
 
 
 def test_the_public_routes_are_exactly_the_listed_ones() -> None:

@@ -29,8 +29,8 @@ from mobility.roles.models import Role
 from mobility.settings.models import Setting
 from mobility.training.models import Certificate, CertificateCode
 from mobility.users.models import InvitationToken, UserInvitation
-from tests.core.scoped import Db, scope_of
-from tests.factories import make_candidate, make_course, make_enrollment, make_tenant, make_user
+from tests.support.factories import make_candidate, make_course, make_enrollment, make_tenant, make_user
+from tests.support.sessions import Db, scope_of, system_session
 
 pytestmark = pytest.mark.each_wall_alone
 
@@ -52,7 +52,7 @@ def statements(db: Db) -> Iterator[list[str]]:
 
 
 async def _admin_of_a_new_tenant(db: Db):
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         admin = await make_user(session, tenant, SystemRole.admin)
         invitee = await make_user(session, None, SystemRole.trainer)
@@ -60,7 +60,7 @@ async def _admin_of_a_new_tenant(db: Db):
 
 
 async def _enrollment_in(db: Db, tenant):
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         course = await make_course(session, tenant)
         candidate = await make_candidate(session, tenant)
         return await make_enrollment(session, course, candidate)
@@ -78,7 +78,7 @@ def _certificate(enrollment, code: str) -> Certificate:
 
 async def test_the_orm_identity_is_the_id_and_writes_name_the_tenant_too(db: Db) -> None:
     tenant, admin, _ = await _admin_of_a_new_tenant(db)
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         setting = Setting(tenant_id=tenant.id, key=f"probe.{secrets.token_hex(3)}", value={"n": 1})
         session.add(setting)
     table = Setting.__table__
@@ -116,7 +116,7 @@ async def test_a_new_invitation_registers_its_token_for_its_tenant(db: Db) -> No
 async def test_a_new_token_is_registered_and_the_old_one_kept(db: Db) -> None:
     tenant, admin, invitee = await _admin_of_a_new_tenant(db)
     first, second = secrets.token_hex(32), secrets.token_hex(32)
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         invitation = UserInvitation(
             tenant_id=tenant.id, user_id=invitee.id, token_hash=first, expires_at=utcnow() + timedelta(days=1)
         )
@@ -147,7 +147,7 @@ async def test_a_certificate_registers_its_code_and_a_code_of_another_tenant_is_
             await session.execute(select(CertificateCode).where(CertificateCode.verification_code == code))
         ).scalar_one()
         assert registered.tenant_id == tenant_a.id
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         session.add(_certificate(in_a, code))
 
     # The same code on a certificate of B: the code is A's, so the database refuses it (a 409).
@@ -168,14 +168,14 @@ async def test_a_certificate_registers_its_code_and_a_code_of_another_tenant_is_
 
 async def test_a_change_without_a_tenant_is_in_the_installations_trail(db: Db) -> None:
     tenant, admin, _ = await _admin_of_a_new_tenant(db)
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         role = Role(id=new_id(), name=f"Global {secrets.token_hex(3)}", system_role=False)
         session.add(role)
         await audit.flush_as(session, "role.create", conflict="taken")
         setting = Setting(tenant_id=tenant.id, key=f"probe.{secrets.token_hex(3)}", value=1)
         session.add(setting)
         await audit.flush_as(session, "setting.create", conflict="taken")
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         installation = (
             await session.execute(select(SystemAuditLog).where(SystemAuditLog.entity_id == role.id))
         ).scalar_one()
@@ -201,9 +201,9 @@ async def test_a_row_is_found_by_its_global_key_in_its_tenant_only(db: Db) -> No
     _, admin_b, _ = await _admin_of_a_new_tenant(db)
     enrollment = await _enrollment_in(db, tenant_a)
     code = secrets.token_urlsafe(24)
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         session.add(_certificate(enrollment, code))
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         found = await global_keys.find(session, Certificate, "verification_code", code)
         assert found is not None and (found.tenant_id, found.verification_code) == (tenant_a.id, code)
         assert await global_keys.find(session, Certificate, "verification_code", code + "x") is None

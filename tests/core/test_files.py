@@ -1,7 +1,7 @@
 """Stored files follow the transaction (core/files.py), on SQLite and PostgreSQL, with each storage.
 
 Sessions are the API's own: AppSession, connected as the API is (on PostgreSQL the app role under
-row-level security, tests/core/scoped.py). References to files are rows of a test table that stands in
+row-level security, tests/support/sessions.py). References to files are rows of a test table that stands in
 for the documents table. The rules, from the module doc: a file stored in a transaction that does not
 commit is removed (rollback, close, savepoint rolled back); a file asked to be deleted is removed only
 after the commit, and only if no row names it then; while another transaction is storing the same bytes
@@ -24,7 +24,8 @@ from mobility.core.db import create_sessionmaker as bare_sessionmaker
 from mobility.core.scope import Scope, apply_to_database
 from mobility.core.storage import FileStorage, StoredFile
 from mobility.core.tenancy import ScopedSession
-from tests.core.scoped import Db, PerBackend
+from tests.support.per_backend import PerBackend
+from tests.support.sessions import Db
 from tests.support.storage import (
     add_reference,
     chunks_of,
@@ -39,7 +40,8 @@ from tests.support.storage import (
 
 @pytest.fixture
 async def sessions(db: Db, per_backend: PerBackend, backend: str) -> async_sessionmaker:
-    await per_backend.get("file_references", backend, lambda: create_references_table(db.engine))
+    await per_backend.get("file_references", backend, lambda: create_references_table(db.owner_engine))
+    # The API's own sessions, begun and ended by hand: files follow the transaction (core/files.py).
     return db.app_sessionmaker
 
 
@@ -266,7 +268,7 @@ async def test_a_refused_file_leaves_nothing_and_the_transaction_usable(
 
 
 async def test_a_session_class_without_the_lifecycle_refuses(db: Db, file_storage: FileStorage) -> None:
-    async with bare_sessionmaker(db.engine, ScopedSession)() as session:
+    async with bare_sessionmaker(db.owner_engine, ScopedSession)() as session:
         with pytest.raises(RuntimeError, match="open sessions of AppSession"):
             await files.store(session, file_storage, chunks_of(b"x"), references=references)
         with pytest.raises(RuntimeError, match="open sessions of AppSession"):

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from mobility.core.config import Settings
 from mobility.core.errors import PROBLEM_JSON
 from mobility.main import create_app
-from tests.support.app import api_client
+from tests.support.app import api_client, problem
 from tests.support.databases import app_role_url
 
 # What every answer carries, whatever its status (the values the module's rules name).
@@ -37,14 +37,6 @@ def assert_secured(response: httpx.Response, *, csp: str | None = JSON_CSP, cach
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers.get("cache-control") == cache, response.headers
     assert "strict-transport-security" not in response.headers  # plain HTTP
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
 
 
 async def test_every_answer_carries_the_security_headers(migrated_database_url: str) -> None:
@@ -90,7 +82,7 @@ async def test_an_unexpected_error_carries_the_security_headers_too(migrated_dat
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.get("/test-boom")
-    assert_problem(response, 500, "internal_error")
+    problem(response, 500, "internal_error")
     assert_secured(response)
 
 
@@ -116,12 +108,12 @@ async def test_a_body_over_the_cap_is_refused_by_its_content_length(migrated_dat
             headers={"content-type": "application/json", "content-length": "5000"},
         )
     # At the cap the body is read (and found not to be JSON); one byte more is not read at all.
-    assert_problem(at_cap, 422, "validation_error")
-    body = assert_problem(over, 413, "content_too_large")
+    problem(at_cap, 422, "validation_error")
+    body = problem(over, 413, "content_too_large")
     assert "1000 bytes" in body["detail"]
     assert over.headers["connection"] == "close"
     assert_secured(over)
-    assert_problem(unread, 413, "content_too_large")
+    problem(unread, 413, "content_too_large")
     assert pulled == []  # refused on its Content-Length: not a byte of the body was asked for
 
 
@@ -135,7 +127,7 @@ async def test_a_streamed_body_is_refused_once_it_passes_the_cap(migrated_databa
 
     async with api_client(migrated_database_url, **SMALL) as client:
         response = await client.post(LOGIN, content=chunks(), headers={"content-type": "application/json"})
-    assert_problem(response, 413, "content_too_large")
+    problem(response, 413, "content_too_large")
     assert_secured(response)
     assert sum(sent) <= 1000 + 2 * 400  # read up to the chunk that passed the cap, not the rest
 
@@ -151,8 +143,8 @@ async def test_uploads_have_their_own_cap(migrated_database_url: str) -> None:
     assert upload.status_code == 415, (
         upload.text
     )  # under the upload cap: passed on, and login takes JSON only
-    assert_problem(too_big, 413, "content_too_large")
-    assert_problem(json_as_big, 413, "content_too_large")
+    problem(too_big, 413, "content_too_large")
+    problem(json_as_big, 413, "content_too_large")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
@@ -167,7 +159,7 @@ async def test_a_body_of_a_media_type_no_route_takes_gets_415(
             content=b'{"email": "a@example.org"}',
             headers={"content-type": "application/json; charset=utf-8"},
         )
-    assert_problem(response, 415, "unsupported_media_type")
+    problem(response, 415, "unsupported_media_type")
     assert_secured(response)
     assert json_charset.status_code == 422  # JSON is taken (and this one lacks the password)
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from mobility.core.schemas import InputModel
-from tests.core.routes import input_models
+from tests.support.routes import input_models
 
 MODELS = input_models()
 PROTECTED = ["tenantId", "createdBy", "updatedBy", "systemRole", "passwordHash", "isSystemAdmin", "id"]

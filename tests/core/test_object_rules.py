@@ -22,9 +22,9 @@ from mobility.authz import rules as policies
 from mobility.authz.permissions import SystemRole
 from mobility.core.scope import Scope, tenant_scoped
 from mobility.tenants.models import Tenant
-from tests.core.scoped import Db, scope_of
-from tests.factories import make_tenant, make_user
-from tests.factories.rows import RowBuilder
+from tests.support.factories import make_tenant, make_user
+from tests.support.rows import RowBuilder
+from tests.support.sessions import Db, scope_of, system_session
 
 # On PostgreSQL also as a role that bypasses row-level security: the application's filters alone.
 pytestmark = pytest.mark.each_wall_alone
@@ -129,7 +129,7 @@ async def world(db: Db, per_backend, backend: str) -> World:
 
 
 async def _make_world(db: Db) -> World:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         sides = (await _side(session, tenant), await _side(session, tenant))
         admin = await make_user(session, tenant, SystemRole.admin)
@@ -177,7 +177,7 @@ async def test_each_sees_exactly_their_own_rows(
 @pytest.mark.parametrize("role", list(VISIBLE), ids=[role.name for role in VISIBLE])
 async def test_a_login_not_linked_to_a_record_sees_no_records(db: Db, world: World, role: SystemRole) -> None:
     """A Candidate, Agent or Broker login whose record is missing sees nothing, rather than everything."""
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         login = await make_user(session, world.tenant, role)
     seen = await visible(db, scope_of(world.tenant.id, login.id, role), world)
     assert {model.__tablename__: ids for model, ids in seen.items() if ids} == {}

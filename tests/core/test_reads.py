@@ -18,9 +18,9 @@ from mobility.core.db import READ_POOL, create_read_pool, read_connection, relea
 from mobility.core.reads import Read
 from mobility.core.scope import Scope, TenancyViolation, apply_to_database, scoped_driver_connection
 from mobility.settings.models import Setting
-from tests.core.scoped import Db, scope_of
-from tests.factories import make_candidate, make_tenant, make_user, unique
 from tests.support.databases import app_role_url
+from tests.support.factories import make_candidate, make_tenant, make_user, unique
+from tests.support.sessions import Db, scope_of, system_session
 
 # On PostgreSQL also as a role that bypasses row-level security: the compiled reads' own filters alone.
 pytestmark = pytest.mark.each_wall_alone
@@ -33,7 +33,7 @@ CANDIDATES = Read(lambda: select(Candidate.id, Candidate.first_name))
 
 @pytest.fixture
 async def world(db: Db):
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
         admin_a = await make_user(session, tenant_a, SystemRole.admin)
         admin_b = await make_user(session, tenant_b, SystemRole.admin)
@@ -98,7 +98,7 @@ async def test_reads_need_a_scope_and_models_not_tables(db: Db) -> None:
 
 
 async def _any_ids(db: Db):
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         return tenant.id, (await make_user(session, tenant, SystemRole.admin)).id
 

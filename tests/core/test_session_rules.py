@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from mobility.auth.models import Session
 from mobility.authz.permissions import SystemRole
-from tests.core.scoped import Db, scope_of
-from tests.factories import add_membership, make_tenant, make_user, unique
+from tests.support.factories import add_membership, make_tenant, make_user, unique
+from tests.support.sessions import Db, scope_of, system_session
 
 # On PostgreSQL also as a role that bypasses row-level security: the application's filters alone.
 pytestmark = pytest.mark.each_wall_alone
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.each_wall_alone
 
 async def test_an_admin_sees_members_sessions_in_their_tenant_only(db: Db) -> None:
     now = datetime.now(UTC)
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
         admin_a = await make_user(session, tenant_a, SystemRole.admin)
         shared = await make_user(session, tenant_a, SystemRole.trainer)

@@ -20,8 +20,8 @@ from mobility.core.scope import TenancyViolation
 from mobility.roles.models import Role
 from mobility.settings.models import Setting
 from mobility.users.models import UserTenant
-from tests.core.scoped import Db, scope_of
-from tests.factories import make_tenant, make_user, system_role, unique
+from tests.support.factories import make_tenant, make_user, system_role, unique
+from tests.support.sessions import Db, scope_of, system_session
 
 # On PostgreSQL also as a role that bypasses row-level security: the application's filters alone.
 pytestmark = pytest.mark.each_wall_alone
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.each_wall_alone
 
 @pytest.fixture
 async def two(db: Db):
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
         admin = await make_user(session, tenant_b, SystemRole.admin)
         theirs = Setting(tenant_id=tenant_a.id, key=unique("k"), value={})
@@ -107,7 +107,7 @@ async def test_bulk_update_cannot_move_rows_or_go_by_primary_key(db: Db, two) ->
 
 async def test_shared_rows_cannot_be_added_for_another_tenant(db: Db, two) -> None:
     tenant_a, tenant_b, scope, *_ = two
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         admin_role = (await system_role(session, SystemRole.admin)).id
         outsider = (await make_user(session, None)).id
     async with db.acting(scope) as session:
@@ -139,7 +139,7 @@ async def test_a_row_no_scoped_session_read_cannot_be_updated_or_deleted(db: Db,
                 await session.delete(forged)
             with pytest.raises(TenancyViolation, match="no scoped session read"):
                 await session.flush()
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         row = await session.get(Setting, theirs.id)
         assert row is not None and row.tenant_id == tenant_a.id and row.value == {}
     # An object read for one tenant is not written under another's scope either.

@@ -16,8 +16,9 @@ from mobility.core.errors import AppError, InvalidInput
 from mobility.core.scope import Scope, apply_to_database
 from mobility.main import create_app
 from mobility.settings.models import Setting
-from tests.factories import make_tenant, system_session, unique
 from tests.support.app import app_role_url
+from tests.support.factories import make_tenant, unique
+from tests.support.sessions import system_session
 
 
 class KeptFailure(AppError):

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from PIL import Image
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from mobility.app_session import create_sessionmaker
 from mobility.core.config import Settings
 from mobility.core.errors import PROBLEM_JSON, install_error_handlers
 from mobility.core.scope import Scope, apply_to_database
@@ -40,8 +41,9 @@ from mobility.core.uploads import (
     safe_file_name,
     store_upload,
 )
-from tests.core.scoped import Db, PerBackend
 from tests.support import sample_files
+from tests.support.per_backend import PerBackend
+from tests.support.sessions import Db
 from tests.support.storage import (
     add_reference,
     chunks_of,
@@ -236,8 +238,9 @@ async def test_each_refusal_is_a_problem_answer() -> None:
 async def sessions(db: Db, per_backend: PerBackend, backend: str) -> async_sessionmaker:
     """Application sessions (AppSession, as the owner) on the test database of the backend, which holds
     a table of references to stored files (the documents table's stand-in)."""
-    await per_backend.get("file_references", backend, lambda: create_references_table(db.engine))
-    return db.sessionmaker
+    await per_backend.get("file_references", backend, lambda: create_references_table(db.owner_engine))
+    # Units of work of their own, committed or rolled back as a request's: files follow the transaction.
+    return create_sessionmaker(db.owner_engine)
 
 
 SETTINGS = Settings()  # the defaults: 10 MiB, 80 megapixels

@@ -25,11 +25,11 @@ from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.users.models import UserTenant
 from tests.authz.permission_table import PERMISSION_TABLE
-from tests.core.routes import Objects, Route, app_routes, body_for, model_for_param, path_for
-from tests.core.scoped import Db
-from tests.factories import PASSWORD, make_tenant, make_user
-from tests.factories.rows import RowBuilder, references_to, snapshot
-from tests.support.app import api_client, login
+from tests.support.app import login
+from tests.support.factories import PASSWORD, make_tenant, make_user
+from tests.support.routes import Objects, Route, app_routes, body_for, model_for_param, path_for
+from tests.support.rows import RowBuilder, references_to, snapshot
+from tests.support.sessions import Db, system_session
 
 ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite://")))
 BY_ID = [route for route in ROUTES if route.id_params]
@@ -70,23 +70,19 @@ class World:
 
 
 @pytest.fixture
-async def world(db: Db, per_backend, backend: str, row_level_security: bool) -> World:
+async def world(
+    db: Db, client: httpx.AsyncClient, per_backend, backend: str, row_level_security: bool
+) -> World:
     name = "isolation-api" if row_level_security else "isolation-api-without-rls"
 
     async def make() -> World:
-        if row_level_security:
-            client = await per_backend.enter("api-client", backend, lambda: api_client(db.url))
-        else:
-            client = await per_backend.enter(
-                name, backend, lambda: api_client(db.url, app_database_url=db.url)
-            )
-        async with db.system() as session:
+        async with system_session(db.url) as session:
             tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
             admin_b = await make_user(session, tenant_b, SystemRole.admin)
             role_a = await RowBuilder(session, tenant_a).build(Role, permissions=["users:read"])
             session.add(UserTenant(user_id=admin_b.id, tenant_id=tenant_a.id, role_id=role_a.id))
         headers = await login(client, admin_b.email, PASSWORD, tenant_b.code)
-        return World(client, tenant_a, tenant_b, headers, Objects(tenant_b, db.system), role_a.id)
+        return World(client, tenant_a, tenant_b, headers, Objects(tenant_b, db.url), role_a.id)
 
     return await per_backend.get(name, backend, make)
 
@@ -94,7 +90,7 @@ async def world(db: Db, per_backend, backend: str, row_level_security: bool) -> 
 async def state_of(db: Db, objects: dict[str, Any]) -> dict[str, Any]:
     """Each object's row, and how many rows of each table refer to it."""
     state = {}
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         for name, object_id in objects.items():
             model = model_for_param(name)
             state[name] = await snapshot(session, model, object_id)
@@ -114,7 +110,7 @@ def _may(route: Route) -> bool:
 @pytest.mark.parametrize("route", BY_ID, ids=[route.id for route in BY_ID])
 async def test_another_tenants_object_is_not_found(db: Db, world: World, route: Route) -> None:
     # Fresh objects of A for each route: what an earlier route did (if it wrongly could) does not matter.
-    objects_a = Objects(world.tenant_a, db.system)
+    objects_a = Objects(world.tenant_a, db.url)
     mine = {name: await objects_a.id_for(name) for name in route.id_params}
     before = await state_of(db, mine)
 
@@ -139,7 +135,7 @@ async def test_another_tenants_object_is_not_found(db: Db, world: World, route: 
 async def test_a_body_cannot_refer_to_another_tenants_object(
     db: Db, world: World, route: Route, field: str
 ) -> None:
-    objects_a = Objects(world.tenant_a, db.system)
+    objects_a = Objects(world.tenant_a, db.url)
     theirs = {field: await objects_a.id_for(field)}
     before = await state_of(db, theirs)
 

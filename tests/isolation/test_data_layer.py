@@ -22,9 +22,9 @@ from mobility.core.db import Base
 from mobility.core.scope import Scope, TenancyViolation, apply_to_database, tenant_scoped
 from mobility.models import metadata
 from mobility.tenants.models import Tenant
-from tests.core.scoped import REFUSED, Db, scope_of
-from tests.factories import make_tenant, make_user
-from tests.factories.rows import TENANT_COLUMN, RowBuilder, model_for, references_to, snapshot, value_for
+from tests.support.factories import make_tenant, make_user
+from tests.support.rows import TENANT_COLUMN, RowBuilder, model_for, references_to, snapshot, value_for
+from tests.support.sessions import REFUSED, Db, scope_of, system_session
 
 # On PostgreSQL also as a role that bypasses row-level security: the application's filters alone.
 pytestmark = pytest.mark.each_wall_alone
@@ -64,7 +64,7 @@ class World:
 @pytest.fixture
 async def world(db: Db, per_backend, backend: str) -> World:
     async def make() -> World:
-        async with db.system() as session:
+        async with system_session(db.url) as session:
             tenant_a, tenant_b = await make_tenant(session), await make_tenant(session)
             admin = await make_user(session, tenant_b, SystemRole.admin)
         return World(tenant_a, tenant_b, scope_of(tenant_b.id, admin.id, SystemRole.admin))
@@ -73,18 +73,18 @@ async def world(db: Db, per_backend, backend: str) -> World:
 
 
 async def build_in(db: Db, tenant: Tenant, model: type, **overrides: Any) -> Any:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         return await RowBuilder(session, tenant).build(model, **overrides)
 
 
 async def values_in(db: Db, tenant: Tenant, model: type, **overrides: Any) -> dict[str, Any]:
     """Values of a new row of `model` in `tenant`, its parents written (committed), the row not."""
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         return await RowBuilder(session, tenant).values(model, **overrides)
 
 
 async def read(db: Db, model: type, row_id: Any) -> dict[str, Any] | None:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         return await snapshot(session, model, row_id)
 
 
@@ -253,7 +253,7 @@ async def test_rows_cannot_refer_to_another_tenants_row(db: Db, world: World, ta
         ),
     )
 
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         pointing = (await session.execute(select(source.id).where(getattr(source, key) == foreign.id))).all()
     assert pointing == []
     assert await read(db, source, mine.id) == mine_before

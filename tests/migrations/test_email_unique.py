@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from mobility.ops import migrations
 from mobility.ops.legacy_schema import legacy_metadata
 from mobility.users import accounts
-from tests.factories import system_session
 from tests.migrations.support import schema_snapshot, sync_engine
 from tests.sqlscripts.support import PsqlError, psql_file
+from tests.support.sessions import system_session
 
 BEFORE, AT = "0012", "0013"
 LEGACY_USERS = legacy_metadata.tables["users"]

@@ -23,9 +23,10 @@ from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
 from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
-from tests.factories import PASSWORD, make_user, system_role, system_session, unique
 from tests.support.admin_api import make_world
 from tests.support.app import api_client, login
+from tests.support.factories import PASSWORD, make_user, system_role, unique
+from tests.support.sessions import system_session
 
 pytestmark = pytest.mark.postgres_only
 TWINS = 20

@@ -17,21 +17,13 @@ from mobility.audit.models import AuditLog
 from mobility.authz.permissions import SystemRole
 from mobility.core.config import Settings
 from mobility.core.db import create_engine
-from mobility.core.scope import Scope, apply_to_database
 from mobility.main import create_app
 from mobility.roles.models import Role
 from mobility.users.models import User, UserTenant
-from tests.factories import (
-    PASSWORD,
-    add_membership,
-    make_tenant,
-    make_user,
-    system_role,
-    system_session,
-    unique,
-)
-from tests.support.app import api_client, login
+from tests.support.app import api_client, login, new_address
 from tests.support.databases import app_role_url
+from tests.support.factories import PASSWORD, add_membership, make_tenant, make_user, system_role, unique
+from tests.support.sessions import Db, scope_of, system_session
 
 pytestmark = pytest.mark.postgres_only
 
@@ -39,13 +31,6 @@ SETTINGS = (
     "SELECT current_setting('mobility.tenant_id', true), current_setting('mobility.system', true),"
     " current_setting('mobility.actor_id', true)"
 )
-
-
-def _from_own_address(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    # Login throttling counts failures per client address; other tests' failures must not slow ours.
-    address = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.9"
-    client._transport.client = (address, 40000)  # type: ignore[attr-defined]
-    return client
 
 
 async def test_the_api_connects_as_the_app_role(migrated_database_url: str) -> None:
@@ -63,6 +48,7 @@ async def _app_on_one_connection(url: str) -> AsyncIterator[tuple[httpx.AsyncCli
     path's, core/db.py), and the ids of the ORM pool's checkouts."""
     app = create_app(Settings(database_url=url, app_database_url=app_role_url(url), read_pool_size=1))
     async with app.router.lifespan_context(app):
+        # Not a test session: the app's own engine, replaced by one of a single watched connection.
         engine = create_engine(app_role_url(url), pool_size=1, max_overflow=0)
         checkouts: list[int] = []
         event.listen(
@@ -70,9 +56,9 @@ async def _app_on_one_connection(url: str) -> AsyncIterator[tuple[httpx.AsyncCli
         )
         app.state.engine, app.state.sessionmaker = engine, create_sessionmaker(engine)
         try:
-            transport = httpx.ASGITransport(app=app)
+            transport = httpx.ASGITransport(app=app, client=(new_address(), 50000))
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield _from_own_address(client), engine, checkouts
+                yield client, engine, checkouts
         finally:
             await engine.dispose()
 
@@ -116,7 +102,7 @@ async def test_me_lists_every_membership_with_its_role(migrated_database_url: st
         member = await make_user(session, home, SystemRole.recruiter)
         session.add(UserTenant(user_id=member.id, tenant_id=other.id, role_id=custom.id, is_primary=False))
     async with api_client(migrated_database_url) as client:
-        headers = await login(_from_own_address(client), member.email, PASSWORD, home.code)
+        headers = await login(client, member.email, PASSWORD, home.code)
         me = await client.get("/api/v1/me", headers=headers)
         switched = await client.post(
             "/api/v1/auth/switch-tenant", json={"tenantCode": other.code}, headers=headers
@@ -138,7 +124,7 @@ async def test_a_password_change_in_a_second_tenant_is_audited_there(migrated_da
         await add_membership(session, member, other, SystemRole.recruiter)
     new_password = secrets.token_urlsafe(16)
     async with api_client(migrated_database_url) as client:
-        headers = await login(_from_own_address(client), member.email, PASSWORD, other.code)
+        headers = await login(client, member.email, PASSWORD, other.code)
         changed = await client.post(
             "/api/v1/me/password",
             json={"currentPassword": PASSWORD, "newPassword": new_password},
@@ -160,34 +146,25 @@ async def test_a_password_change_in_a_second_tenant_is_audited_there(migrated_da
     assert other.id in trail
 
 
-async def test_an_invitation_through_the_data_layer_passes_the_policies(migrated_database_url: str) -> None:
+async def test_an_invitation_through_the_data_layer_passes_the_policies(db: Db) -> None:
     """The ORM's own statements (RETURNING included) as the app role: user first, then the membership,
     and the audit trail of both in the tenant."""
-    async with system_session(migrated_database_url) as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         admin = await make_user(session, tenant)
         recruiter = (await system_role(session, SystemRole.recruiter)).id
-    engine = create_engine(app_role_url(migrated_database_url))
-    try:
-        async with create_sessionmaker(engine)() as session:
-            await session.begin()
-            await apply_to_database(
-                session, Scope(tenant_id=tenant.id, actor_id=admin.id, role=SystemRole.admin.value)
-            )
-            user = User(email=f"{unique()}@example.org", tenant_id=tenant.id, status="invited")
-            session.add(user)
-            await session.flush()
-            session.add(UserTenant(user_id=user.id, tenant_id=tenant.id, role_id=recruiter))
-            await session.flush()
-            found = (await session.execute(select(User).where(User.id == user.id))).scalar_one()
-            trail = (
-                (await session.execute(select(AuditLog.entity_type).where(AuditLog.tenant_id == tenant.id)))
-                .scalars()
-                .all()
-            )
-            await session.rollback()
-    finally:
-        await engine.dispose()
+    async with db.acting(scope_of(tenant.id, admin.id, SystemRole.admin)) as session:
+        user = User(email=f"{unique()}@example.org", tenant_id=tenant.id, status="invited")
+        session.add(user)
+        await session.flush()
+        session.add(UserTenant(user_id=user.id, tenant_id=tenant.id, role_id=recruiter))
+        await session.flush()
+        found = (await session.execute(select(User).where(User.id == user.id))).scalar_one()
+        trail = (
+            (await session.execute(select(AuditLog.entity_type).where(AuditLog.tenant_id == tenant.id)))
+            .scalars()
+            .all()
+        )
     assert found.id == user.id
     assert {"users", "user_tenants"} <= set(trail)
 

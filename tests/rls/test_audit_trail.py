@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.rls.conftest import TwoTenants, app_sql
+from tests.rls.support import TwoTenants, app_sql
 from tests.support.databases import libpq_url
 
 pytestmark = pytest.mark.postgres_only
@@ -21,6 +21,7 @@ CHANGES = [
 
 @pytest.mark.parametrize("statement", CHANGES, ids=["update", "delete", "truncate"])
 def test_the_owner_cannot_change_the_audit_trail(tenants: TwoTenants, statement: str) -> None:
+    # Raw, as the owner (a superuser): the trigger must stop even a connection no policy binds.
     with psycopg.connect(libpq_url(tenants.url)) as conn:
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
         before = conn.execute(

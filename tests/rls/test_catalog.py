@@ -11,13 +11,14 @@ from psycopg import errors
 
 from mobility.ops import sqlscripts
 from mobility.ops.sqlscripts import split_statements
-from tests.rls.conftest import app_sql, tenant_tables
+from tests.rls.support import app_sql, tenant_tables
 from tests.support.databases import APP_ROLE, PG_ADMIN_URL, libpq_url
 
 pytestmark = pytest.mark.postgres_only
 
 
 def _owner(url: str, query: str, params: tuple = ()) -> list[tuple]:
+    """The catalog, read raw as the owner: what the database itself says, no session class between."""
     with psycopg.connect(libpq_url(url)) as conn:
         return conn.execute(query, params).fetchall()
 
@@ -86,6 +87,7 @@ def test_the_app_role_has_exactly_its_privileges(migrated_database_url) -> None:
 
 
 def test_tables_of_later_revisions_get_the_same_privileges(migrated_database_url) -> None:
+    # Raw DDL as the owner, as a later revision would run it (rolled back).
     with psycopg.connect(libpq_url(migrated_database_url)) as conn:
         conn.execute("CREATE TABLE rls_later_revision_probe (id uuid PRIMARY KEY)")
         privileges = conn.execute(

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from mobility.core.scope import Scope, apply_to_database
 from mobility.users.models import EMAIL_INDEX, user_by_email
-from tests.core.scoped import Db
+from tests.support.sessions import Db
 
 pytestmark = pytest.mark.postgres_only
 

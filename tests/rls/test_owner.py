@@ -12,11 +12,10 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from mobility.app_session import create_sessionmaker
-from mobility.core.db import create_engine, transaction
 from mobility.ops import backup, migrations
 from mobility.ops.seed import seed
 from tests.support.databases import PG_ADMIN_URL, DatabaseFactory, libpq_url
+from tests.support.sessions import system_session
 
 pytestmark = pytest.mark.postgres_only
 
@@ -41,6 +40,7 @@ def owned_database_url(backend: str, database_factory: DatabaseFactory) -> Itera
 
 
 def _count(url: str, table: str, *, system: bool) -> int:
+    """Rows the owner sees, raw: with or without the system setting, the policies alone decide."""
     with psycopg.connect(libpq_url(url)) as conn:
         if system:
             conn.execute("SELECT set_config('mobility.system', 'on', true)")
@@ -51,12 +51,8 @@ async def test_the_owner_seeds_backs_up_and_restores_under_forced_rls(
     owned_database_url: str, tmp_path: Path
 ) -> None:
     url = owned_database_url
-    engine = create_engine(url)
-    try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            await seed(session, admin_email="admin@wti.example", admin_password=secrets.token_urlsafe(16))
-    finally:
-        await engine.dispose()
+    async with system_session(url) as session:  # as the owner, who is not a superuser here
+        await seed(session, admin_email="admin@wti.example", admin_password=secrets.token_urlsafe(16))
     seeded = {table: _count(url, table, system=True) for table in ("candidates", "users", "audit_logs")}
     assert all(seeded.values()), seeded
     # The owner without the system setting: FORCE applies, nothing is visible.

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from tests.rls.conftest import TwoTenants, app_sql, ident
+from tests.rls.support import TwoTenants, app_sql, ident
 from tests.support.databases import libpq_url
 
 pytestmark = pytest.mark.postgres_only

@@ -16,8 +16,9 @@ from mobility.authz.permissions import SystemRole
 from mobility.core.models import new_id, utcnow
 from mobility.roles.models import Role
 from mobility.users.models import UserTenant
-from tests.factories import make_user, system_role, system_session, unique
-from tests.rls.conftest import TwoTenants, app_sql
+from tests.rls.support import TwoTenants, app_sql
+from tests.support.factories import make_user, system_role, unique
+from tests.support.sessions import system_session
 
 pytestmark = pytest.mark.postgres_only
 

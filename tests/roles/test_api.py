@@ -7,19 +7,10 @@ import secrets
 from mobility.authz.permissions import MATRIX, SystemRole
 from mobility.roles.models import Role
 from mobility.users.models import UserTenant
-from tests.factories import make_user, system_role, system_session
-from tests.support.admin_api import (
-    all_pages,
-    audit_of,
-    call,
-    get_row,
-    make_world,
-    one_audit_row,
-    problem,
-    sign_in,
-    walk,
-)
-from tests.support.app import api_client
+from tests.support.admin_api import all_pages, audit_of, call, make_world, one_audit_row, sign_in, walk
+from tests.support.app import api_client, problem
+from tests.support.factories import make_user, system_role
+from tests.support.sessions import get_row, system_session
 
 
 def role_name() -> str:

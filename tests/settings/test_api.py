@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mobility.settings.service import KNOWN
-from tests.support.admin_api import audit_of, call, make_world, one_audit_row, problem
-from tests.support.app import api_client
+from tests.support.admin_api import audit_of, call, make_world, one_audit_row
+from tests.support.app import api_client, problem
 
 KEY = "placements.passportValidityMonths"
 

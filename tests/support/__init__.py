@@ -1,0 +1,1 @@
+"""Helpers shared by the test packages; docs/architecture.md ("Tests: tests/support") says which is where."""

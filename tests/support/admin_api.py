@@ -23,10 +23,10 @@ from mobility.audit.models import AuditLog
 from mobility.auth.credentials import hash_token
 from mobility.auth.models import Session
 from mobility.authz.permissions import SystemRole
-from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
 from mobility.tenants.models import Tenant
-from tests.factories import Member, make_tenant, make_user, system_session
+from tests.support.factories import Member, add_membership, make_tenant, make_user
+from tests.support.sessions import system_session
 
 REQUEST_ID = "X-Request-ID"
 
@@ -44,6 +44,22 @@ class World:
 
     def auth(self, member: Member) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[member.id]}"}
+
+    async def new_member(
+        self,
+        role: SystemRole = SystemRole.trainer,
+        *,
+        tenant: Tenant | None = None,
+        also: SystemRole | None = None,
+        **values: Any,
+    ) -> Member:
+        """A new member of `tenant` (by default the world's) holding `role`, not signed in; with `also`,
+        a member of the world's other tenant too, holding that role there."""
+        async with system_session(self.url) as session:
+            member = await make_user(session, tenant or self.tenant, role, **values)
+            if also is not None:
+                await add_membership(session, member, self.other, also)
+        return member
 
 
 async def sign_in(session, member: Member, tenant: Tenant) -> str:
@@ -134,21 +150,6 @@ def assert_row(
     assert row.actor_id == actor.id
     assert row.tenant_id == tenant.id
     assert row.ip_address  # the client address of the request
-
-
-def problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
-
-async def get_row(url: str, model: type, row_id: Any):
-    async with system_session(url) as session:
-        row_id = uuid.UUID(str(row_id))
-        return (await session.execute(select(model).where(model.id == row_id))).scalar_one_or_none()
 
 
 def walk(pages: list[dict]) -> list[str]:

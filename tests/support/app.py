@@ -1,4 +1,10 @@
-"""An app on a given database, driven in-process over ASGI (with its lifespan, so the engine is real)."""
+"""An app on a given database, driven in-process over ASGI (with its lifespan, so the engine is real),
+and what every API test reads its answers with.
+
+Each client calls from an address of its own (`client.address`): login throttling counts failures per
+address, and the suite's clients must not add up into one (nor one test's failures slow another's
+logins).
+"""
 
 from __future__ import annotations
 
@@ -10,25 +16,32 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from mobility.core.config import Settings
+from mobility.core.errors import PROBLEM_JSON
 from mobility.main import create_app
 from tests.support.databases import app_role_url
 
 
+def new_address() -> str:
+    """A client address no other client of the run uses (TEST-NET ranges would collide too easily)."""
+    return f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+
+
 @asynccontextmanager
-async def api_client(database_url: str, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    database_url: str, *, address: str | None = None, **settings: object
+) -> AsyncIterator[httpx.AsyncClient]:
     """On PostgreSQL the API connects as the app role (row-level security applies), as in production;
-    pass `app_database_url` to choose otherwise."""
+    pass `app_database_url` to choose otherwise. Requests come from `address` (by default a new one),
+    kept as `client.address`."""
     if make_url(database_url).get_backend_name() == "postgresql":
         settings.setdefault("app_database_url", app_role_url(database_url))
     app = create_app(Settings(database_url=database_url, **settings))
     async with app.router.lifespan_context(app):
-        # Each client its own loopback address: login throttling counts failures per address, and
-        # the suite's clients must not add up into one.
-        address = (
-            f"127.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
-        )
+        address = address or new_address()
+        # ASGITransport hands this to the app as request.client.
         transport = httpx.ASGITransport(app=app, client=(address, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            client.address = address  # type: ignore[attr-defined]
             yield client
 
 
@@ -41,4 +54,22 @@ async def login(
         body["tenantCode"] = tenant_code
     response = await client.post("/api/v1/auth/login", json=body)
     assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    return bearer(response.json()["token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    """The answer is RFC 9457 problem+json with this status (and `code`); its body. A 401 also carries
+    the Bearer challenge a 401 must have."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON, response.headers
+    body = response.json()
+    assert body["status"] == status, body
+    if code is not None:
+        assert body["code"] == code, body
+    if status == 401:
+        assert response.headers["www-authenticate"].lower().startswith("bearer"), response.headers
+    return body

@@ -2,7 +2,7 @@
 
 A caller is one user in a tenant of their own (what one caller's calls change cannot affect another's),
 logged in once, with `Objects` of that tenant to put in paths and bodies. `call` sends a route's
-generic request (tests/core/routes.py) as the caller, and the predicates below read the answer.
+generic request (tests/support/routes.py) as the caller, and the predicates below read the answer.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
-from tests.core.routes import Objects, Route, body_for, path_for
-from tests.core.scoped import Db
-from tests.factories import PASSWORD, make_tenant, make_user, unique
 from tests.support.app import login
+from tests.support.factories import PASSWORD, make_tenant, make_user, unique
+from tests.support.routes import Objects, Route, body_for, path_for
+from tests.support.sessions import Db, system_session
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Caller:
 async def system_role_caller(db: Db, client: httpx.AsyncClient, role: str) -> Caller:
     """A user holding the system role named `role`, with the record a partner or candidate login
     stands for (row rules need it)."""
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         member = await make_user(session, tenant, SystemRole(role))
         if role == SystemRole.agent:
@@ -51,14 +51,14 @@ async def system_role_caller(db: Db, client: httpx.AsyncClient, role: str) -> Ca
                 )
             )
     headers = await login(client, member.email, PASSWORD, tenant.code)
-    return Caller(role, tenant, headers, Objects(tenant, db.system))
+    return Caller(role, tenant, headers, Objects(tenant, db.url))
 
 
 async def custom_role_caller(db: Db, client: httpx.AsyncClient, permissions: set[str], name: str) -> Caller:
     """A user holding a custom role of their tenant that grants exactly `permissions`. The role row is
     written directly: through the API a tenant's role cannot grant tenants:* or accounts:update, and
     these callers must isolate every permission a route may ask for."""
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session)
         role = Role(
             tenant_id=tenant.id, name=unique(f"{name} "), system_role=False, permissions=sorted(permissions)
@@ -67,7 +67,7 @@ async def custom_role_caller(db: Db, client: httpx.AsyncClient, permissions: set
         await session.flush()
         member = await make_user(session, tenant, role)
     headers = await login(client, member.email, PASSWORD, tenant.code)
-    return Caller(name, tenant, headers, Objects(tenant, db.system))
+    return Caller(name, tenant, headers, Objects(tenant, db.url))
 
 
 async def call(

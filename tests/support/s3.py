@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobility.core.s3storage import S3Storage
+from tests.support.tcp_proxy import free_port
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,6 @@ class S3Server:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _answers(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
         return True
@@ -54,7 +49,7 @@ def _answers(port: int) -> bool:
 def running_s3_server(log_dir: Path) -> Iterator[S3Server]:
     """Start `python -m moto.server` on a free port, make a bucket, and stop the server at the end."""
     for _attempt in range(3):  # the free port may be taken between the probe and the server's bind
-        port = _free_port()
+        port = free_port()
         log = open(log_dir / f"moto-{port}.log", "wb")  # noqa: SIM115  (closed below)
         environment = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
         process = subprocess.Popen(

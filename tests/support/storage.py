@@ -39,7 +39,7 @@ async def chunks_of(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
 
 
 async def create_references_table(engine: AsyncEngine) -> None:
-    """In the test database (tests/core/scoped.py's, one per backend for the run): tests use a namespace
+    """In the test database (`db`'s, one per backend for the run: tests/support/per_backend.py): tests use a namespace
     of their own, so their keys, and the rows naming them, never meet."""
     async with engine.begin() as connection:
         await connection.execute(
@@ -48,7 +48,7 @@ async def create_references_table(engine: AsyncEngine) -> None:
                 ' (id VARCHAR(32) PRIMARY KEY, "storageKey" VARCHAR(600) NOT NULL)'
             )
         )
-        if connection.dialect.name == "postgresql":  # the API's role uses it too (tests/core/scoped.py)
+        if connection.dialect.name == "postgresql":  # the API's role uses it too (Db.acting)
             await connection.execute(text(f"GRANT SELECT, INSERT, DELETE ON file_references TO {APP_ROLE}"))
 
 

@@ -6,17 +6,9 @@ import secrets
 import uuid
 
 from mobility.tenants.models import Tenant
-from tests.support.admin_api import (
-    all_pages,
-    audit_of,
-    call,
-    get_row,
-    make_world,
-    one_audit_row,
-    problem,
-    walk,
-)
-from tests.support.app import api_client
+from tests.support.admin_api import all_pages, audit_of, call, make_world, one_audit_row, walk
+from tests.support.app import api_client, problem
+from tests.support.sessions import get_row
 
 
 def new_code() -> str:

@@ -17,20 +17,19 @@ from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
-from tests.factories import add_membership, make_user, system_role, system_session
 from tests.support.admin_api import (
     all_pages,
     assert_row,
     audit_of,
     call,
-    get_row,
     make_world,
     one_audit_row,
-    problem,
     sign_in,
     walk,
 )
-from tests.support.app import api_client
+from tests.support.app import api_client, problem
+from tests.support.factories import add_membership, make_user, system_role
+from tests.support.sessions import get_row, system_session
 
 INVITATION_FIELDS = {
     "id",

@@ -13,9 +13,10 @@ from mobility.authz.permissions import SystemRole
 from mobility.core import audit
 from mobility.core.errors import Conflict
 from mobility.users.models import User
-from tests.factories import system_role, system_session
 from tests.support.admin_api import make_world
 from tests.support.app import api_client
+from tests.support.factories import system_role
+from tests.support.sessions import system_session
 
 
 async def _accounts(url: str, email: str) -> int:

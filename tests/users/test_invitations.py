@@ -20,9 +20,10 @@ from mobility.core.models import utcnow
 from mobility.core.security import hash_password
 from mobility.users import service as users_service
 from mobility.users.models import User, UserInvitation, UserTenant
-from tests.factories import make_user, system_role, system_session
-from tests.support.admin_api import assert_row, audit_of, call, get_row, make_world, problem
-from tests.support.app import api_client, login
+from tests.support.admin_api import assert_row, audit_of, call, make_world
+from tests.support.app import api_client, login, problem
+from tests.support.factories import make_invitation, make_user, system_role
+from tests.support.sessions import get_row, system_session
 
 ACCEPT = "/invitations/accept"
 
@@ -63,10 +64,6 @@ async def memberships(url: str, user_id) -> dict:
     async with system_session(url) as session:
         rows = (await session.execute(select(UserTenant).where(UserTenant.user_id == user_id))).scalars()
         return {row.tenant_id: row for row in rows}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- a new account: its token ---------------------------------------------------------------------
@@ -348,16 +345,8 @@ async def test_an_invitation_from_before_consent_still_sets_the_password(migrate
         invitee = await make_user(session, world.tenant, SystemRole.trainer, status="invited")
         account = await session.get(User, invitee.id)
         account.password_hash = None
-        invitation = UserInvitation(
-            tenant_id=world.tenant.id,
-            user_id=invitee.id,
-            role_id=invitee.role.id,
-            email=invitee.email,
-            name="Legacy",
-            expires_at=utcnow() + timedelta(days=1),
-        )
+        invitation = await make_invitation(session, world.tenant, invitee, SystemRole.trainer, name="Legacy")
         token = users_service.new_invitation_token(invitation)
-        session.add(invitation)
     async with api_client(url) as client:
         accepted = await call(client, "POST", ACCEPT, {}, json={"token": token, "password": new_password()})
     assert accepted.status_code == 204, accepted.text

@@ -1,4 +1,5 @@
-"""Test data, made through the real data layer with the system scope.
+"""Test data, made through the real data layer: pass a session of `system_session(url)`
+(tests/support/sessions.py).
 
 Each call makes new rows with unique codes and e-mails, so tests sharing a database never collide.
 Passwords are generated per run (never a fixed secret).
@@ -8,24 +9,23 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent, Broker
-from mobility.app_session import create_sessionmaker
 from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from mobility.core import security
-from mobility.core.db import create_engine
-from mobility.core.scope import Scope, apply_to_database
+from mobility.core.models import utcnow
+from mobility.core.scope import Scope
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.training.models import Course, Enrollment
-from mobility.users.models import User, UserTenant
+from mobility.users.models import User, UserInvitation, UserTenant
+from tests.support.sessions import scope_of
 
 PASSWORD = secrets.token_urlsafe(12)
 # Hashing with the real parameters costs ~50 ms; one hash serves every test user of the run.
@@ -41,18 +41,6 @@ def password_hash() -> str:
 
 def unique(prefix: str = "") -> str:
     return f"{prefix}{secrets.token_hex(4)}"
-
-
-@asynccontextmanager
-async def system_session(database_url: str) -> AsyncIterator[AsyncSession]:
-    """A committed unit of work across tenants (like the CLI's), for arranging test data."""
-    engine = create_engine(database_url)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            await apply_to_database(session, Scope.for_system())
-            yield session
-    finally:
-        await engine.dispose()
 
 
 async def system_role(session: AsyncSession, role: SystemRole) -> Role:
@@ -85,6 +73,19 @@ class Member:
     @property
     def id(self) -> uuid.UUID:
         return self.user.id
+
+    def scope(self, tenant: Tenant | None = None) -> Scope:
+        """The scope authentication binds for this member acting in `tenant` (by default their own): a
+        system role's permissions from the matrix, a custom role's its own."""
+        tenant = tenant or self.tenant
+        if self.role.system_role:
+            return scope_of(tenant.id, self.id, SystemRole(self.role.name))
+        return Scope(
+            tenant_id=tenant.id,
+            actor_id=self.id,
+            role=self.role.name,
+            permissions=frozenset(self.role.permissions),
+        )
 
 
 async def make_user(
@@ -122,6 +123,31 @@ async def add_membership(session: AsyncSession, member: Member, tenant: Tenant, 
         UserTenant(user_id=member.user.id, tenant_id=tenant.id, role_id=role_row.id, is_primary=False)
     )
     await session.flush()
+
+
+async def make_invitation(
+    session: AsyncSession,
+    tenant: Tenant,
+    member: Member,
+    role: SystemRole | None = SystemRole.trainer,
+    *,
+    expires_in: timedelta = timedelta(days=1),
+    **values,
+) -> UserInvitation:
+    """An invitation of `member`'s account to `tenant` offering `role`, not answered, expiring in
+    `expires_in` (already expired when negative)."""
+    invitation = UserInvitation(
+        tenant_id=tenant.id,
+        user_id=member.id,
+        role_id=(await system_role(session, role)).id if role else None,
+        email=values.pop("email", member.email),
+        name=values.pop("name", "Invited"),
+        expires_at=utcnow() + expires_in,
+        **values,
+    )
+    session.add(invitation)
+    await session.flush()
+    return invitation
 
 
 async def make_agent(session: AsyncSession, tenant: Tenant, user: User | None = None) -> Agent:

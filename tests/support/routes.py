@@ -27,12 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobility.core.schemas import InputModel
 from mobility.tenants.models import Tenant
 from mobility.users.models import User
-from tests.factories.rows import RowBuilder, model_of_table
+from tests.support.rows import RowBuilder, model_of_table
+from tests.support.sessions import system_session
 
 # Path parameters that are not ids of rows, with a value that exists in every tenant.
 PATH_VALUES: dict[str, Any] = {
-    # A setting whose change does not alter how the caller's own later requests are answered.
-    "key": "users.invitationValidityDays",
+    # A setting whose change does not alter how the caller's own later requests are answered (nor
+    # how other tests' are: the calls commit into the run's shared database).
+    "key": "placements.passportValidityMonths",
 }
 
 # Bodies (or body fields) the generic builder cannot derive, by route.
@@ -44,13 +46,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class Route:
+class Operation:
+    """One HTTP operation: a method and a path template, as the router declares it."""
+
     method: str
     path: str
-    permissions: frozenset[str]
-    body: type[BaseModel] | None
-    path_params: tuple[str, ...]
-    authenticated: bool = field(default=True)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -59,6 +59,16 @@ class Route:
     @property
     def id(self) -> str:
         return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class Route(Operation):
+    """An operation of the app, with what its code says about it."""
+
+    permissions: frozenset[str]
+    body: type[BaseModel] | None
+    path_params: tuple[str, ...]
+    authenticated: bool = field(default=True)
 
     @property
     def id_params(self) -> tuple[str, ...]:
@@ -131,9 +141,9 @@ def model_for_param(name: str) -> type | None:
 class Objects:
     """Objects of one tenant to put in paths and bodies, made on first use and then reused."""
 
-    def __init__(self, tenant: Tenant, session_factory: Callable[[], Any]) -> None:
+    def __init__(self, tenant: Tenant, database_url: str) -> None:
         self.tenant = tenant
-        self._session_factory = session_factory
+        self.database_url = database_url
         self._made: dict[str, Any] = {}
 
     def name(self, name: str, value: Any) -> None:
@@ -147,7 +157,7 @@ class Objects:
             model = model_for_param(name)
             if model is None:
                 raise AssertionError(f"no value for the path parameter {name!r}: add it to PATH_VALUES")
-            async with self._session_factory() as session:
+            async with system_session(self.database_url) as session:
                 self._made[name] = await make_object(session, self.tenant, model)
         return self._made[name]
 

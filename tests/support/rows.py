@@ -29,7 +29,7 @@ from mobility.authz.permissions import SystemRole
 from mobility.core.db import Base
 from mobility.tenants.models import Tenant
 from mobility.users.models import User
-from tests.factories import make_user
+from tests.support.factories import make_user
 
 TENANT_COLUMN = "tenantId"
 # Who wrote a row: stamped by the data layer, never "a reference" a caller chooses.

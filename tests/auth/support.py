@@ -1,16 +1,11 @@
-"""Helpers of the authentication tests: clients with their own address, sessions and rows read back.
-
-Every client gets a client address of its own: login throttling counts failures per address, and the
-tests share one database per backend, so a shared address would let one test's failures throttle
-another's logins.
+"""Helpers of the authentication tests: login attempts, and the rows of sessions, throttles and the
+activity log read and changed behind the API's back. (Clients, each from its own address, and
+`problem`: tests/support/app.py.)
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -20,34 +15,12 @@ from sqlalchemy import select, update
 from mobility.audit.models import ActivityLog
 from mobility.auth.credentials import hash_token
 from mobility.auth.models import LoginThrottle, Session
-from mobility.core.errors import PROBLEM_JSON
 from mobility.core.models import utcnow
 from mobility.users.models import User
-from tests.factories import PASSWORD, system_session
-from tests.support.app import api_client
+from tests.support.factories import PASSWORD
+from tests.support.sessions import system_session
 
 LOGIN = "/api/v1/auth/login"
-
-
-def new_address() -> str:
-    """A client address no other test uses (TEST-NET ranges would collide too easily)."""
-    return f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
-
-
-@asynccontextmanager
-async def client_at(
-    database_url: str, address: str | None = None, **settings: object
-) -> AsyncIterator[httpx.AsyncClient]:
-    """`api_client` seen from its own client address (`client.address`)."""
-    async with api_client(database_url, **settings) as client:
-        client.address = address or new_address()  # type: ignore[attr-defined]
-        # ASGITransport hands this to the app as request.client.
-        client._transport.client = (client.address, 40000)  # type: ignore[attr-defined]
-        yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def attempt(client: httpx.AsyncClient, email: str, password: str = PASSWORD, **extra: Any):
@@ -62,18 +35,6 @@ async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD
     response = await attempt(client, email, password, **extra)
     assert response.status_code == 200, response.text
     return response.json()["token"]
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code, body
-    if status == 401:
-        assert response.headers["www-authenticate"].lower().startswith("bearer")
-    return body
 
 
 # --- rows read and changed behind the API's back --------------------------------------------------
@@ -99,11 +60,6 @@ async def age_session(database_url: str, token: str, **ages: timedelta) -> None:
             .where(Session.token == hash_token(token))
             .values(**{column: now - age for column, age in ages.items()})
         )
-
-
-async def user_row(database_url: str, user_id: uuid.UUID) -> User:
-    async with system_session(database_url) as session:
-        return (await session.execute(select(User).where(User.id == user_id))).scalar_one()
 
 
 async def set_user(database_url: str, user_id: uuid.UUID, **values: Any) -> None:
