@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from mobility.audit.models import AuditLog
 from mobility.core.errors import InvalidInput, NotFound
-from mobility.core.scope import Scope, TenancyViolation
+from mobility.core.scope import Scope, TenancyViolation, in_tenant
 from mobility.settings import service
 from mobility.settings.models import Setting
 from tests.support.admin_api import make_world
@@ -92,3 +92,24 @@ async def test_settings_are_set_in_a_tenants_scope_only(db: Db) -> None:
     async with db.acting(Scope.for_system()) as session:
         with pytest.raises(TenancyViolation):
             await service.set_value(session, KEY, 12)
+
+
+async def test_a_setting_is_read_in_one_named_tenant_even_by_the_operator(db: Db) -> None:
+    """The system scope sees every tenant's rows: a setting read there without naming the tenant would
+    be any tenant's (or several). It is refused; named with in_tenant, it is that tenant's own value."""
+    world = await make_world(db.url)
+    async with system_session(db.url) as session:
+        session.add(Setting(tenant_id=world.tenant.id, key=KEY, value=9))
+        session.add(Setting(tenant_id=world.other.id, key=KEY, value=12))
+        await session.flush()
+        with pytest.raises(TenancyViolation):
+            await service.get_value(session, service.PASSPORT_VALIDITY_MONTHS)
+        with in_tenant(session, world.other.id):
+            other = await service.get_value(session, service.PASSPORT_VALIDITY_MONTHS)
+        with in_tenant(session, world.tenant.id):
+            own = await service.get_value(session, service.PASSPORT_VALIDITY_MONTHS)
+        await session.rollback()
+    assert (own, other) == (9, 12)
+    async with db.acting(world.admin.scope()) as session:
+        with pytest.raises(TenancyViolation), in_tenant(session, world.other.id):
+            pass  # a tenant's caller names no other tenant

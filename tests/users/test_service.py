@@ -371,12 +371,6 @@ async def test_another_tenants_member_does_not_exist_here(db: Db) -> None:
 # --- operator tasks (users/accounts.py, run by the CLI under the system scope) ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug, left for the lead (no src/ change on this branch): under the system scope "
-    "issue_invitation_link reads users.invitationValidityDays of every tenant, not the invitation's "
-    "(MultipleResultsFound once two tenants set it; another tenant's value with one)",
-)
 async def test_an_operators_invitation_link_lasts_as_long_as_the_inviting_tenant_says(db: Db) -> None:
     """`mobility users invitation-link` gives the invitation "a full validity again": the inviting
     tenant's (users.invitationValidityDays), whatever other tenants chose."""

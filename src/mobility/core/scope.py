@@ -184,6 +184,28 @@ def tenant_view(session: AsyncSession) -> Iterator[None]:
         bind_scope(session, scope)
 
 
+@contextmanager
+def in_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Iterator[None]:
+    """Statements run inside see `tenant_id`'s rows only, also under the system scope: an operator task
+    (system scope, every tenant visible) that reads one tenant's facts, e.g. its settings, must not
+    read every tenant's. Outside the system scope only the caller's own tenant may be named. Read only,
+    like `tenant_view`: a flush inside is refused."""
+    scope = require_scope(session)
+    if not scope.system:
+        if tenant_id != scope.tenant_id:
+            raise TenancyViolation("Only the caller's own tenant can be read.")
+        yield
+        return
+    info = session.sync_session.info
+    bind_scope(session, Scope(tenant_id=tenant_id, request_id=scope.request_id))
+    info[_TENANT_VIEW] = True
+    try:
+        yield
+    finally:
+        info.pop(_TENANT_VIEW, None)
+        bind_scope(session, scope)
+
+
 @asynccontextmanager
 async def across_tenants(session: AsyncSession) -> AsyncIterator[Scope]:
     """A narrow look beyond the tenant (as authentication does), under the system scope and its

@@ -76,7 +76,10 @@ def known(key: str) -> KnownSetting:
 
 
 async def get_value(session: AsyncSession, setting: KnownSetting) -> Any:
-    """The value in the session's tenant (the data layer scopes the query), or the default."""
+    """The value in the session's tenant (the data layer scopes the query), or the default. Under the
+    system scope, which sees every tenant, the tenant must be named first (`core.scope.in_tenant`)."""
+    if require_scope(session).system:
+        raise TenancyViolation(f"{setting.key} read under the system scope: name the tenant (in_tenant).")
     stored = (
         await session.execute(select(Setting.value).where(Setting.key == setting.key))
     ).scalar_one_or_none()

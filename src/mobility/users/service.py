@@ -43,7 +43,14 @@ from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, No
 from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import PageParams, contains, paginate, text_key, time_key
 from mobility.core.reads import Read
-from mobility.core.scope import Scope, across_tenants, apply_to_database, require_scope, tenant_view
+from mobility.core.scope import (
+    Scope,
+    across_tenants,
+    apply_to_database,
+    in_tenant,
+    require_scope,
+    tenant_view,
+)
 from mobility.roles import service as roles_service
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
@@ -404,8 +411,11 @@ def _touch(scope: Scope, user: User) -> None:
 # --- inviting -------------------------------------------------------------------------------------
 
 
-async def _invitation_expiry(session: AsyncSession) -> datetime:
-    days = await settings_service.get_value(session, settings_service.INVITATION_VALIDITY_DAYS)
+async def _invitation_expiry(session: AsyncSession, tenant_id: uuid.UUID) -> datetime:
+    """A full validity from now: the inviting tenant's setting (also for an operator, who sees every
+    tenant's settings)."""
+    with in_tenant(session, tenant_id):
+        days = await settings_service.get_value(session, settings_service.INVITATION_VALIDITY_DAYS)
     return utcnow() + timedelta(days=days)
 
 
@@ -427,7 +437,7 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
     scope = require_scope(session)
     email = normalise_email(email)
     role = await _grantable_role(session, scope, role_id)
-    expires_at = await _invitation_expiry(session)
+    expires_at = await _invitation_expiry(session, scope.tenant_id)
     # Accounts are installation-wide: whether the e-mail has one is a look across tenants.
     async with across_tenants(session):
         user = (await session.execute(user_by_email(email))).scalars().first()
@@ -972,6 +982,6 @@ async def issue_invitation_link(session: AsyncSession, *, email: str, tenant_cod
             f"No invitation to {tenant_code} created an account for {email} that is still to be set up."
         )
     token = new_invitation_token(invitation)
-    invitation.expires_at = await _invitation_expiry(session)
+    invitation.expires_at = await _invitation_expiry(session, invitation.tenant_id)
     await audit.flush_as(session, "invitation.renew_token", conflict="The invitation changed meanwhile.")
     return token
