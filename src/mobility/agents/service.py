@@ -222,7 +222,7 @@ async def suspend_partner(
     if partner.status != PartnerStatus.active:
         raise PartnerStatusConflict(
             f"Only an active {kind(model)} can be suspended; this one is {partner.status.value}.",
-            status=partner.status.value,
+            partnerStatus=partner.status.value,
         )
     partner.status = PartnerStatus.suspended
     partner.suspension_reason = reason
@@ -235,7 +235,9 @@ async def suspend_partner(
 async def deactivate_partner(session: AsyncSession, model: PartnerModel, partner_id: uuid.UUID) -> Partner:
     partner = await get_partner(session, model, partner_id)
     if partner.status == PartnerStatus.inactive:
-        raise PartnerStatusConflict(f"The {kind(model)} is inactive already.", status=partner.status.value)
+        raise PartnerStatusConflict(
+            f"The {kind(model)} is inactive already.", partnerStatus=partner.status.value
+        )
     partner.status = PartnerStatus.inactive
     await audit.flush_as(session, f"{kind(model)}.deactivate", conflict=_CONFLICT_ON_WRITE)
     return partner
@@ -244,7 +246,9 @@ async def deactivate_partner(session: AsyncSession, model: PartnerModel, partner
 async def reactivate_partner(session: AsyncSession, model: PartnerModel, partner_id: uuid.UUID) -> Partner:
     partner = await get_partner(session, model, partner_id)
     if partner.status == PartnerStatus.active:
-        raise PartnerStatusConflict(f"The {kind(model)} is active already.", status=partner.status.value)
+        raise PartnerStatusConflict(
+            f"The {kind(model)} is active already.", partnerStatus=partner.status.value
+        )
     partner.status = PartnerStatus.active
     partner.suspension_reason = None
     partner.suspended_at = None
@@ -290,7 +294,7 @@ def registration_refusal(partner: PartnerMixin, model: PartnerModel) -> Conflict
         return PartnerNotActive(
             f"{what} is {partner.status.value} and cannot register candidates.",
             partner=kind(model),
-            status=partner.status.value,
+            partnerStatus=partner.status.value,
         )
     if partner.licence_number is None:
         return PartnerUnlicensed(
@@ -300,7 +304,7 @@ def registration_refusal(partner: PartnerMixin, model: PartnerModel) -> Conflict
         return PartnerUnlicensed(
             f"{what}'s licence expired on {partner.licence_expiry.isoformat()}; it cannot register candidates.",
             partner=kind(model),
-            licence_expiry=partner.licence_expiry.isoformat(),
+            licenceExpiry=partner.licence_expiry.isoformat(),
         )
     return None
 
