@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from mobility.agents.api import agents_router, brokers_router
 from mobility.app_session import create_sessionmaker
 from mobility.audit.api import router as audit_router
 from mobility.auth import authentication
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         roles_router,
         settings_router,
         audit_router,
+        agents_router,
+        brokers_router,
     ):
         add_routes(app, router)
     install_docs(app)  # after the API's routes: no API request pays for matching these

@@ -163,10 +163,14 @@ def test_reading_a_stored_partner() -> None:
         status="active",
         user_id=None,
         notes="internal",
+        suspension_reason=None,
+        suspended_at=None,
+        suspended_by=None,
         created_at=now,
         updated_at=now,
     )
     body = PartnerRead.model_validate(row).model_dump(mode="json", by_alias=True)
     assert body["paymentTerms"] is None and "notes" not in body
+    assert body["licenceExpiresInDays"] is None and body["suspensionReason"] is None
     row.payment_terms = {"type": "percent", "percent": "5.00", "dueDays": 30, "overrides": {}}
     assert PartnerStaffRead.model_validate(row).payment_terms.percent == 5

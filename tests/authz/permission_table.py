@@ -24,6 +24,10 @@ Choices where the design is silent (write down why when adding one):
 - The tenant's invitation list shows no token, so reading it is reading the tenant's people
   (`users:read`); revoking one undoes an invitation, so it needs what making one needs (`users:create`).
 - Settings are written by upsert (`PUT`): `settings:update`.
+- Agents and brokers (issue 12): a partner's own login reads and updates its own record only (its
+  contact details; the row rules and the service narrow it); suspending, deactivating, reactivating
+  and deleting a partner are staff's, under `agents:delete`/`brokers:delete` (as deactivating a tenant
+  is `tenants:delete`), so a partner cannot lift its own suspension. Recruiters read partners.
 """
 
 from __future__ import annotations
@@ -130,6 +134,22 @@ TABLE = """
 | GET    /api/v1/settings                               | settings:read   | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
 | PUT    /api/v1/settings/{key}                         | settings:update | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
 | GET    /api/v1/audit-logs                             | audit_logs:read | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| GET    /api/v1/agents                                 | agents:read     | y  | y  | -  | -  | y  | -  | y  | -      | row rules        |
+| POST   /api/v1/agents                                 | agents:create   | y  | y  | -  | -  | -  | -  | -  | -      | -                |
+| GET    /api/v1/agents/{agent_id}                      | agents:read     | y  | y  | -  | -  | y  | -  | y  | -      | row rules        |
+| PATCH  /api/v1/agents/{agent_id}                      | agents:update   | y  | y  | -  | -  | y  | -  | -  | -      | row rules        |
+| POST   /api/v1/agents/{agent_id}/suspend              | agents:delete   | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| POST   /api/v1/agents/{agent_id}/deactivate           | agents:delete   | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| POST   /api/v1/agents/{agent_id}/reactivate           | agents:delete   | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| DELETE /api/v1/agents/{agent_id}                      | agents:delete   | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| GET    /api/v1/brokers                                | brokers:read    | y  | y  | -  | -  | -  | y  | y  | -      | row rules        |
+| POST   /api/v1/brokers                                | brokers:create  | y  | y  | -  | -  | -  | -  | -  | -      | -                |
+| GET    /api/v1/brokers/{broker_id}                    | brokers:read    | y  | y  | -  | -  | -  | y  | y  | -      | row rules        |
+| PATCH  /api/v1/brokers/{broker_id}                    | brokers:update  | y  | y  | -  | -  | -  | y  | -  | -      | row rules        |
+| POST   /api/v1/brokers/{broker_id}/suspend            | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| POST   /api/v1/brokers/{broker_id}/deactivate         | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| POST   /api/v1/brokers/{broker_id}/reactivate         | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| DELETE /api/v1/brokers/{broker_id}                    | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
 """
 
 

@@ -152,14 +152,19 @@ def _fill(connection: Connection) -> dict[str, uuid.UUID]:
 
 
 def _rows(engine: Engine, tables: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """Each table's rows, in the columns the database has at this revision (later revisions add
+    columns to the models' tables: 0017 the partners' suspension)."""
     with engine.connect() as connection:
-        return {
-            name: [
-                dict(row._mapping)
-                for row in connection.execute(sa.select(TABLES[name]).order_by(TABLES[name].c.id))
+        inspector = sa.inspect(connection)
+        rows = {}
+        for name in tables:
+            present = {column["name"] for column in inspector.get_columns(name)}
+            table = TABLES[name]
+            columns = [column for column in table.c if column.name in present]
+            rows[name] = [
+                dict(row._mapping) for row in connection.execute(sa.select(*columns).order_by(table.c.id))
             ]
-            for name in tables
-        }
+        return rows
 
 
 def _primary_keys(engine: Engine) -> dict[str, list[str]]:

@@ -2,7 +2,7 @@
 
 import enum
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint, Uuid
@@ -14,6 +14,7 @@ from mobility.core.models import (
     CountryCode,
     JSONType,
     TenantScopedMixin,
+    UTCDateTime,
     db_enum,
     tenant_table_args,
 )
@@ -43,6 +44,12 @@ class PartnerMixin(TenantScopedMixin):
         db_enum(PartnerStatus), default=PartnerStatus.active, server_default=PartnerStatus.active.value
     )
     notes: Mapped[str | None] = mapped_column(Text)
+    # Set while the status is `suspended` (migration 0017): why, since when, by whom.
+    suspension_reason: Mapped[str | None] = mapped_column("suspensionReason", Text)
+    suspended_at: Mapped[datetime | None] = mapped_column("suspendedAt", UTCDateTime())
+    # The staff member's user id, as the audit trail keeps an actor: a record, no foreign key (adding
+    # one would scan and lock the table; the account may go, the fact stays).
+    suspended_by: Mapped[uuid.UUID | None] = mapped_column("suspendedBy", Uuid)
 
     @declared_attr
     def user_id(cls) -> Mapped[uuid.UUID | None]:

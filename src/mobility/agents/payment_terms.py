@@ -23,7 +23,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mobility.core.iso_codes import IsoCountry, IsoCurrency, country_code, money_step
 from mobility.core.schemas import InputModel
@@ -46,7 +46,14 @@ def _decimal_places_at_most(value: Decimal, step: Decimal, what: str) -> Decimal
 DueDays = Annotated[int, Field(ge=0, le=MAX_DUE_DAYS, description="Days from the deployment to the due date")]
 
 
-class FlatTerm(InputModel):
+class _TermsModel(InputModel):
+    # One schema in OpenAPI for requests and responses (a partner's read shows the terms as sent):
+    # without it the decimals' number-or-string input and string output make two components of one
+    # name, which client generators refuse.
+    model_config = ConfigDict(json_schema_mode_override="validation")
+
+
+class FlatTerm(_TermsModel):
     type: Literal["flat"]
     amount: Decimal = Field(ge=0, le=MAX_AMOUNT, examples=["250.00"])
     currency: IsoCurrency
@@ -60,7 +67,7 @@ class FlatTerm(InputModel):
         return self
 
 
-class PercentTerm(InputModel):
+class PercentTerm(_TermsModel):
     type: Literal["percent"]
     percent: Decimal = Field(gt=0, le=100, examples=["5"], description="Of the placement's salary")
     due_days: DueDays
@@ -74,7 +81,7 @@ class PercentTerm(InputModel):
 Term = Annotated[FlatTerm | PercentTerm, Field(discriminator="type")]
 
 
-class _Overrides(InputModel):
+class _Overrides(_TermsModel):
     overrides: dict[IsoCountry, Term] = Field(
         default_factory=dict, max_length=MAX_OVERRIDES, description="By destination country"
     )

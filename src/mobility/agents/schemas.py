@@ -14,13 +14,14 @@ import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, computed_field, field_validator, model_validator
 
 from mobility.agents.models import PartnerStatus
 from mobility.agents.payment_terms import PaymentTerms
 from mobility.core.calendar import add_years, today
 from mobility.core.contact import EmailAddress, PhoneNumber, PostalAddress, national_phones, person_name
 from mobility.core.iso_codes import IsoCountry
+from mobility.core.pagination import ListParams, sort_by
 from mobility.core.schemas import InputModel, IsoDate, OutputModel, SingleLine, UpdateModel
 
 # Like a tenant's code: A-Z, 0-9 and dashes, not at either end, at most 32 (the column); typed in any
@@ -49,6 +50,11 @@ class _PartnerFields(InputModel):
     licence_expiry: IsoDate | None = None
     payment_terms: PaymentTerms | None = None
     notes: str | None = Field(default=None, min_length=1, max_length=MAX_NOTES)
+    user_id: uuid.UUID | None = Field(
+        default=None,
+        description="The partner's own login: a member of the tenant holding the Agent (agents) or "
+        "Broker (brokers) role; it then sees and edits only this record",
+    )
 
     @field_validator("code", mode="before")
     @classmethod
@@ -103,6 +109,7 @@ class PartnerUpdate(UpdateModel, _PartnerFields):
             "licence_expiry",
             "payment_terms",
             "notes",
+            "user_id",
         }
     )
 
@@ -130,6 +137,22 @@ class PartnerSuspension(InputModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+MAX_LICENCE_WINDOW_DAYS = 3660
+
+
+class PartnerListParams(ListParams):
+    """Filters of the partners' list. `licenceExpiringWithin=N`: a licence expiring today or in the next
+    N days (not yet expired); `licenceExpired=true`: expired before today (false: not expired, or no
+    expiry). `q`: part of the code or name, any letter case."""
+
+    sort: sort_by("code", "name", "createdAt") = None
+    status: PartnerStatus | None = None
+    country: IsoCountry | None = None
+    licence_expiring_within: int | None = Field(default=None, ge=0, le=MAX_LICENCE_WINDOW_DAYS)
+    licence_expired: bool | None = None
+    q: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 # -------------------------------------------------------------------------------------------- read
 
 
@@ -149,6 +172,9 @@ class PartnerRead(OutputModel):
     payment_terms: PaymentTerms | None
     status: PartnerStatus
     user_id: uuid.UUID | None
+    suspension_reason: str | None
+    suspended_at: datetime | None
+    suspended_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
 
@@ -156,6 +182,15 @@ class PartnerRead(OutputModel):
     @classmethod
     def _none_set(cls, value: Any) -> Any:
         return None if value == {} else value  # the column's default: no terms yet
+
+    @computed_field(
+        description="Days until the licence expires (today: 0; negative: expired); null: no expiry"
+    )
+    @property
+    def licence_expires_in_days(self) -> int | None:
+        if self.licence_expiry is None:
+            return None
+        return (self.licence_expiry - today()).days
 
 
 class PartnerStaffRead(PartnerRead):

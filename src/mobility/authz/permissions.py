@@ -122,9 +122,10 @@ MATRIX: dict[SystemRole, frozenset[str]] = {
         (Resource.invoices, (R,)),
         (Resource.notifications, (R, U)),
     ),
-    # Only the candidates, placements and payments linked to their partner record (row rules).
+    # Only the candidates, placements and payments linked to their partner record (row rules); their
+    # own partner record, of which they change only the contact details (agents/service.py, issue 12).
     SystemRole.agent: _grant(
-        (Resource.agents, (R,)),
+        (Resource.agents, (R, U)),
         (Resource.candidates, (R, C, U)),
         (Resource.candidate_documents, (R, C)),
         (Resource.placements, (R,)),
@@ -132,7 +133,7 @@ MATRIX: dict[SystemRole, frozenset[str]] = {
         (Resource.notifications, (R, U)),
     ),
     SystemRole.broker: _grant(
-        (Resource.brokers, (R,)),
+        (Resource.brokers, (R, U)),
         (Resource.candidates, (R,)),
         (Resource.placements, (R, C, U)),
         (Resource.payments, (R,)),
