@@ -24,6 +24,12 @@ Choices where the design is silent (write down why when adding one):
 - The tenant's invitation list shows no token, so reading it is reading the tenant's people
   (`users:read`); revoking one undoes an invitation, so it needs what making one needs (`users:create`).
 - Settings are written by upsert (`PUT`): `settings:update`.
+- Candidates (issue 12): an Agent or Broker registers candidates (linked to its own record) and edits
+  its own; a Candidate edits their own contacts, address and emergency contact (`candidates:update`,
+  the fields narrowed by the service). Manual status moves are staff's (`candidates:update`); a
+  partner may only withdraw its own candidate (other moves: 403 `status_change_not_allowed`, an
+  object rule), a Candidate none (403 `forbidden`). The history and likely duplicates are read with
+  `candidates:read`, among the candidates the caller sees.
 """
 
 from __future__ import annotations
@@ -128,6 +134,13 @@ TABLE = """
 | GET    /api/v1/settings                               | settings:read   | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
 | PUT    /api/v1/settings/{key}                         | settings:update | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
 | GET    /api/v1/audit-logs                             | audit_logs:read | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| GET    /api/v1/candidates                             | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| POST   /api/v1/candidates                             | candidates:create | y  | y  | -  | -  | y  | y  | -  | -      | row rules        |
+| GET    /api/v1/candidates/{candidate_id}              | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| PATCH  /api/v1/candidates/{candidate_id}              | candidates:update | y  | y  | -  | y  | y  | y  | y  | -      | row rules        |
+| POST   /api/v1/candidates/{candidate_id}/status       | candidates:update | y  | y  | -  | -  | y  | y  | y  | -      | row rules        |
+| GET    /api/v1/candidates/{candidate_id}/history      | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| GET    /api/v1/candidates/{candidate_id}/possible-duplicates | candidates:read | y | y | y | y | y | y | y | - | row rules |
 """
 
 
