@@ -58,6 +58,8 @@ ALTER TABLE IF EXISTS candidates DROP COLUMN IF EXISTS "passportKey";
 
 ALTER TABLE candidates ALTER COLUMN "referenceNumber" TYPE VARCHAR(32);
 
+DROP EXTENSION IF EXISTS pg_trgm;
+
 DELETE FROM alembic_version WHERE version_num <> '0015';
 
 INSERT INTO alembic_version (version_num) VALUES ('0015') ON CONFLICT DO NOTHING;

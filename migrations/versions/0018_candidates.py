@@ -18,8 +18,9 @@ keys computed in the upgrade; two of them with the same key make the upgrade fai
 Counters start from the highest sequence number already used in each tenant and year.
 
 The downgrade drops the new columns, indexes and the counter table, and narrows referenceNumber back
-to 32 (refused, changing nothing, while a stored reference is longer). It leaves the pg_trgm extension
-installed: other objects of the database may use it, and an unused extension harms nothing.
+to 32 (refused, changing nothing, while a stored reference is longer), and drops the pg_trgm extension
+without CASCADE: while another object of the database uses it, the downgrade fails and changes
+nothing (drop or keep that object first).
 
 Revision ID: 0018
 Revises: 0015
@@ -167,3 +168,7 @@ def downgrade() -> None:
         batch.alter_column(
             "referenceNumber", existing_type=sa.String(48), type_=sa.String(32), existing_nullable=False
         )
+    if is_postgresql():
+        # RESTRICT (the default): while anything else in the database uses pg_trgm, the downgrade fails
+        # here and changes nothing, rather than dropping what depends on it.
+        execute("DROP EXTENSION IF EXISTS pg_trgm")
