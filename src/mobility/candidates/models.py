@@ -93,7 +93,7 @@ class Candidate(TenantScopedMixin, Base):
     )
 
     # Human-facing number, e.g. WTI-2026-000123; unique per tenant. 48: a 32-character tenant code,
-    # the year and a sequence number of up to 9 digits (0018).
+    # the year and a sequence number of up to 10 digits (0018).
     reference_number: Mapped[str] = mapped_column("referenceNumber", String(48))
     first_name: Mapped[str] = mapped_column("firstName", String(100))
     middle_name: Mapped[str | None] = mapped_column("middleName", String(100))
