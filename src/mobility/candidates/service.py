@@ -33,7 +33,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,9 +70,10 @@ from mobility.tenants.models import Tenant
 CANDIDATE_SORT_KEYS = {"name": text_key(Candidate.last_name), "createdAt": time_key(Candidate.created_at)}
 SEARCH_NAME_LENGTH = 600
 HISTORY_LIMIT = 500
-# Trigram word similarity (0..1) a name must reach to match a search on PostgreSQL: pg_trgm's default
-# for its `<%` operator (one changed letter in a surname of 7+ letters passes).
-WORD_SIMILARITY = 0.6
+# Trigram word similarity (0..1) a name must reach to match a search on PostgreSQL (pg_trgm's `<%`
+# operator, set for the transaction; its default 0.6 missed two swapped letters in a 5-letter surname,
+# "Tupuo" for Tupou: 0.5).
+WORD_SIMILARITY = 0.45
 
 
 class DuplicateCandidate(Conflict):
@@ -428,7 +429,13 @@ async def list_candidates(
         statement = statement.where(Candidate.passport_expiry < filters.passport_expiring_before)
     rank = None
     if filters.q:
-        clause, rank = _text_matches(filters.q, _is_postgresql(session))
+        postgres = _is_postgresql(session)
+        if postgres:
+            await session.execute(
+                text("SELECT set_config('pg_trgm.word_similarity_threshold', :value, true)"),
+                {"value": str(WORD_SIMILARITY)},
+            )
+        clause, rank = _text_matches(filters.q, postgres)
         statement = statement.where(clause)
     if rank is not None and not params.sort:
         return await _ranked_page(session, statement, rank, params)
