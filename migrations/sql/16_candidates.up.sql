@@ -16,6 +16,13 @@
 -- - prefer-bigint-over-int: integer columns of tables this script creates that hold small counts (a
 --   course's capacity, months of validity, ...), far below int's two billion; no key or counter is
 --   an int (keys are UUIDs).
+-- - changing-column-type, prefer-text-field, require-concurrent-index-creation,
+--   disallowed-unique-constraint, constraint-missing-not-valid: 0018 changes `candidates`, which is
+--   empty on every installation when it runs (no code wrote candidates before the service this
+--   revision serves; the legacy database has no such table): widening a column, adding its unique
+--   keys and building its indexes take no time, so they stay in the revision's one all-or-nothing
+--   transaction rather than run concurrently or NOT VALID.
+-- squawk-ignore-file changing-column-type, prefer-text-field, require-concurrent-index-creation, disallowed-unique-constraint, constraint-missing-not-valid
 
 \set ON_ERROR_STOP on
 -- Wait at most 5s for a lock, then fail cleanly (run the script again later) rather than queue
@@ -89,12 +96,20 @@ CREATE INDEX IF NOT EXISTS "candidates_tenantId_dateOfBirth_idx" ON candidates (
 CREATE INDEX IF NOT EXISTS "candidates_searchName_trgm_idx" ON candidates USING gin ("searchName" gin_trgm_ops);
 
 CREATE TABLE IF NOT EXISTS candidate_reference_counters (
+    id UUID NOT NULL,
     "tenantId" UUID NOT NULL,
     -- squawk-ignore prefer-bigint-over-int -- taken knowingly: see the header
     year INTEGER NOT NULL,
     "lastNumber" BIGINT NOT NULL,
-    CONSTRAINT candidate_reference_counters_pkey PRIMARY KEY ("tenantId", year),
-    CONSTRAINT "candidate_reference_counters_tenantId_fkey" FOREIGN KEY("tenantId") REFERENCES tenants (id) ON DELETE RESTRICT
+    "createdBy" UUID,
+    "updatedBy" UUID,
+    "createdAt" TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
+    "updatedAt" TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL,
+    CONSTRAINT candidate_reference_counters_pkey PRIMARY KEY ("tenantId", id),
+    CONSTRAINT "candidate_reference_counters_tenantId_year_key" UNIQUE ("tenantId", year),
+    CONSTRAINT "candidate_reference_counters_tenantId_fkey" FOREIGN KEY("tenantId") REFERENCES tenants (id) ON DELETE RESTRICT,
+    CONSTRAINT "candidate_reference_counters_createdBy_fkey" FOREIGN KEY("createdBy") REFERENCES users (id) ON DELETE SET NULL,
+    CONSTRAINT "candidate_reference_counters_updatedBy_fkey" FOREIGN KEY("updatedBy") REFERENCES users (id) ON DELETE SET NULL
 );
 
 ALTER TABLE candidate_reference_counters ENABLE ROW LEVEL SECURITY;

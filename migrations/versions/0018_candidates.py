@@ -8,7 +8,7 @@
   "searchName" (first and last name transliterated to ASCII lower case), the accent- and
   case-insensitive name search, with a trigram (GIN, pg_trgm) index on PostgreSQL and a plain one on
   SQLite; an index on ("tenantId", "dateOfBirth") for the likely-duplicate lookup.
-- `candidate_reference_counters` ("tenantId", year, "lastNumber"): the sequence of reference numbers
+- `candidate_reference_counters` (a tenant-scoped row per "tenantId" and year, "lastNumber"): the sequence of reference numbers
   per tenant and year, taken with INSERT ... ON CONFLICT DO UPDATE ... RETURNING in the registering
   transaction. Row-level security and the app role's privileges as 0009 gives every table.
 - PostgreSQL: `CREATE EXTENSION IF NOT EXISTS pg_trgm` (idempotent).
@@ -27,12 +27,13 @@ Revises: 0015
 Create Date: 2026-11-26
 """
 
+import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import context, op
 
-from mobility.ops.migration_ops import execute, is_postgresql
+from mobility.ops.migration_ops import NOW, execute, is_postgresql, user_fk
 
 revision: str = "0018"
 down_revision: str | None = "0015"
@@ -112,13 +113,21 @@ def upgrade() -> None:
     )
     op.create_table(
         COUNTERS,
+        sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tenantId", sa.Uuid(), nullable=False),
-        sa.Column("year", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
         sa.Column("lastNumber", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("tenantId", "year", name=f"{COUNTERS}_pkey"),
+        sa.Column("createdBy", sa.Uuid(), nullable=True),
+        sa.Column("updatedBy", sa.Uuid(), nullable=True),
+        sa.Column("createdAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("updatedAt", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.PrimaryKeyConstraint("tenantId", "id", name=f"{COUNTERS}_pkey"),
+        sa.UniqueConstraint("tenantId", "year", name=f"{COUNTERS}_tenantId_year_key"),
         sa.ForeignKeyConstraint(
             ["tenantId"], ["tenants.id"], name=f"{COUNTERS}_tenantId_fkey", ondelete="RESTRICT"
         ),
+        user_fk(COUNTERS, "createdBy"),
+        user_fk(COUNTERS, "updatedBy"),
     )
     if not context.is_offline_mode():
         _fill_counters()
@@ -149,8 +158,8 @@ def _fill_counters() -> None:
         highest[key] = max(highest.get(key, 0), parsed.sequence)
     for (tenant_id, year), number in highest.items():
         connection.execute(
-            sa.text(f'INSERT INTO {COUNTERS} ("tenantId", year, "lastNumber") VALUES (:t, :y, :n)'),
-            {"t": tenant_id, "y": year, "n": number},
+            sa.text(f'INSERT INTO {COUNTERS} (id, "tenantId", year, "lastNumber") VALUES (:i, :t, :y, :n)'),
+            {"i": uuid.uuid4(), "t": tenant_id, "y": year, "n": number},
         )
 
 

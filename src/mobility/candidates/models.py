@@ -132,22 +132,22 @@ class Candidate(TenantScopedMixin, Base):
     passport_key: Mapped[str | None] = mapped_column("passportKey", String(40))
     national_id_key: Mapped[str | None] = mapped_column("nationalIdKey", String(40))
     email_key: Mapped[str | None] = mapped_column("emailKey", String(320))
-    search_name: Mapped[str] = mapped_column("searchName", String(600), default="", server_default="")
+    # No Python-side default: the service always sets it (and an INSERT that leaves it out, from code
+    # older than 0018, gets the server's).
+    search_name: Mapped[str] = mapped_column("searchName", String(600), server_default="")
 
 
-class CandidateReferenceCounter(Base):
+class CandidateReferenceCounter(TenantScopedMixin, Base):
     """The last reference sequence number a tenant gave in a year (0018). Taken by an
     INSERT ... ON CONFLICT DO UPDATE ... RETURNING in the registering transaction: the row stays locked
     until it commits, so concurrent registrations get distinct numbers, and a rolled-back one gives
-    its number back."""
+    its number back. Bookkeeping, not audited (the candidate's own entry shows its number)."""
 
     __tablename__ = "candidate_reference_counters"
     __audited__ = False
+    __table_args__ = tenant_table_args(UniqueConstraint("tenantId", "year"))
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(
-        "tenantId", Uuid, ForeignKey("tenants.id", ondelete="RESTRICT"), primary_key=True
-    )
-    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    year: Mapped[int] = mapped_column(Integer)
     last_number: Mapped[int] = mapped_column("lastNumber", BigInteger)
 
 

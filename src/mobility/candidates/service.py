@@ -53,7 +53,7 @@ from mobility.candidates.schemas import (
 )
 from mobility.core import audit
 from mobility.core.errors import Conflict, Forbidden, InvalidInput
-from mobility.core.models import utcnow
+from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import (
     PageParams,
     _decode,
@@ -231,7 +231,7 @@ async def _next_reference(session: AsyncSession) -> str:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert(CandidateReferenceCounter)
-        .values(tenant_id=scope.tenant_id, year=year, last_number=1)
+        .values(id=new_id(), tenant_id=scope.tenant_id, year=year, last_number=1)
         .on_conflict_do_update(
             index_elements=[table.c.tenantId, table.c.year],
             set_={"lastNumber": table.c.lastNumber + 1},
@@ -239,7 +239,7 @@ async def _next_reference(session: AsyncSession) -> str:
         .returning(CandidateReferenceCounter.last_number)
     )
     number = (await session.execute(statement)).scalar_one()
-    code = (await session.execute(select(Tenant.code).where(Tenant.id == scope.tenant_id))).scalar_one()
+    code = (await get_visible(session, Tenant, scope.tenant_id)).code
     return format_reference(code, year, number)
 
 
