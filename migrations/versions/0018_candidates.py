@@ -98,7 +98,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("passportKey", sa.String(40), nullable=True))
         batch.add_column(sa.Column("nationalIdKey", sa.String(40), nullable=True))
         batch.add_column(sa.Column("emailKey", sa.String(320), nullable=True))
-        batch.add_column(sa.Column("searchName", sa.String(600), server_default="", nullable=False))
+        batch.add_column(sa.Column("searchName", sa.String(600), nullable=True))
     _fill_keys()
     with op.batch_alter_table("candidates") as batch:
         for column in KEYS:

@@ -152,14 +152,18 @@ def _fill(connection: Connection) -> dict[str, uuid.UUID]:
 
 
 def _rows(engine: Engine, tables: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """Each table's rows, read by the columns the database has at this revision (later revisions add
+    columns to the models)."""
     with engine.connect() as connection:
-        return {
-            name: [
+        found = {}
+        for name in tables:
+            reflected = sa.Table(name, sa.MetaData(), autoload_with=connection)
+            columns = [TABLES[name].c[column.name] for column in reflected.c if column.name in TABLES[name].c]
+            found[name] = [
                 dict(row._mapping)
-                for row in connection.execute(sa.select(TABLES[name]).order_by(TABLES[name].c.id))
+                for row in connection.execute(sa.select(*columns).order_by(TABLES[name].c.id))
             ]
-            for name in tables
-        }
+        return found
 
 
 def _primary_keys(engine: Engine) -> dict[str, list[str]]:

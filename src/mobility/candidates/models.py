@@ -132,9 +132,7 @@ class Candidate(TenantScopedMixin, Base):
     passport_key: Mapped[str | None] = mapped_column("passportKey", String(40))
     national_id_key: Mapped[str | None] = mapped_column("nationalIdKey", String(40))
     email_key: Mapped[str | None] = mapped_column("emailKey", String(320))
-    # No Python-side default: the service always sets it (and an INSERT that leaves it out, from code
-    # older than 0018, gets the server's).
-    search_name: Mapped[str] = mapped_column("searchName", String(600), server_default="")
+    search_name: Mapped[str | None] = mapped_column("searchName", String(600))
 
 
 class CandidateReferenceCounter(TenantScopedMixin, Base):
