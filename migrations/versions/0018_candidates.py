@@ -149,7 +149,9 @@ def _fill_counters() -> None:
 
     connection = op.get_bind()
     highest: dict[tuple, int] = {}
-    for tenant_id, reference in connection.execute(sa.text('SELECT "tenantId", "referenceNumber" FROM candidates')):
+    for tenant_id, reference in connection.execute(
+        sa.text('SELECT "tenantId", "referenceNumber" FROM candidates')
+    ):
         try:
             parsed = parse_reference(reference)
         except ValueError:

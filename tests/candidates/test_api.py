@@ -32,16 +32,28 @@ async def test_register_read_change_and_history(migrated_database_url: str) -> N
     world = await make_world(url)
     admin = world.auth(world.admin)
     async with api_client(url) as client:
-        created = await call(client, "POST", "/candidates", admin, json={**PERSON, "passportNumber": "fb 123456"})
+        created = await call(
+            client, "POST", "/candidates", admin, json={**PERSON, "passportNumber": "fb 123456"}
+        )
         assert created.status_code == 201, created.text
         body = created.json()
         assert body["referenceNumber"] == f"{world.tenant.code}-{YEAR}-000001"
-        assert (body["status"], body["passportNumber"], body["possibleDuplicates"]) == ("registered", "FB123456", [])
+        assert (body["status"], body["passportNumber"], body["possibleDuplicates"]) == (
+            "registered",
+            "FB123456",
+            [],
+        )
         candidate_id = body["id"]
         [entry] = await audit_of(url, created)
-        assert (entry.action, str(entry.entity_id), entry.actor_id) == ("candidate.create", candidate_id, world.admin.id)
+        assert (entry.action, str(entry.entity_id), entry.actor_id) == (
+            "candidate.create",
+            candidate_id,
+            world.admin.id,
+        )
 
-        changed = await call(client, "PATCH", f"/candidates/{candidate_id}", admin, json={"firstName": "Sera"})
+        changed = await call(
+            client, "PATCH", f"/candidates/{candidate_id}", admin, json={"firstName": "Sera"}
+        )
         assert changed.status_code == 200 and changed.json()["firstName"] == "Sera"
 
         moved = await call(
@@ -79,7 +91,9 @@ async def test_invalid_input_is_422_with_the_fields(migrated_database_url: str) 
             ({"passportNumber": "N/A"}, "passportNumber"),
             ({"status": "placed"}, "status"),  # never sent with the profile
         ):
-            response = await call(client, "POST", "/candidates", world.auth(world.admin), json={**PERSON, **values})
+            response = await call(
+                client, "POST", "/candidates", world.auth(world.admin), json={**PERSON, **values}
+            )
             details = problem(response, 422)
             assert any(field in str(error["loc"]) for error in details["errors"]), details
         capped = await call(client, "GET", "/candidates?limit=101", world.auth(world.admin))
@@ -92,7 +106,11 @@ async def test_a_duplicate_is_409_naming_the_record(migrated_database_url: str) 
     async with api_client(migrated_database_url) as client:
         first = await call(client, "POST", "/candidates", admin, json={**PERSON, "email": "dup@example.org"})
         again = await call(
-            client, "POST", "/candidates", admin, json={**PERSON, "firstName": "Ana", "email": "DUP@example.org"}
+            client,
+            "POST",
+            "/candidates",
+            admin,
+            json={**PERSON, "firstName": "Ana", "email": "DUP@example.org"},
         )
         details = problem(again, 409, "duplicate_candidate")
         assert (details["existingId"], details["existingReference"]) == (
@@ -122,7 +140,11 @@ async def test_another_tenants_candidate_does_not_exist(migrated_database_url: s
         listed = await call(client, "GET", "/candidates", mine)
         assert candidate_id not in {item["id"] for item in listed.json()["items"]}
         # A weaker role: a Trainer registers nobody.
-        problem(await call(client, "POST", "/candidates", world.auth(world.trainer), json=PERSON), 403, "forbidden")
+        problem(
+            await call(client, "POST", "/candidates", world.auth(world.trainer), json=PERSON),
+            403,
+            "forbidden",
+        )
 
 
 async def test_partners_and_candidates_through_the_api(migrated_database_url: str) -> None:
@@ -131,22 +153,30 @@ async def test_partners_and_candidates_through_the_api(migrated_database_url: st
     _agent_user, agent, agent_headers = await _partner(url, world, SystemRole.agent)
     _other_user, _other, other_headers = await _partner(url, world, SystemRole.agent)
     async with api_client(url) as client:
-        created = await call(client, "POST", "/candidates", agent_headers, json={**PERSON, "passportNumber": "ZZ998877"})
+        created = await call(
+            client, "POST", "/candidates", agent_headers, json={**PERSON, "passportNumber": "ZZ998877"}
+        )
         assert created.status_code == 201 and created.json()["agentId"] == str(agent.id)
         candidate_id = created.json()["id"]
-        problem(
-            await call(client, "POST", "/candidates", agent_headers, json={**PERSON, "notes": "x"}), 422
-        )
+        problem(await call(client, "POST", "/candidates", agent_headers, json={**PERSON, "notes": "x"}), 422)
         # Another agent: the candidate does not exist for it, and its duplicate gets no details.
         problem(await call(client, "GET", f"/candidates/{candidate_id}", other_headers), 404)
         duplicate = problem(
-            await call(client, "POST", "/candidates", other_headers, json={**PERSON, "passportNumber": "ZZ998877"}),
+            await call(
+                client, "POST", "/candidates", other_headers, json={**PERSON, "passportNumber": "ZZ998877"}
+            ),
             409,
             "duplicate_candidate",
         )
         assert "existingId" not in duplicate and "existingReference" not in duplicate
         problem(
-            await call(client, "POST", f"/candidates/{candidate_id}/status", agent_headers, json={"status": "in_training"}),
+            await call(
+                client,
+                "POST",
+                f"/candidates/{candidate_id}/status",
+                agent_headers,
+                json={"status": "in_training"},
+            ),
             403,
             "status_change_not_allowed",
         )
@@ -164,7 +194,13 @@ async def test_partners_and_candidates_through_the_api(migrated_database_url: st
         assert ok.status_code == 200 and ok.json()["phone"] == "+6799123456"
         problem(await call(client, "PATCH", f"/candidates/{candidate_id}", own, json={"lastName": "X"}), 422)
         problem(
-            await call(client, "POST", f"/candidates/{candidate_id}/status", own, json={"status": "withdrawn", "reason": "x"}),
+            await call(
+                client,
+                "POST",
+                f"/candidates/{candidate_id}/status",
+                own,
+                json={"status": "withdrawn", "reason": "x"},
+            ),
             403,
             "forbidden",
         )

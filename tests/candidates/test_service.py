@@ -218,10 +218,14 @@ async def test_a_candidate_changes_only_their_contacts(db: Db, world: World) -> 
 
 
 async def test_a_partner_may_only_withdraw(db: Db, world: World) -> None:
-    created = await _committed(db, world.as_agent(), lambda session: service.create_candidate(session, body()))
+    created = await _committed(
+        db, world.as_agent(), lambda session: service.create_candidate(session, body())
+    )
     async with db.acting(world.as_agent()) as session:
         with pytest.raises(service.StatusChangeNotYours):
-            await service.manual_status_change(session, created.candidate.id, target=S.in_training, reason=None)
+            await service.manual_status_change(
+                session, created.candidate.id, target=S.in_training, reason=None
+            )
         withdrawn = await service.manual_status_change(
             session, created.candidate.id, target=S.withdrawn, reason="Found work at home"
         )
@@ -265,7 +269,9 @@ async def test_a_passport_of_another_country_is_another_passport(db: Db, world: 
 
 async def test_another_partners_duplicate_is_refused_without_details(db: Db, world: World) -> None:
     await _committed(
-        db, world.as_agent(), lambda session: service.create_candidate(session, body(passportNumber="FB777777"))
+        db,
+        world.as_agent(),
+        lambda session: service.create_candidate(session, body(passportNumber="FB777777")),
     )
     async with db.acting(world.as_agent(second=True)) as session:
         with pytest.raises(service.DuplicateCandidate) as refused:
@@ -319,7 +325,12 @@ async def test_a_move_outside_the_pipeline_is_refused_listing_the_allowed(db: Db
         candidate = (await service.create_candidate(session, body())).candidate
         with pytest.raises(TransitionNotAllowed) as refused:
             await service.change_status(session, candidate, S.placed)
-        assert refused.value.extra["allowedTransitions"] == ["in_training", "vetting", "withdrawn", "rejected"]
+        assert refused.value.extra["allowedTransitions"] == [
+            "in_training",
+            "vetting",
+            "withdrawn",
+            "rejected",
+        ]
         with pytest.raises(ReasonRequired):
             await service.change_status(session, candidate, S.rejected)
         assert candidate.status == S.registered
@@ -346,7 +357,9 @@ _EDGES |= {("withdrawn", "registered"), ("rejected", "registered")}
 @given(targets=st.lists(st.sampled_from([status.value for status in S]), min_size=1, max_size=12))
 async def test_random_moves_never_leave_the_graph(db: Db, world: World, targets: list[str]) -> None:
     async with db.acting(world.staff()) as session:
-        candidate = (await service.create_candidate(session, body(email=f"{uuid.uuid4().hex}@x.org"))).candidate
+        candidate = (
+            await service.create_candidate(session, body(email=f"{uuid.uuid4().hex}@x.org"))
+        ).candidate
         for target in targets:
             before = candidate.status.value
             try:
@@ -371,16 +384,26 @@ async def test_history_shows_every_change_with_who_and_when(db: Db, world: World
         await service.update_candidate(session, candidate.id, change(firstName="Sera", notes="call back"))
         await service.change_status(session, candidate, S.withdrawn, "Found work at home")
         entries = await service.history(session, candidate.id)
-        assert [entry.action for entry in entries] == ["candidate.create", "candidate.update", "candidate.status"]
+        assert [entry.action for entry in entries] == [
+            "candidate.create",
+            "candidate.update",
+            "candidate.status",
+        ]
         assert {entry.actor_id for entry in entries} == {world.admin.id}
-        assert entries[1].before == {"firstName": "Mere", "notes": "met at the fair", "searchName": None} | {
-            "searchName": None
-        } or entries[1].after["firstName"] == "Sera"
+        assert (
+            entries[1].before
+            == {"firstName": "Mere", "notes": "met at the fair", "searchName": None} | {"searchName": None}
+            or entries[1].after["firstName"] == "Sera"
+        )
         assert entries[1].after["firstName"] == "Sera" and entries[1].after["notes"] == "call back"
         assert entries[2].before == {"status": "registered"}
         assert entries[2].after == {"status": "withdrawn", "reason": "Found work at home"}
         assert all("searchName" not in (entry.after or {}) for entry in entries)
-        trail = (await session.execute(select(AuditLog).where(AuditLog.entity_id == candidate.id))).scalars().all()
+        trail = (
+            (await session.execute(select(AuditLog).where(AuditLog.entity_id == candidate.id)))
+            .scalars()
+            .all()
+        )
         assert len(trail) == 3
 
 
@@ -402,7 +425,9 @@ async def _list(session, **values):
     params = CandidateListParams.model_validate(
         {key: value for key, value in values.items() if key in ("limit", "cursor", "sort")}
     )
-    filters = service.CandidateFilters(**{k: v for k, v in values.items() if k not in ("limit", "cursor", "sort")})
+    filters = service.CandidateFilters(
+        **{k: v for k, v in values.items() if k not in ("limit", "cursor", "sort")}
+    )
     return await service.list_candidates(session, params=params, filters=filters)
 
 
@@ -413,7 +438,9 @@ async def test_filters_and_search(db: Db, world: World, backend: str) -> None:
         a = (
             await service.create_candidate(
                 session,
-                body(firstName="José", lastName="Núñez", passportNumber="AB1234567", passportExpiry=str(soon)),
+                body(
+                    firstName="José", lastName="Núñez", passportNumber="AB1234567", passportExpiry=str(soon)
+                ),
             )
         ).candidate
         b = (
@@ -454,7 +481,9 @@ async def test_keyset_pages_cover_every_row_once(db: Db, world: World) -> None:
         made = set()
         for index in range(7):
             made.add(
-                (await service.create_candidate(session, body(lastName=f"Name{'abcdefg'[index]}"))).candidate.id
+                (
+                    await service.create_candidate(session, body(lastName=f"Name{'abcdefg'[index]}"))
+                ).candidate.id
             )
         for sort in ("name", "-name", "createdAt", "-createdAt"):
             seen, cursor = [], None

@@ -34,9 +34,7 @@ def _shown(candidate: Candidate, staff: bool) -> CandidateStaffRead:
     return read if staff else read.model_copy(update={"notes": None})
 
 
-@router.get(
-    "/candidates", response_model=Page[CandidateStaffRead], dependencies=[require("candidates:read")]
-)
+@router.get("/candidates", response_model=Page[CandidateStaffRead], dependencies=[require("candidates:read")])
 async def list_candidates(session: DbSession, params: Annotated[CandidateListParams, Query()]):
     filters = service.CandidateFilters(
         status=params.status,

@@ -27,6 +27,7 @@ record, an Agent or Broker the candidates linked to their partner record):
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -185,7 +186,9 @@ def _refresh_keys(candidate: Candidate) -> None:
         else None
     )
     candidate.email_key = duplicates.email_key(candidate.email) if candidate.email else None
-    candidate.search_name = duplicates.name_key(candidate.first_name, candidate.last_name)[:SEARCH_NAME_LENGTH]
+    candidate.search_name = duplicates.name_key(candidate.first_name, candidate.last_name)[
+        :SEARCH_NAME_LENGTH
+    ]
 
 
 async def _ensure_no_duplicate(session: AsyncSession, candidate: Candidate) -> None:
@@ -298,7 +301,9 @@ async def get_candidate(session: AsyncSession, candidate_id: uuid.UUID) -> Candi
     return await get_visible(session, Candidate, candidate_id)
 
 
-async def update_candidate(session: AsyncSession, candidate_id: uuid.UUID, body: CandidateUpdate) -> Candidate:
+async def update_candidate(
+    session: AsyncSession, candidate_id: uuid.UUID, body: CandidateUpdate
+) -> Candidate:
     scope = require_scope(session)
     kind = _kind(scope)
     candidate = await get_visible(session, Candidate, candidate_id)
@@ -383,18 +388,14 @@ def _is_postgresql(session: AsyncSession) -> bool:
 def _text_matches(q: str, postgres: bool) -> tuple[Any, Any | None]:
     """The WHERE clause of a text search, and on PostgreSQL the rank of a row (name similarity)."""
     clauses = [contains(Candidate.reference_number, text=q.strip())]
-    try:
+    with contextlib.suppress(ValueError):
         clauses.append(Candidate.reference_number == str(parse_reference(q)))
-    except ValueError:
-        pass
     for normalise, column in (
         (normalise_passport_number, Candidate.passport_number),
         (normalise_national_id, Candidate.national_id),
     ):
-        try:
+        with contextlib.suppress(ValueError):
             clauses.append(column == normalise(q))
-        except ValueError:
-            pass
     key = duplicates.name_key(q, "")
     rank = None
     if key:
@@ -520,7 +521,9 @@ class HistoryEntry:
     after: dict[str, Any] | None
 
 
-_INTERNAL = frozenset({"notes", "passportKey", "nationalIdKey", "emailKey", "searchName", "updatedBy", "createdBy"})
+_INTERNAL = frozenset(
+    {"notes", "passportKey", "nationalIdKey", "emailKey", "searchName", "updatedBy", "createdBy"}
+)
 
 
 def _shown(values: dict[str, Any] | None, staff: bool) -> dict[str, Any] | None:
