@@ -55,6 +55,9 @@ TABLES: dict[str, TablePlacement] = {
     "agents": _distributed("a tenant's partner agents"),
     "brokers": _distributed("a tenant's partner brokers"),
     "candidates": _distributed("a tenant's candidates: the biggest domain table with its children"),
+    "candidate_reference_counters": _distributed(
+        "a tenant's yearly counter of candidate reference numbers, locked by the registering transaction"
+    ),
     "candidate_documents": _distributed("a candidate's documents, with the candidate"),
     "courses": _distributed("a tenant's courses"),
     "enrollments": _distributed("enrollments in a tenant's courses"),

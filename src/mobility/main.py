@@ -11,6 +11,7 @@ from mobility.app_session import create_sessionmaker
 from mobility.audit.api import router as audit_router
 from mobility.auth import authentication
 from mobility.auth.api import router as auth_router
+from mobility.candidates.api import router as candidates_router
 from mobility.core.config import Settings, get_settings
 from mobility.core.db import OutageLog, create_engine, create_read_pool
 from mobility.core.deps import UnitOfWorkMiddleware, install_database_error_handlers
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         agents_router,
         brokers_router,
+        candidates_router,
     ):
         add_routes(app, router)
     install_docs(app)  # after the API's routes: no API request pays for matching these

@@ -6,7 +6,7 @@ Alembic, the Prisma exporter and the tests read the schema from here.
 from mobility.agents.models import Agent, Broker
 from mobility.audit.models import ActivityLog, AuditLog, SystemAuditLog
 from mobility.auth.models import LoginThrottle, Session
-from mobility.candidates.models import Candidate, CandidateDocument
+from mobility.candidates.models import Candidate, CandidateDocument, CandidateReferenceCounter
 from mobility.core.db import Base
 from mobility.finance.models import Invoice, Payment
 from mobility.notifications.models import Notification
@@ -37,6 +37,7 @@ __all__ = [
     "Broker",
     "Candidate",
     "CandidateDocument",
+    "CandidateReferenceCounter",
     "Certificate",
     "CertificateCode",
     "Course",

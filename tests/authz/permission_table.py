@@ -28,6 +28,12 @@ Choices where the design is silent (write down why when adding one):
   contact details; the row rules and the service narrow it); suspending, deactivating, reactivating
   and deleting a partner are staff's, under `agents:delete`/`brokers:delete` (as deactivating a tenant
   is `tenants:delete`), so a partner cannot lift its own suspension. Recruiters read partners.
+- Candidates (issue 12): an Agent or Broker registers candidates (linked to its own record) and edits
+  its own; a Candidate edits their own contacts, address and emergency contact (`candidates:update`,
+  the fields narrowed by the service). Manual status moves are staff's (`candidates:update`); a
+  partner may only withdraw its own candidate (other moves: 403 `status_change_not_allowed`, an
+  object rule), a Candidate none (403 `forbidden`). The history and likely duplicates are read with
+  `candidates:read`, among the candidates the caller sees.
 """
 
 from __future__ import annotations
@@ -150,6 +156,13 @@ TABLE = """
 | POST   /api/v1/brokers/{broker_id}/deactivate         | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
 | POST   /api/v1/brokers/{broker_id}/reactivate         | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
 | DELETE /api/v1/brokers/{broker_id}                    | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| GET    /api/v1/candidates                             | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| POST   /api/v1/candidates                             | candidates:create | y  | y  | -  | -  | y  | y  | -  | -      | row rules        |
+| GET    /api/v1/candidates/{candidate_id}              | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| PATCH  /api/v1/candidates/{candidate_id}              | candidates:update | y  | y  | -  | y  | y  | y  | y  | -      | row rules        |
+| POST   /api/v1/candidates/{candidate_id}/status       | candidates:update | y  | y  | -  | -  | y  | y  | y  | -      | row rules        |
+| GET    /api/v1/candidates/{candidate_id}/history      | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| GET    /api/v1/candidates/{candidate_id}/possible-duplicates | candidates:read | y | y | y | y | y | y | y | - | row rules |
 """
 
 

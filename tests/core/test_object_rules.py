@@ -52,8 +52,10 @@ VISIBLE = {
 # Personal rows: each login sees the one addressed to them; of the staff, only the tenant's Admin all.
 PERSONAL = {m.Notification, m.UserInvitation}
 WORLD_MODELS = HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Course, m.Agent, m.Broker} | PERSONAL
-# Tenant-wide by design (every member may read the tenant's settings through the matrix).
-TENANT_WIDE = {m.Setting}
+# Tenant-wide by design (every member may read the tenant's settings through the matrix; the yearly
+# counter of candidate reference numbers is the tenant's bookkeeping, taken by whoever registers a
+# candidate and exposed by no endpoint).
+TENANT_WIDE = {m.Setting, m.CandidateReferenceCounter}
 
 
 def test_the_world_covers_every_model_with_an_object_rule() -> None:

@@ -32,6 +32,9 @@ ALLOWED = {
     # Operator tasks across tenants (system scope, Core statements): a membership is named by its
     # primary key, (tenantId, id).
     "users/accounts.py": "names a membership by its primary key (tenantId, id) in a merge",
+    # The duplicate rules (issue 12) hold in the whole tenant, beyond a partner's row rule: the look-up
+    # runs under across_tenants, narrowed to the caller's tenant by hand.
+    "candidates/service.py": "finds a duplicate candidate anywhere in the caller's tenant",
 }
 
 # `X.tenant_id == y`, `y == X.tenant_id`, `"tenantId" ==`, `c.tenantId ==`, `filter_by(tenant_id=...)`

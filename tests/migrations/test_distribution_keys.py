@@ -153,7 +153,7 @@ def _fill(connection: Connection) -> dict[str, uuid.UUID]:
 
 def _rows(engine: Engine, tables: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """Each table's rows, in the columns the database has at this revision (later revisions add
-    columns to the models' tables: 0017 the partners' suspension)."""
+    columns to the models' tables: 0017 the partners' suspension, 0018 the candidates' keys)."""
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
         rows = {}

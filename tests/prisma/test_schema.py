@@ -189,7 +189,10 @@ def test_candidate_model(rendered: str) -> None:
         "onDelete: Restrict, onUpdate: NoAction)"
     )
     assert field(rendered, "Candidate", "status") == "status CandidateStatus @default(registered)"
-    assert field(rendered, "Candidate", "referenceNumber") == "referenceNumber String @db.VarChar(32)"
+    # 48 since 0018: a 32-character tenant code, the year and the sequence number.
+    assert field(rendered, "Candidate", "referenceNumber") == "referenceNumber String @db.VarChar(48)"
+    # The trigram index of the name search is left to the database, noted on the model (0018).
+    assert "/// INDEX candidates_searchName_trgm_idx: USING gin (searchName gin_trgm_ops)" in rendered
     assert field(rendered, "Candidate", "dateOfBirth") == "dateOfBirth DateTime? @db.Date"
     assert field(rendered, "Candidate", "skills") == 'skills Json @default("[]")'
     # The other side of the relations.

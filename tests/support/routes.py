@@ -42,6 +42,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/settings/{key}"): {"value": 7},
     # Six digits (the pattern); wrong for any secret, as no set-up was begun.
     ("POST", "/api/v1/me/2fa/confirm"): {"code": "000000"},
+    # A date of birth of a working-age person and a real country (a generated date is today's).
+    ("POST", "/api/v1/candidates"): {
+        "firstName": "Mere",
+        "lastName": "Tuilagi",
+        "dateOfBirth": "1995-03-04",
+        "nationality": "FJ",
+    },
+    # Allowed from every open status; the generated first status (`registered`) never is a move.
+    ("POST", "/api/v1/candidates/{candidate_id}/status"): {"status": "withdrawn", "reason": "Moved away"},
 }
 
 

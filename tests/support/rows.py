@@ -22,7 +22,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, TypeDecorator, inspect, select
+from sqlalchemy import JSON, Column, Table, TypeDecorator, UniqueConstraint, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.authz.permissions import SystemRole
@@ -90,6 +90,17 @@ def _unique_text(length: int | None) -> str:
     return text[: length or len(text)]
 
 
+def _unique_int() -> int:
+    return 1000 + secrets.randbelow(2_000_000_000)
+
+
+def _in_unique_key(column: Column) -> bool:
+    return any(
+        isinstance(constraint, UniqueConstraint) and column.name in constraint.columns
+        for constraint in column.table.constraints
+    )
+
+
 def value_for(column: Column) -> Any:
     """A valid value of the column's type."""
     column_type = column.type
@@ -108,7 +119,8 @@ def value_for(column: Column) -> Any:
     if python_type is bool:
         return False
     if python_type is int:
-        return 1
+        # Part of a unique key (a counter's year): unique, so two rows of one tenant do not collide.
+        return _unique_int() if _in_unique_key(column) else 1
     if python_type in (Decimal, float):
         return python_type(1)
     if python_type is str:

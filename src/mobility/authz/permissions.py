@@ -109,8 +109,9 @@ MATRIX: dict[SystemRole, frozenset[str]] = {
         (Resource.notifications, (R, U)),
     ),
     # Only their own record and what hangs off it (row rules).
+    # They change their own contacts, address and emergency contact (issue 12; the service's shape).
     SystemRole.candidate: _grant(
-        (Resource.candidates, (R,)),
+        (Resource.candidates, (R, U)),
         (Resource.candidate_documents, (R, C)),
         (Resource.enrollments, (R,)),
         (Resource.attendance, (R,)),
@@ -132,9 +133,10 @@ MATRIX: dict[SystemRole, frozenset[str]] = {
         (Resource.payments, (R,)),
         (Resource.notifications, (R, U)),
     ),
+    # Issue 12: an Agent or Broker registers candidates (linked to its record) and edits its own.
     SystemRole.broker: _grant(
         (Resource.brokers, (R, U)),
-        (Resource.candidates, (R,)),
+        (Resource.candidates, (R, C, U)),
         (Resource.placements, (R, C, U)),
         (Resource.payments, (R,)),
         (Resource.notifications, (R, U)),

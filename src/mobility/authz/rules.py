@@ -259,6 +259,7 @@ _RULES: dict[type, Rule] = {
     m.AuditLog: _audit_logs,
     m.SystemAuditLog: _system_only,
     m.CertificateCode: _of_the_tenant,
+    m.CandidateReferenceCounter: TENANT_WIDE,
     m.InvitationToken: _of_the_tenant,
 }
 

@@ -5,7 +5,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
@@ -77,10 +77,24 @@ class Candidate(TenantScopedMixin, Base):
         Index(None, "tenantId", "brokerId"),
         Index(None, "tenantId", "lastName", "firstName"),
         Index(None, "tenantId", "passportNumber"),
+        # The duplicate rules (candidates/duplicates.py), absolute ones as unique keys per tenant (0018):
+        # a concurrent registration of the same person meets the key, not a race.
+        UniqueConstraint("tenantId", "passportKey"),
+        UniqueConstraint("tenantId", "nationalIdKey"),
+        UniqueConstraint("tenantId", "emailKey"),
+        Index(None, "tenantId", "dateOfBirth"),
+        # The name search: trigram similarity on PostgreSQL (pg_trgm), a plain index on SQLite.
+        Index(
+            "candidates_searchName_trgm_idx",
+            "searchName",
+            postgresql_using="gin",
+            postgresql_ops={"searchName": "gin_trgm_ops"},
+        ),
     )
 
-    # Human-facing number, e.g. WTI-2026-000123; unique per tenant.
-    reference_number: Mapped[str] = mapped_column("referenceNumber", String(32))
+    # Human-facing number, e.g. WTI-2026-000123; unique per tenant. 48: a 32-character tenant code,
+    # the year and a sequence number of up to 10 digits (0018).
+    reference_number: Mapped[str] = mapped_column("referenceNumber", String(48))
     first_name: Mapped[str] = mapped_column("firstName", String(100))
     middle_name: Mapped[str | None] = mapped_column("middleName", String(100))
     last_name: Mapped[str] = mapped_column("lastName", String(100))
@@ -112,6 +126,27 @@ class Candidate(TenantScopedMixin, Base):
         "userId", Uuid, ForeignKey("users.id", ondelete="SET NULL")
     )
     notes: Mapped[str | None] = mapped_column(Text)
+    # Kept by the service from the fields above (duplicates.py), never sent by a client (0018):
+    # "FJ:FB123456", "FJ:<national id>", the e-mail in lower case, and the name in ASCII lower case
+    # (transliterated: the accent- and case-insensitive name search, trigram-indexed on PostgreSQL).
+    passport_key: Mapped[str | None] = mapped_column("passportKey", String(40))
+    national_id_key: Mapped[str | None] = mapped_column("nationalIdKey", String(40))
+    email_key: Mapped[str | None] = mapped_column("emailKey", String(320))
+    search_name: Mapped[str | None] = mapped_column("searchName", String(600))
+
+
+class CandidateReferenceCounter(TenantScopedMixin, Base):
+    """The last reference sequence number a tenant gave in a year (0018). Taken by an
+    INSERT ... ON CONFLICT DO UPDATE ... RETURNING in the registering transaction: the row stays locked
+    until it commits, so concurrent registrations get distinct numbers, and a rolled-back one gives
+    its number back. Bookkeeping, not audited (the candidate's own entry shows its number)."""
+
+    __tablename__ = "candidate_reference_counters"
+    __audited__ = False
+    __table_args__ = tenant_table_args(UniqueConstraint("tenantId", "year"))
+
+    year: Mapped[int] = mapped_column(Integer)
+    last_number: Mapped[int] = mapped_column("lastNumber", BigInteger)
 
 
 class CandidateDocument(TenantScopedMixin, Base):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# The candidates.referenceNumber column. A tenant code of up to 20 characters fits with a 6-digit
-# sequence (20 + 1 + 4 + 1 + 6); tenant codes may be 32: such a tenant needs a wider column.
-MAX_LENGTH = 32
+# The candidates.referenceNumber column (48 since 0018): a tenant code of up to 32 characters (the
+# longest a tenant code may be), the year and a sequence number of up to 10 digits (32 + 1 + 4 + 1 + 10).
+MAX_LENGTH = 48
 SEQUENCE_DIGITS = 6
 FIRST_YEAR, LAST_YEAR = 2000, 9999
 

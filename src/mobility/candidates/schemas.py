@@ -35,7 +35,8 @@ from mobility.candidates.profile import (
 )
 from mobility.core.contact import EmailAddress, PhoneNumber, PostalAddress, national_phones, person_name
 from mobility.core.iso_codes import IsoCountry
-from mobility.core.schemas import InputModel, OutputModel, UpdateModel
+from mobility.core.pagination import ListParams, sort_by
+from mobility.core.schemas import InputModel, IsoDate, IsoDateTime, OutputModel, UpdateModel
 
 Name = person_name(100)  # the column's length
 MAX_NOTES = 5000
@@ -188,3 +189,51 @@ class CandidateRead(OutputModel):
 
 class CandidateStaffRead(CandidateRead):
     notes: str | None
+
+
+class PossibleDuplicateRead(OutputModel):
+    """A candidate who is likely the same person (same date of birth, similar name): not refused."""
+
+    id: uuid.UUID
+    reference_number: str
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+    nationality: str | None
+    status: CandidateStatus
+    similarity: float = Field(description="Name similarity, 0..100")
+
+
+class CandidateCreated(CandidateStaffRead):
+    """The registered candidate (the internal notes only for staff) and its likely duplicates."""
+
+    notes: str | None = None
+    possible_duplicates: list[PossibleDuplicateRead]
+
+
+class CandidateHistoryEntry(OutputModel):
+    """One change of the record, from the audit trail: who, when, what (the changed fields before and
+    after; a status change's reason in `after.reason`)."""
+
+    id: uuid.UUID
+    at: datetime
+    actor_id: uuid.UUID | None
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class CandidateListParams(ListParams):
+    """Newest first by default; with `q` on PostgreSQL, best name match first unless `sort` is given."""
+
+    sort: sort_by("name", "createdAt") = Field(default=None, description="Default: -createdAt")
+    status: CandidateStatus | None = None
+    agent_id: uuid.UUID | None = None
+    broker_id: uuid.UUID | None = None
+    nationality: IsoCountry | None = None
+    created_from: IsoDateTime | None = Field(default=None, description="Inclusive")
+    created_to: IsoDateTime | None = Field(default=None, description="Exclusive")
+    passport_expiring_before: IsoDate | None = Field(default=None, description="Exclusive")
+    q: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Name, reference, passport or national id"
+    )

@@ -33,12 +33,17 @@ from mobility.core.tenancy import ScopedSession
 
 REDACTED = "[redacted]"
 _ACTION_KEY = "audit_action"
+_DETAILS_KEY = "audit_details"
 
 
-def describe(session: AsyncSession | Session, action: str) -> None:
-    """Name the business action (e.g. "user.suspend") of the rows the next flush writes."""
+def describe(session: AsyncSession | Session, action: str, details: dict[str, Any] | None = None) -> None:
+    """Name the business action (e.g. "user.suspend") of the rows the next flush writes; `details`
+    (e.g. the reason of a status change) are recorded with each of its entries, next to the changed
+    columns in `after`."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
     sync.info[_ACTION_KEY] = action
+    if details:
+        sync.info[_DETAILS_KEY] = details
 
 
 def _json_safe(value: Any) -> Any:
@@ -170,10 +175,13 @@ def _record(session: Session, _flush_context: Any) -> None:
     """
     scope = session.info.get("scope")
     label = session.info.pop(_ACTION_KEY, None)
+    details = session.info.pop(_DETAILS_KEY, None)
     now = utcnow()
     rows: list[dict[str, Any]] = []
 
     def entry(obj: Any, operation: str, before: dict | None, after: dict | None) -> None:
+        if details:
+            after = {**(after or {}), **_json_safe(details)}
         rows.append(_entry(obj, operation, before, after, scope=scope, action=label, now=now))
 
     for obj in session.new:
@@ -202,17 +210,23 @@ async def record_inserted(session: AsyncSession, obj: Any, action: str) -> None:
 
 
 async def flush_as(
-    session: AsyncSession, action: str, *, conflict: str, reread: tuple[Any, ...] = ()
+    session: AsyncSession,
+    action: str,
+    *,
+    conflict: str,
+    reread: tuple[Any, ...] = (),
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Flush the pending writes as the business action `action` (the audit trail's name for them); a
     unique key the pre-checks did not catch (a concurrent request) is a 409, not a 500.
 
+    `details`: recorded with the flush's entries (see `describe`).
     `reread`: rows of the legacy tables (users, roles), whose timestamps PostgreSQL keeps to the
     millisecond: their createdAt/updatedAt are read back, so the response shows what was stored.
     """
     if not (session.new or session.dirty or session.deleted):
         return
-    describe(session, action)
+    describe(session, action, details)
     try:
         await session.flush()
     except (IntegrityError, StaleDataError) as exc:  # a unique key taken, or the row deleted, meanwhile

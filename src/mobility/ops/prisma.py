@@ -525,6 +525,12 @@ def _block_attributes(model: _Model) -> None:
             kind = "UNIQUE INDEX" if index.unique else "INDEX"
             model.comments.append(f"{kind} {_constraint_name(index)}: ({sql})")
             continue
+        if _is_operator_class_index(index):
+            # A trigram index (0018): left to the database like the expression indexes.
+            options = index.dialect_options["postgresql"]._non_defaults
+            columns = ", ".join(f"{c.name} {options['ops'].get(c.name, '')}".strip() for c in index.columns)
+            model.comments.append(f"INDEX {_constraint_name(index)}: USING {options['using']} ({columns})")
+            continue
         _check_index(table, index)
         columns = [c.name for c in index.columns]
         if index.unique:
@@ -546,6 +552,12 @@ def _is_expression_index(index: Index) -> bool:
     """A (non-partial) index over SQL expressions, e.g. lower(email), unique or not."""
     partial = index.dialect_options["postgresql"]._non_defaults.get("where") is not None
     return not partial and any(not isinstance(e, Column) for e in index.expressions)
+
+
+def _is_operator_class_index(index: Index) -> bool:
+    """An index with its own access method and operator classes (a pg_trgm GIN index)."""
+    options = index.dialect_options["postgresql"]._non_defaults
+    return bool(options.get("ops")) and options.get("using") is not None
 
 
 def _check_index(table: Table, index: Index) -> None:

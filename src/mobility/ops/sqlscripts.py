@@ -240,6 +240,20 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
         line=rf"^\s*ALTER TABLE (?:IF EXISTS )?{_KEYED_IN_0015}\s",
     ),
     KnownFinding(
+        (
+            "changing-column-type",
+            "prefer-text-field",
+            "require-concurrent-index-creation",
+            "disallowed-unique-constraint",
+            "constraint-missing-not-valid",
+        ),
+        "0018 changes `candidates`, which is empty on every installation when it runs (no code wrote "
+        "candidates before the service this revision serves; the legacy database has no such table): "
+        "widening a column, adding its unique keys and building its indexes take no time, so they stay "
+        "in the revision's one all-or-nothing transaction rather than run concurrently or NOT VALID.",
+        revisions=("0018",),
+    ),
+    KnownFinding(
         ("prefer-timestamp-tz",),
         "the legacy tables keep the Prisma app's `timestamp(3) without time zone` (holding UTC) so that "
         "a real legacy database and this baseline have the same shape (mobility.ops.legacy_schema).",

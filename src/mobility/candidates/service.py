@@ -1,0 +1,577 @@
+"""Candidates: register, read, change, move along the pipeline, list and search; duplicates; history.
+
+Rules on top of the permission matrix and the row rules (authz/rules.py: a Candidate sees their own
+record, an Agent or Broker the candidates linked to their partner record):
+- Who sends which fields is the caller's shape (schemas.py): staff the whole profile, links and notes;
+  an Agent or Broker the profile (the service links the candidate to the caller's own partner record);
+  the candidate themself their contacts, address and emergency contact. A field outside the shape is
+  refused with 422 naming it (`_check_shape`).
+- A partner registers candidates only while it is active and its licence (if it has an expiry) has not
+  expired (`_ensure_partner_may_register`); staff cannot link a new candidate to such a partner either.
+- The reference number `<tenant code>-<year>-<sequence>` comes from the tenant's counter row for the
+  year, taken by an INSERT ... ON CONFLICT DO UPDATE ... RETURNING in the registering transaction
+  (`_next_reference`): the row stays locked until the transaction ends, so concurrent registrations
+  get distinct numbers, and a rolled-back registration gives its number back.
+- The same passport (and nationality), national id (and nationality) or e-mail as another candidate of
+  the tenant is refused (409 `duplicate_candidate`) naming that record's id and reference, unless the
+  caller cannot see it (another partner's candidate): then the 409 carries no details. The keys are
+  unique per tenant in the database too (0018), so a concurrent registration meets the key.
+- Likely duplicates (same date of birth, similar names: duplicates.py) are listed, never refused:
+  in the create answer and by `possible_duplicates`, among the candidates the caller may see.
+- The status changes only through `change_status`, which asks pipeline.check_transition: the one
+  function the other domains call too. Manual changes are staff's; a partner may only withdraw
+  their own candidate; a candidate changes no status.
+- The history of a candidate is its audit trail: every create, edit and status change (who, when,
+  what). Partners and the candidate do not see the internal notes in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobility.agents.models import Agent, Broker, PartnerStatus
+from mobility.audit.models import AuditLog
+from mobility.authz.permissions import SystemRole
+from mobility.candidates import duplicates, pipeline
+from mobility.candidates.models import Candidate, CandidateReferenceCounter, CandidateStatus
+from mobility.candidates.profile import normalise_national_id, normalise_passport_number
+from mobility.candidates.reference import format_reference, parse_reference
+from mobility.candidates.schemas import (
+    CandidateCreate,
+    CandidateSelfUpdate,
+    CandidateUpdate,
+    PartnerCandidateCreate,
+    PartnerCandidateUpdate,
+)
+from mobility.core import audit
+from mobility.core.errors import Conflict, Forbidden, InvalidInput
+from mobility.core.models import new_id, utcnow
+from mobility.core.pagination import (
+    PageParams,
+    _decode,
+    _encode,
+    _invalid_cursor,
+    contains,
+    paginate,
+    text_key,
+    time_key,
+)
+from mobility.core.scope import Scope, across_tenants, get_visible, require_scope
+from mobility.tenants.models import Tenant
+
+CANDIDATE_SORT_KEYS = {"name": text_key(Candidate.last_name), "createdAt": time_key(Candidate.created_at)}
+SEARCH_NAME_LENGTH = 600
+HISTORY_LIMIT = 500
+# Trigram word similarity (0..1) a name must reach to match a search on PostgreSQL (pg_trgm's `<%`
+# operator, set for the transaction; its default 0.6 missed two swapped letters in a 5-letter surname,
+# "Tupuo" for Tupou: 0.5).
+WORD_SIMILARITY = 0.45
+
+
+class DuplicateCandidate(Conflict):
+    code, title = "duplicate_candidate", "The candidate is registered already"
+
+
+class PartnerMayNotRegister(Conflict):
+    code, title = "partner_not_eligible", "The partner may not register candidates"
+
+
+class NoPartnerRecord(Forbidden):
+    code, title = "no_partner_record", "Your login is not linked to a partner record"
+
+
+class StatusChangeNotYours(Forbidden):
+    code, title = "status_change_not_allowed", "You may not make this status change"
+
+
+# --- who is calling -----------------------------------------------------------------------------
+
+
+def _kind(scope: Scope) -> str:
+    """'staff', 'agent', 'broker' or 'candidate': which shape and which rules apply to the caller."""
+    if scope.system or scope.is_system_admin:
+        return "staff"
+    if scope.role == SystemRole.agent:
+        return "agent"
+    if scope.role == SystemRole.broker:
+        return "broker"
+    if scope.role == SystemRole.candidate:
+        return "candidate"
+    return "staff"
+
+
+def is_staff(session: AsyncSession) -> bool:
+    return _kind(require_scope(session)) == "staff"
+
+
+_CREATE_SHAPES: dict[str, type[BaseModel]] = {
+    "staff": CandidateCreate,
+    "agent": PartnerCandidateCreate,
+    "broker": PartnerCandidateCreate,
+}
+_UPDATE_SHAPES: dict[str, type[BaseModel]] = {
+    "staff": CandidateUpdate,
+    "agent": PartnerCandidateUpdate,
+    "broker": PartnerCandidateUpdate,
+    "candidate": CandidateSelfUpdate,
+}
+
+
+def _check_shape(body: BaseModel, shape: type[BaseModel] | None) -> None:
+    """422 for a field the caller may not send (the API reads the widest shape)."""
+    if shape is None:
+        raise Forbidden("You may not do this.")
+    outside = sorted(name for name in body.model_fields_set if name not in shape.model_fields)
+    if outside:
+        alias = type(body).model_fields[outside[0]].alias or outside[0]
+        raise InvalidInput(f"You may not set {alias}.", field=alias)
+
+
+# --- partners -----------------------------------------------------------------------------------
+
+
+def partner_may_register(partner: Agent | Broker, today: date) -> bool:
+    """An active partner whose licence, when it has an expiry, has not expired.
+
+    TODO(partners): switch to the agents service's function once branch `partners` is merged."""
+    if partner.status != PartnerStatus.active:
+        return False
+    return partner.licence_expiry is None or partner.licence_expiry >= today
+
+
+async def _ensure_partner_may_register(session: AsyncSession, partner: Agent | Broker) -> None:
+    if not partner_may_register(partner, utcnow().date()):
+        what = "agent" if isinstance(partner, Agent) else "broker"
+        raise PartnerMayNotRegister(
+            f"The {what} {partner.code} is not active or its licence has expired: it may not register "
+            "candidates.",
+            **{f"{what}Id": str(partner.id)},
+        )
+
+
+async def _partner(session: AsyncSession, model: type, partner_id: uuid.UUID, field_name: str):
+    return await get_visible(session, model, partner_id, field_name=field_name)
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _refresh_keys(candidate: Candidate) -> None:
+    nationality = candidate.nationality
+    candidate.passport_key = (
+        duplicates.passport_key(candidate.passport_number, nationality)
+        if candidate.passport_number and nationality
+        else None
+    )
+    candidate.national_id_key = (
+        duplicates.national_id_key(candidate.national_id, nationality)
+        if candidate.national_id and nationality
+        else None
+    )
+    candidate.email_key = duplicates.email_key(candidate.email) if candidate.email else None
+    candidate.search_name = duplicates.name_key(candidate.first_name, candidate.last_name)[
+        :SEARCH_NAME_LENGTH
+    ]
+
+
+async def _ensure_no_duplicate(session: AsyncSession, candidate: Candidate) -> None:
+    """409 when another candidate of the tenant holds one of the record's absolute keys; its id and
+    reference only when the caller may see it."""
+    scope = require_scope(session)
+    checks = [
+        ("passport", Candidate.passport_key, candidate.passport_key),
+        ("national id", Candidate.national_id_key, candidate.national_id_key),
+        ("e-mail", Candidate.email_key, candidate.email_key),
+    ]
+    wanted = [(what, column == value) for what, column, value in checks if value is not None]
+    if not wanted:
+        return
+    # The whole tenant, whatever the caller's row rule: a partner's candidate may duplicate another's.
+    statement = select(Candidate.id, Candidate.reference_number, *(clause for _what, clause in wanted)).where(
+        Candidate.tenant_id == scope.tenant_id, or_(*(clause for _what, clause in wanted))
+    )
+    if candidate.id is not None:
+        statement = statement.where(Candidate.id != candidate.id)
+    async with across_tenants(session):
+        found = (await session.execute(statement.limit(1))).first()
+    if found is None:
+        return
+    existing_id, reference, *matches = found
+    what = next(name for (name, _clause), matched in zip(wanted, matches, strict=True) if matched)
+    visible = (await session.execute(select(Candidate.id).where(Candidate.id == existing_id))).first()
+    if visible is None:
+        raise DuplicateCandidate(f"A candidate with the same {what} is registered already.", matches=what)
+    raise DuplicateCandidate(
+        f"A candidate with the same {what} is registered already: {reference}.",
+        matches=what,
+        existingId=str(existing_id),
+        existingReference=reference,
+    )
+
+
+async def _next_reference(session: AsyncSession) -> str:
+    scope = require_scope(session)
+    year = utcnow().year
+    table = CandidateReferenceCounter.__table__
+    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(CandidateReferenceCounter)
+        .values(id=new_id(), tenant_id=scope.tenant_id, year=year, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[table.c.tenantId, table.c.year],
+            set_={"lastNumber": table.c.lastNumber + 1},
+        )
+        .returning(CandidateReferenceCounter.last_number)
+    )
+    number = (await session.execute(statement)).scalar_one()
+    code = (await get_visible(session, Tenant, scope.tenant_id)).code
+    return format_reference(code, year, number)
+
+
+# --- create, read, update -----------------------------------------------------------------------
+
+
+@dataclass
+class Registered:
+    candidate: Candidate
+    possible_duplicates: list[PossibleDuplicate] = field(default_factory=list)
+
+
+@dataclass
+class PossibleDuplicate:
+    candidate: Candidate
+    similarity: float
+
+    id = property(lambda self: self.candidate.id)
+    reference_number = property(lambda self: self.candidate.reference_number)
+    first_name = property(lambda self: self.candidate.first_name)
+    last_name = property(lambda self: self.candidate.last_name)
+    date_of_birth = property(lambda self: self.candidate.date_of_birth)
+    nationality = property(lambda self: self.candidate.nationality)
+    status = property(lambda self: self.candidate.status)
+
+
+async def create_candidate(session: AsyncSession, body: CandidateCreate) -> Registered:
+    """Register a candidate in the caller's shape (schemas.py); see the module's rules."""
+    scope = require_scope(session)
+    kind = _kind(scope)
+    _check_shape(body, _CREATE_SHAPES.get(kind))
+    values = {name: _plain(getattr(body, name)) for name in type(body).model_fields}
+    agent_id, broker_id = values.pop("agent_id", None), values.pop("broker_id", None)
+    if kind == "agent":
+        agent_id = scope.agent_id
+        if agent_id is None:
+            raise NoPartnerRecord()
+    elif kind == "broker":
+        broker_id = scope.broker_id
+        if broker_id is None:
+            raise NoPartnerRecord()
+    if agent_id is not None:
+        await _ensure_partner_may_register(session, await _partner(session, Agent, agent_id, "agentId"))
+    if broker_id is not None:
+        await _ensure_partner_may_register(session, await _partner(session, Broker, broker_id, "brokerId"))
+    candidate = Candidate(**values, agent_id=agent_id, broker_id=broker_id)
+    _refresh_keys(candidate)
+    await _ensure_no_duplicate(session, candidate)
+    candidate.reference_number = await _next_reference(session)
+    session.add(candidate)
+    await audit.flush_as(session, "candidate.create", conflict="The candidate is registered already.")
+    return Registered(candidate, await possible_duplicates(session, candidate))
+
+
+async def get_candidate(session: AsyncSession, candidate_id: uuid.UUID) -> Candidate:
+    return await get_visible(session, Candidate, candidate_id)
+
+
+async def update_candidate(
+    session: AsyncSession, candidate_id: uuid.UUID, body: CandidateUpdate
+) -> Candidate:
+    scope = require_scope(session)
+    kind = _kind(scope)
+    candidate = await get_visible(session, Candidate, candidate_id)
+    _check_shape(body, _UPDATE_SHAPES.get(kind))
+    changes = {name: _plain(getattr(body, name)) for name in body.model_fields_set}
+    for name, field_name, model in (("agent_id", "agentId", Agent), ("broker_id", "brokerId", Broker)):
+        new = changes.get(name)
+        if new is not None and new != getattr(candidate, name):
+            await _ensure_partner_may_register(session, await _partner(session, model, new, field_name))
+    for name, value in changes.items():
+        setattr(candidate, name, value)
+    if candidate.passport_expiry is not None and candidate.passport_number is None:
+        raise InvalidInput("passportExpiry needs passportNumber", field="passportExpiry")
+    _refresh_keys(candidate)
+    await _ensure_no_duplicate(session, candidate)
+    await audit.flush_as(session, "candidate.update", conflict="The candidate is registered already.")
+    return candidate
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+
+async def change_status(
+    session: AsyncSession,
+    candidate: Candidate,
+    target: CandidateStatus | str,
+    reason: str | None = None,
+    *,
+    action: str = "candidate.status",
+) -> Candidate:
+    """Move `candidate` to `target` if the pipeline allows it (pipeline.check_transition: 409 listing
+    the allowed moves, 422 without a needed reason). The one way a candidate's status changes; other
+    domains call it with their own `action` (e.g. "enrollment.create"). The reason, when given, is in
+    the audit trail's entry of the change (`after.reason`)."""
+    target = CandidateStatus(target)
+    reason = pipeline.check_transition(candidate.status, target, reason)
+    candidate.status = target
+    await audit.flush_as(
+        session,
+        action,
+        conflict="The candidate was changed meanwhile.",
+        details={"reason": reason} if reason else None,
+    )
+    return candidate
+
+
+async def manual_status_change(
+    session: AsyncSession, candidate_id: uuid.UUID, *, target: CandidateStatus, reason: str | None
+) -> Candidate:
+    """The manual endpoint: staff any allowed move, a partner only withdrawing its own candidate."""
+    scope = require_scope(session)
+    kind = _kind(scope)
+    if kind == "candidate":
+        raise Forbidden("A candidate's status is changed by the institute.")
+    candidate = await get_visible(session, Candidate, candidate_id)
+    if kind in ("agent", "broker") and target != CandidateStatus.withdrawn:
+        raise StatusChangeNotYours(
+            "A partner may only withdraw its candidates; the institute makes the other moves."
+        )
+    return await change_status(session, candidate, target, reason)
+
+
+# --- lists --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CandidateFilters:
+    status: CandidateStatus | None = None
+    agent_id: uuid.UUID | None = None
+    broker_id: uuid.UUID | None = None
+    nationality: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    passport_expiring_before: date | None = None
+    q: str | None = None
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def _text_matches(q: str, postgres: bool) -> tuple[Any, Any | None]:
+    """The WHERE clause of a text search, and on PostgreSQL the rank of a row (name similarity)."""
+    clauses = [contains(Candidate.reference_number, text=q.strip())]
+    with contextlib.suppress(ValueError):
+        clauses.append(Candidate.reference_number == str(parse_reference(q)))
+    for normalise, column in (
+        (normalise_passport_number, Candidate.passport_number),
+        (normalise_national_id, Candidate.national_id),
+    ):
+        with contextlib.suppress(ValueError):
+            clauses.append(column == normalise(q))
+    key = duplicates.name_key(q, "")
+    rank = None
+    if key:
+        clauses.append(contains(Candidate.search_name, text=key))
+        if postgres:
+            clauses.append(Candidate.search_name.op("%>")(key))
+            rank = func.word_similarity(key, Candidate.search_name)
+    return or_(*clauses), rank
+
+
+async def list_candidates(
+    session: AsyncSession, *, params: PageParams, filters: CandidateFilters
+) -> tuple[list[Candidate], str | None]:
+    """The candidates the caller may see, filtered; keyset-paginated. With a text search and no sort
+    asked for, PostgreSQL ranks by name similarity (best first)."""
+    if filters.created_from and filters.created_to and filters.created_from >= filters.created_to:
+        raise InvalidInput("createdFrom must be before createdTo.", field="createdFrom")
+    statement = select(Candidate)
+    for column, value in (
+        (Candidate.status, filters.status),
+        (Candidate.agent_id, filters.agent_id),
+        (Candidate.broker_id, filters.broker_id),
+        (Candidate.nationality, filters.nationality),
+    ):
+        if value is not None:
+            statement = statement.where(column == value)
+    if filters.created_from is not None:
+        statement = statement.where(Candidate.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        statement = statement.where(Candidate.created_at < filters.created_to)
+    if filters.passport_expiring_before is not None:
+        statement = statement.where(Candidate.passport_expiry < filters.passport_expiring_before)
+    rank = None
+    if filters.q:
+        postgres = _is_postgresql(session)
+        if postgres:
+            await session.execute(
+                text("SELECT set_config('pg_trgm.word_similarity_threshold', :value, true)"),
+                {"value": str(WORD_SIMILARITY)},
+            )
+        clause, rank = _text_matches(filters.q, postgres)
+        statement = statement.where(clause)
+    if rank is not None and not params.sort:
+        return await _ranked_page(session, statement, rank, params)
+    return await paginate(
+        session,
+        statement,
+        params=params,
+        sort_keys=CANDIDATE_SORT_KEYS,
+        default_sort="-createdAt",
+        id_column=Candidate.id,
+    )
+
+
+async def _ranked_page(
+    session: AsyncSession, statement: Any, rank: Any, params: PageParams
+) -> tuple[list[Candidate], str | None]:
+    """A page of search results, best match first; the cursor carries the last (rank, id)."""
+    if params.cursor:
+        raw_rank, raw_id = _decode(params.cursor)
+        if not isinstance(raw_rank, int | float):
+            raise _invalid_cursor()
+        try:
+            last_id = uuid.UUID(raw_id)
+        except (TypeError, ValueError, AttributeError):
+            raise _invalid_cursor() from None
+        statement = statement.where(
+            or_(rank < float(raw_rank), and_(rank == float(raw_rank), Candidate.id > last_id))
+        )
+    rows = (
+        await session.execute(
+            statement.add_columns(rank).order_by(rank.desc(), Candidate.id.asc()).limit(params.limit + 1)
+        )
+    ).all()
+    next_cursor = None
+    if len(rows) > params.limit:
+        rows = rows[: params.limit]
+        next_cursor = _encode([float(rows[-1][1]), str(rows[-1][0].id)])
+    return [row[0] for row in rows], next_cursor
+
+
+# --- likely duplicates --------------------------------------------------------------------------
+
+
+async def possible_duplicates(session: AsyncSession, candidate: Candidate) -> list[PossibleDuplicate]:
+    """Candidates the caller may see with the same date of birth and a similar name, most alike first."""
+    if candidate.date_of_birth is None:
+        return []
+    others = (
+        (
+            await session.execute(
+                select(Candidate).where(
+                    Candidate.date_of_birth == candidate.date_of_birth, Candidate.id != candidate.id
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    mine = duplicates.PersonKey.of(candidate.first_name, candidate.last_name, candidate.date_of_birth)
+    found = []
+    for other in others:
+        theirs = duplicates.PersonKey.of(other.first_name, other.last_name, other.date_of_birth)
+        if duplicates.likely_same_person(mine, theirs):
+            found.append(PossibleDuplicate(other, duplicates.name_similarity(mine.name_key, theirs.name_key)))
+    return sorted(found, key=lambda item: (-item.similarity, str(item.candidate.id)))
+
+
+async def possible_duplicates_of(session: AsyncSession, candidate_id: uuid.UUID) -> list[PossibleDuplicate]:
+    return await possible_duplicates(session, await get_visible(session, Candidate, candidate_id))
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+@dataclass
+class HistoryEntry:
+    id: uuid.UUID
+    at: datetime
+    actor_id: uuid.UUID | None
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+_INTERNAL = frozenset(
+    {"notes", "passportKey", "nationalIdKey", "emailKey", "searchName", "updatedBy", "createdBy"}
+)
+
+
+def _shown(values: dict[str, Any] | None, staff: bool) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    hidden = {"passportKey", "nationalIdKey", "emailKey", "searchName"} | (set() if staff else _INTERNAL)
+    return {key: value for key, value in values.items() if key not in hidden}
+
+
+async def history(session: AsyncSession, candidate_id: uuid.UUID) -> list[HistoryEntry]:
+    """Every change of the candidate's record in the audit trail, oldest first (at most HISTORY_LIMIT,
+    the newest ones): registration, each edit and each status change, with who and when."""
+    candidate = await get_visible(session, Candidate, candidate_id)
+    staff = is_staff(session)
+    rows = (
+        (
+            await session.execute(
+                select(AuditLog)
+                .where(AuditLog.entity_type == Candidate.__tablename__, AuditLog.entity_id == candidate.id)
+                .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+                .limit(HISTORY_LIMIT)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    entries = []
+    for row in reversed(rows):
+        before, after = _shown(row.before, staff), _shown(row.after, staff)
+        if row.action.endswith(".update") and not after and not before:
+            continue  # only internal fields changed
+        entries.append(HistoryEntry(row.id, row.created_at, row.actor_id, row.action, before, after))
+    return entries
+
+
+__all__ = [
+    "CandidateFilters",
+    "DuplicateCandidate",
+    "HistoryEntry",
+    "PossibleDuplicate",
+    "Registered",
+    "change_status",
+    "create_candidate",
+    "get_candidate",
+    "history",
+    "list_candidates",
+    "manual_status_change",
+    "possible_duplicates",
+    "possible_duplicates_of",
+    "update_candidate",
+]
