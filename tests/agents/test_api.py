@@ -15,18 +15,10 @@ from datetime import timedelta
 from mobility.agents.models import Agent, Broker
 from mobility.authz.permissions import SystemRole
 from mobility.core.calendar import today
-from tests.factories import make_candidate, make_user, system_session, unique
-from tests.support.admin_api import (
-    World,
-    audit_of,
-    call,
-    get_row,
-    make_world,
-    one_audit_row,
-    problem,
-    sign_in,
-)
-from tests.support.app import api_client
+from tests.support.admin_api import World, audit_of, call, make_world, one_audit_row, sign_in
+from tests.support.app import api_client, problem
+from tests.support.factories import make_candidate, make_user, unique
+from tests.support.sessions import get_row, system_session
 
 
 def code() -> str:

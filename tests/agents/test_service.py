@@ -20,12 +20,12 @@ from mobility.agents.schemas import PartnerListParams
 from mobility.authz.permissions import SystemRole
 from mobility.core.calendar import today
 from mobility.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tests.core.scoped import Db, scope_of
-from tests.factories import make_candidate, make_tenant, make_user, unique
+from tests.support.factories import make_candidate, make_tenant, make_user, unique
+from tests.support.sessions import Db, scope_of, system_session
 
 
 async def _world(db: Db):
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant, other = await make_tenant(session), await make_tenant(session)
         admin = await make_user(session, tenant, SystemRole.admin)
         other_admin = await make_user(session, other, SystemRole.admin)
@@ -40,7 +40,7 @@ def _staff(tenant, admin):
 
 
 async def _make(db: Db, tenant, model=Agent, **values) -> uuid.UUID:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         values.setdefault("code", unique("P-").upper().replace("_", "-")[:32])
         values.setdefault("name", "Pacific Labour Hire")
         partner = model(tenant_id=tenant.id, **values)
@@ -157,7 +157,7 @@ async def test_suspend_reactivate_deactivate(db: Db) -> None:
 async def test_delete_only_when_nothing_refers(db: Db) -> None:
     tenant, other, admin, *_ = await _world(db)
     used, unused = await _make(db, tenant), await _make(db, tenant, model=Broker)
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         await make_candidate(session, tenant, agent_id=used)
     async with db.acting(_staff(tenant, admin)) as session:
         with pytest.raises(service.PartnerInUse) as caught:

@@ -10,9 +10,10 @@ from datetime import date
 import pytest
 
 from mobility.authz.permissions import SystemRole
-from tests.factories import make_agent, make_user, system_session
-from tests.support.admin_api import audit_of, call, make_world, problem, sign_in
-from tests.support.app import api_client
+from tests.support.admin_api import audit_of, call, make_world, sign_in
+from tests.support.app import api_client, problem
+from tests.support.factories import make_agent, make_user
+from tests.support.sessions import system_session
 
 YEAR = date.today().year
 PERSON = {"firstName": "Mere", "lastName": "Tuilagi", "dateOfBirth": "1995-03-04", "nationality": "FJ"}

@@ -21,8 +21,8 @@ from mobility.candidates.models import Candidate, CandidateStatus
 from mobility.candidates.pipeline import ReasonRequired, TransitionNotAllowed
 from mobility.candidates.schemas import CandidateCreate, CandidateListParams, CandidateUpdate
 from mobility.core.errors import Forbidden, InvalidInput, NotFound
-from tests.core.scoped import Db, scope_of
-from tests.factories import make_agent, make_broker, make_tenant, make_user, unique
+from tests.support.factories import make_agent, make_broker, make_tenant, make_user, unique
+from tests.support.sessions import Db, scope_of, system_session
 
 S = CandidateStatus
 YEAR = date.today().year
@@ -42,7 +42,7 @@ class World:
     tenant with its own Admin."""
 
     async def make(self, db: Db) -> World:
-        async with db.system() as session:
+        async with system_session(db.url) as session:
             self.tenant = await make_tenant(session, code=unique("T").upper()[:10])
             self.other = await make_tenant(session)
             self.admin = await make_user(session, self.tenant, SystemRole.admin)
@@ -91,10 +91,10 @@ async def test_reference_numbers_follow_each_other_per_tenant_and_year(db: Db, w
 
 
 async def test_a_long_tenant_code_fits_the_reference(db: Db) -> None:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         tenant = await make_tenant(session, code=("L" + unique().upper() + "X" * 40)[:32])
         admin = await make_user(session, tenant, SystemRole.admin)
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         pass
     scope = scope_of(tenant.id, admin.id, SystemRole.admin)
     async with db.app_sessionmaker() as session, session.begin():
@@ -128,7 +128,7 @@ async def test_a_partner_may_not_send_the_links_or_notes(db: Db, world: World) -
 
 @pytest.mark.parametrize("state", ["expired", "suspended"])
 async def test_a_partner_without_a_valid_licence_registers_nobody(db: Db, world: World, state: str) -> None:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         agent = await session.get(type(world.agent), world.agent.id)
         if state == "expired":
             agent.licence_expiry = date.today() - timedelta(days=1)
@@ -144,7 +144,7 @@ async def test_a_partner_without_a_valid_licence_registers_nobody(db: Db, world:
 
 
 async def test_a_licence_expiring_today_is_still_valid(db: Db, world: World) -> None:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         agent = await session.get(type(world.agent), world.agent.id)
         agent.licence_expiry = date.today()
     async with db.acting(world.as_agent()) as session:
@@ -152,7 +152,7 @@ async def test_a_licence_expiring_today_is_still_valid(db: Db, world: World) -> 
 
 
 async def test_another_tenants_partner_cannot_be_linked(db: Db, world: World) -> None:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         theirs = await make_agent(session, world.other)
     async with db.acting(world.staff()) as session:
         with pytest.raises(InvalidInput) as refused:
@@ -164,7 +164,7 @@ async def test_another_tenants_partner_cannot_be_linked(db: Db, world: World) ->
 
 
 async def test_partners_see_only_their_own_candidates(db: Db, world: World) -> None:
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         pass
     async with db.app_sessionmaker() as session, session.begin():
         from mobility.core.scope import apply_to_database
@@ -199,7 +199,7 @@ async def test_a_candidate_changes_only_their_contacts(db: Db, world: World) -> 
     created = await _committed(
         db, world.staff(), lambda session: service.create_candidate(session, body(notes="internal"))
     )
-    async with db.system() as session:
+    async with system_session(db.url) as session:
         row = await session.get(Candidate, created.candidate.id)
         row.user_id = world.candidate_user.id
     scope = world.as_candidate(created.candidate.id)
