@@ -5,11 +5,11 @@ Alembic, the Prisma exporter and the tests read the schema from here.
 
 from mobility.agents.models import Agent, Broker
 from mobility.audit.models import ActivityLog, AuditLog
-from mobility.auth.models import LoginThrottle, Session
+from mobility.auth.models import LoginThrottle, PasswordReset, Session
 from mobility.candidates.models import Candidate, CandidateDocument
 from mobility.core.db import Base
 from mobility.finance.models import Invoice, Payment
-from mobility.notifications.models import Notification
+from mobility.notifications.models import Notification, NotificationPreference
 from mobility.placements.models import Placement
 from mobility.roles.models import Role
 from mobility.settings.models import Setting
@@ -17,6 +17,8 @@ from mobility.tenants.models import Tenant
 from mobility.training.models import Assessment, AttendanceRecord, Certificate, Course, Enrollment
 from mobility.users.models import User, UserInvitation, UserTenant
 from mobility.vetting.models import VettingRecord
+from mobility.webhooks.models import WebhookDelivery, WebhookEndpoint
+from mobility.worker.models import JobLease
 
 metadata = Base.metadata
 
@@ -34,8 +36,11 @@ __all__ = [
     "Course",
     "Enrollment",
     "Invoice",
+    "JobLease",
     "LoginThrottle",
     "Notification",
+    "NotificationPreference",
+    "PasswordReset",
     "Payment",
     "Placement",
     "Role",
@@ -46,5 +51,7 @@ __all__ = [
     "UserInvitation",
     "UserTenant",
     "VettingRecord",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     TypeDecorator,
     UniqueConstraint,
@@ -165,3 +166,25 @@ def same_tenant_fk(column: str, target_table: str, ondelete: str = "RESTRICT") -
     return ForeignKeyConstraint(
         ["tenantId", column], [f"{target_table}.tenantId", f"{target_table}.id"], ondelete=ondelete
     )
+
+
+class TenantKeyedMixin(TenantScopedMixin):
+    """A tenant-scoped row whose primary key is (tenantId, id): every key led by the tenant, so the
+    table distributes by tenant (Citus) and same-tenant references need no extra unique key. Pair it
+    with `tenant_keyed_args(...)`."""
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(
+            "tenantId",
+            Uuid,
+            ForeignKey("tenants.id", ondelete="RESTRICT"),
+            primary_key=True,
+            nullable=False,
+            sort_order=-90,
+        )
+
+
+def tenant_keyed_args(*args: Any) -> tuple[Any, ...]:
+    """``__table_args__`` of a `TenantKeyedMixin` table: PRIMARY KEY (tenantId, id), then its own."""
+    return (PrimaryKeyConstraint("tenantId", "id"), *args)
