@@ -27,7 +27,7 @@ setup: $(PY_STAMP)
 run: $(PY_STAMP)
 	$(BIN)/mobility db upgrade
 	$(BIN)/mobility seed
-	$(BIN)/mobility serve
+	$(BIN)/mobility serve --with-worker
 
 test: $(PY_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -n $(WORKERS) $(PYTEST_ARGS)

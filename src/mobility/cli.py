@@ -573,19 +573,62 @@ def seed_command() -> None:
         typer.echo(f"admin password (generated, shown only this once): {report.generated_password}")
 
 
+@_command(app, "worker")
+def worker_command(
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Run the due jobs, deliver everything due, then exit (cron, tests)."),
+    ] = False,
+) -> None:
+    """Deliver queued notifications and webhooks, and run the periodic jobs, until SIGTERM (or --once).
+    Several workers may run at once on PostgreSQL; on SQLite run one."""
+    from mobility.worker.app import run
+
+    settings = _settings()
+    url = settings.effective_database_url
+    _check_sqlite_exists(url)
+    state = migrations.status(url, settings=settings)
+    if state.current != state.head:
+        raise CliError(
+            f"the database is at revision {state.current or 'none'}, not at head {state.head}; "
+            "run `mobility db upgrade` first"
+        )
+    tally = asyncio.run(run(settings, once=once))
+    for line in tally.lines():
+        typer.echo(line)
+
+
 @_command(app, "serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: MOBILITY_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: MOBILITY_PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: MOBILITY_WORKERS).")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker", help="Also run one `mobility worker` beside the API (make run).")
+    ] = False,
 ) -> None:
     """Serve the API with uvicorn (OpenAPI docs at /docs)."""
+    import subprocess
+
     import uvicorn
 
     from mobility.core.http import serve_options
 
     settings = _settings()
+    worker = subprocess.Popen([sys.executable, "-m", "mobility.cli", "worker"]) if with_worker else None
+    try:
+        _serve(uvicorn, serve_options, settings, host, port, workers, reload)
+    finally:
+        if worker is not None:
+            worker.terminate()  # SIGTERM: it finishes the message in hand
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def _serve(uvicorn, serve_options, settings, host, port, workers, reload) -> None:
     uvicorn.run(
         "mobility.main:create_app",
         factory=True,
@@ -649,3 +692,7 @@ def docs_permissions(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(expected, encoding="utf-8", newline="\n")
     typer.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -348,9 +348,8 @@ async def wants_email(session: AsyncSession, rows: list[Notification]) -> set[uu
             )
         )
         off = {tuple(row) for row in found}
-    return {
+    return {row.id for row in rows if row not in optional} | {
         row.id
-        for row in rows
-        if row.recipient_id is None
-        or (row.tenant_id, row.recipient_id, templates.template(row.template).category.value) not in off
+        for row in optional
+        if (row.tenant_id, row.recipient_id, templates.template(row.template).category.value) not in off
     }
