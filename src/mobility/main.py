@@ -20,6 +20,7 @@ from mobility.core.openapi import document_api
 from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
 from mobility.health.api import router as health_router
+from mobility.notifications.api import router as notifications_router
 from mobility.roles.api import router as roles_router
 from mobility.settings.api import router as settings_router
 from mobility.tenants.api import router as tenants_router
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         roles_router,
         settings_router,
         audit_router,
+        notifications_router,
     ):
         add_routes(app, router)
     install_docs(app)  # after the API's routes: no API request pays for matching these

@@ -64,6 +64,14 @@ OBJECT_RULES: dict[str, tuple[str, str]] = {
         "tenants the caller is an active member of; the System Admin any active tenant",
         "tests/auth/test_tenants.py::test_a_member_of_two_tenants_switches_between_them",
     ),
+    "own notifications": (
+        "the caller's own in-app notifications and preferences, in the current tenant",
+        "tests/notifications/test_api.py::test_a_user_sees_only_their_own_notifications_in_the_current_tenant",
+    ),
+    "outbox": (
+        "the tenant's notifications for its administrators; anyone else only their own",
+        "tests/notifications/test_api.py::test_the_outbox_shows_admins_the_dead_and_others_only_their_own",
+    ),
     "invitation token": (
         "the account the token's invitation created (the token is the credential)",
         "tests/users/test_invitations.py::test_cross_tenant_takeover_of_a_pending_account_is_impossible",
@@ -101,6 +109,14 @@ TABLE = """
 | GET    /api/v1/me/invitations                         | login           | y  | y  | y  | y  | y  | y  | y  | -      | own invitations  |
 | POST   /api/v1/me/invitations/{invitation_id}/accept  | login           | y  | y  | y  | y  | y  | y  | y  | -      | own invitations  |
 | POST   /api/v1/me/invitations/{invitation_id}/decline | login           | y  | y  | y  | y  | y  | y  | y  | -      | own invitations  |
+| GET    /api/v1/me/notifications                          | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| GET    /api/v1/me/notifications/unread-count             | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| POST   /api/v1/me/notifications/read-all                 | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| POST   /api/v1/me/notifications/{notification_id}/read  | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| GET    /api/v1/me/notification-preferences               | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| PUT    /api/v1/me/notification-preferences/{category}    | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| GET    /api/v1/notifications                             | notifications:read | y  | y  | y  | y  | y  | y  | y  | -      | outbox           |
+| POST   /api/v1/notifications/{notification_id}/retry    | notifications:update | y  | y  | y  | y  | y  | y  | y  | -      | outbox           |
 | GET    /api/v1/tenants                                | tenants:read    | y  | y  | -  | -  | -  | -  | -  | -      | own tenant       |
 | POST   /api/v1/tenants                                | tenants:create  | y  | -  | -  | -  | -  | -  | -  | -      | -                |
 | GET    /api/v1/tenants/{tenant_id}                    | tenants:read    | y  | y  | -  | -  | -  | -  | -  | -      | own tenant       |

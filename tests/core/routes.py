@@ -33,6 +33,8 @@ from tests.factories.rows import RowBuilder, model_of_table
 PATH_VALUES: dict[str, Any] = {
     # A setting whose change does not alter how the caller's own later requests are answered.
     "key": "users.invitationValidityDays",
+    # A notification category that may be turned off by e-mail.
+    "category": "reminders",
 }
 
 # Bodies (or body fields) the generic builder cannot derive, by route.
@@ -40,6 +42,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/settings/{key}"): {"value": 7},
     # Six digits (the pattern); wrong for any secret, as no set-up was begun.
     ("POST", "/api/v1/me/2fa/confirm"): {"code": "000000"},
+    ("PUT", "/api/v1/me/notification-preferences/{category}"): {"email": False},
 }
 
 

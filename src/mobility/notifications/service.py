@@ -353,3 +353,46 @@ async def wants_email(session: AsyncSession, rows: list[Notification]) -> set[uu
         for row in optional
         if (row.tenant_id, row.recipient_id, templates.template(row.template).category.value) not in off
     }
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: uuid.UUID
+    template: str
+    category: str
+    title: str
+    payload: dict[str, Any]
+    created_at: datetime
+    read_at: datetime | None
+
+
+async def inbox_view(session: AsyncSession, rows: list[Notification]) -> list[InboxItem]:
+    """Rows as the inbox shows them, each with its rendered title (the tenant's name for the brand)."""
+    from mobility.tenants.models import Tenant
+
+    names = {}
+    if rows:
+        names = dict(
+            (
+                await session.execute(
+                    select(Tenant.id, Tenant.name).where(Tenant.id.in_({r.tenant_id for r in rows}))
+                )
+            ).all()
+        )
+    items = []
+    for row in rows:
+        known = row.template in templates.TEMPLATES
+        items.append(
+            InboxItem(
+                id=row.id,
+                template=row.template,
+                category=templates.template(row.template).category.value if known else "updates",
+                title=templates.render_subject(
+                    row.template, row.payload, language=row.language, brand_name=names.get(row.tenant_id, "")
+                ),
+                payload=row.payload,
+                created_at=row.created_at,
+                read_at=row.read_at,
+            )
+        )
+    return items

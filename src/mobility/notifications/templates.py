@@ -178,3 +178,17 @@ def branding(tenant_name: str, branding: dict[str, Any] | None, contact: dict[st
         "color": colour if valid else "#1f4e79",
         "contact": {str(k): str(v) for k, v in (contact or {}).items() if isinstance(v, str | int)},
     }
+
+
+def render_subject(key: str, payload: dict[str, Any], *, language: str, brand_name: str) -> str:
+    """The subject line alone (the in-app list's title)."""
+    if key not in TEMPLATES:
+        return key
+    if not (TEMPLATE_DIR / language / f"{key}.subject.txt").is_file():
+        language = DEFAULT_LANGUAGE
+    text = (
+        _environment()
+        .get_template(f"{language}/{key}.subject.txt")
+        .render({**payload, "brand": {"name": brand_name}})
+    )
+    return " ".join(text.split())
