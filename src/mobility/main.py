@@ -25,6 +25,8 @@ from mobility.roles.api import router as roles_router
 from mobility.settings.api import router as settings_router
 from mobility.tenants.api import router as tenants_router
 from mobility.users.api import router as users_router
+from mobility.webhooks.api import deliveries as webhook_deliveries_router
+from mobility.webhooks.api import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings_router,
         audit_router,
         notifications_router,
+        webhooks_router,
+        webhook_deliveries_router,
     ):
         add_routes(app, router)
     install_docs(app)  # after the API's routes: no API request pays for matching these

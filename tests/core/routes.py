@@ -43,6 +43,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     # Six digits (the pattern); wrong for any secret, as no set-up was begun.
     ("POST", "/api/v1/me/2fa/confirm"): {"code": "000000"},
     ("PUT", "/api/v1/me/notification-preferences/{category}"): {"email": False},
+    ("POST", "/api/v1/webhooks"): {
+        "url": "https://hooks.example.org/in",
+        "eventTypes": ["candidate.created"],
+    },
 }
 
 
@@ -122,10 +126,11 @@ def model_for_param(name: str) -> type | None:
         return None
     stem = name.removesuffix("_id")
     tables = model_of_table()
-    for table in (f"{stem}s", f"{stem}es", stem):
+    plurals = (f"{stem}s", f"{stem}es", f"{stem[:-1]}ies" if stem.endswith("y") else f"{stem}s", stem)
+    for table in plurals:
         if table in tables:
             return tables[table]
-    ends = [table for table in tables if table.endswith(f"_{stem}s")]
+    ends = [table for table in tables if any(table.endswith(f"_{plural}") for plural in plurals[:3])]
     if len(ends) == 1:
         return tables[ends[0]]
     return None

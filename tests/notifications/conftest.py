@@ -104,3 +104,19 @@ def worker_process(settings: Settings, *args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+async def deliver_emails(settings: Settings, url: str):
+    """Deliver what is queued in the database at `url` (e-mails only, no jobs), as the worker would."""
+    from mobility.app_session import create_sessionmaker
+    from mobility.core.db import create_engine
+    from mobility.notifications.delivery import EmailOutbox
+    from mobility.worker.runner import Worker
+
+    engine = create_engine(url)
+    worker = Worker(settings, create_sessionmaker(engine), [EmailOutbox(settings)])
+    try:
+        return await worker.run_once()
+    finally:
+        await worker.close()
+        await engine.dispose()

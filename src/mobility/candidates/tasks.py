@@ -19,15 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent
-from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate, CandidateDocument, DocumentStatus
 from mobility.core.jobs import Job, JobContext
 from mobility.notifications import service as notifications
-from mobility.roles.models import Role
 from mobility.settings import service as settings_service
 from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
-from mobility.users.models import User, UserTenant
+from mobility.users import service as users_service
 
 
 async def tenant_values(
@@ -36,28 +34,6 @@ async def tenant_values(
     """Under the system scope: each tenant's value of `setting` where it was set (else: the default)."""
     rows = await session.execute(select(Setting.tenant_id, Setting.value).where(Setting.key == setting.key))
     return {tenant_id: setting.value_of(value) for tenant_id, value in rows.all()}
-
-
-async def active_admins(session: AsyncSession, tenant_ids: set[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
-    """Under the system scope: each tenant's active Admins (the staff reminders go to)."""
-    if not tenant_ids:
-        return {}
-    rows = await session.execute(
-        select(UserTenant.tenant_id, UserTenant.user_id)
-        .join(Role, Role.id == UserTenant.role_id)
-        .join(User, User.id == UserTenant.user_id)
-        .where(
-            UserTenant.tenant_id.in_(tenant_ids),
-            Role.name == SystemRole.admin.value,
-            Role.system_role,
-            UserTenant.status == "active",
-            User.status == "active",
-        )
-    )
-    admins: dict[uuid.UUID, set[uuid.UUID]] = {}
-    for tenant_id, user_id in rows.all():
-        admins.setdefault(tenant_id, set()).add(user_id)
-    return admins
 
 
 def bucket(days_left: int, lead_days: list[int]) -> int | None:
@@ -81,9 +57,8 @@ async def document_expiry_reminders(session: AsyncSession, context: JobContext) 
         await session.execute(
             select(CandidateDocument, Candidate)
             .join(Candidate, Candidate.id == CandidateDocument.candidate_id)
-            .join(Tenant, Tenant.id == CandidateDocument.tenant_id)
             .where(
-                Tenant.is_active,
+                CandidateDocument.tenant_id.in_(select(Tenant.id).where(Tenant.is_active)),
                 CandidateDocument.expires_on >= today,
                 CandidateDocument.expires_on <= today + timedelta(days=horizon),
                 CandidateDocument.status != DocumentStatus.rejected,
@@ -92,7 +67,7 @@ async def document_expiry_reminders(session: AsyncSession, context: JobContext) 
     ).all()
     if not rows:
         return {"documents": 0, "queued": 0}
-    admins = await active_admins(session, {document.tenant_id for document, _ in rows})
+    admins = await users_service.active_admins(session, {document.tenant_id for document, _ in rows})
     agent_ids = {candidate.agent_id for _, candidate in rows if candidate.agent_id}
     agent_logins = {}
     if agent_ids:

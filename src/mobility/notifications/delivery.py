@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core.config import Settings
@@ -119,7 +119,26 @@ class EmailOutbox:
         return SENT
 
     async def after(self, session: AsyncSession, results: list) -> None:
-        return None
+        """A credential in a payload (an invitation or reset link) is blanked once the message is out
+        of the queue for good: sent, failed or cancelled."""
+        for row, outcome in results:
+            known = templates.TEMPLATES.get(row.template)
+            if known is None or not known.secret_fields or outcome.released:
+                continue
+            if not (
+                outcome.ok
+                or outcome.permanent
+                or outcome.cancelled
+                or row.attempts >= self.settings.notify_max_attempts
+            ):
+                continue
+            payload = {
+                **row.payload,
+                **{name: templates.SPENT for name in known.secret_fields if name in row.payload},
+            }
+            await session.execute(
+                update(Notification).where(Notification.id == row.id).values(payload=payload)
+            )
 
     async def close(self) -> None:
         await self.mailer.close()

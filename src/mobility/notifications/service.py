@@ -69,6 +69,8 @@ async def notify(
     if not scope.system and tenant != scope.tenant_id:
         raise TenancyViolation("A notification for another tenant.")
     clean = templates.checked_payload(template, dict(payload))
+    if templates.template(template).secret_fields and NotificationChannel.in_app in set(channels):
+        raise InvalidNotification(f"{template!r} carries a credential: e-mail only, never in-app")
     if recipient_id is None and not recipient_email:
         raise InvalidNotification("a notification needs a recipient_id or a recipient_email")
     if dedupe_key is not None and not 0 < len(dedupe_key) <= MAX_DEDUPE_KEY:
@@ -107,6 +109,44 @@ async def notify(
         if row is not None:
             written.append(row)
     return written
+
+
+async def notify_account(
+    session: AsyncSession,
+    user: Any,
+    template: str,
+    payload: Mapping[str, Any],
+    *,
+    tenant_id: uuid.UUID | None = None,
+    channels: Iterable[NotificationChannel] = (IN_APP, EMAIL),
+) -> list[Notification]:
+    """A notice about an account (security notices, a reset link): in `tenant_id` (the tenant acted
+    in), else the account's primary tenant, else its first active membership; an account in no tenant
+    gets none (a notification belongs to a tenant). Returns the rows written."""
+    from mobility.tenants.models import Tenant
+    from mobility.users.models import UserTenant
+
+    tenant = tenant_id or user.tenant_id
+    if tenant is None:
+        scope = require_scope(session)
+        if scope.system:
+            tenant = (
+                await session.execute(
+                    select(UserTenant.tenant_id)
+                    .where(
+                        UserTenant.user_id == user.id,
+                        UserTenant.status == "active",
+                        UserTenant.tenant_id.in_(select(Tenant.id).where(Tenant.is_active)),
+                    )
+                    .order_by(UserTenant.is_primary.desc(), UserTenant.created_at)
+                    .limit(1)
+                )
+            ).scalar()
+        else:
+            tenant = scope.tenant_id
+    if tenant is None:
+        return []
+    return await notify(session, template, payload, recipient_id=user.id, channels=channels, tenant_id=tenant)
 
 
 # --- in the app: the caller's own -------------------------------------------------------------------

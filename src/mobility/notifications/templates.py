@@ -90,13 +90,16 @@ class Template:
     key: str
     category: Category
     payload: type[Payload]
+    # Fields holding a credential (a link with a token): e-mail only, and blanked in the stored
+    # payload once the message is sent or has failed for good (the database keeps no usable token).
+    secret_fields: frozenset[str] = frozenset()
 
 
 TEMPLATES: dict[str, Template] = {
     t.key: t
     for t in (
-        Template("account.invitation", Category.account, InvitationPayload),
-        Template("account.password_reset", Category.account, PasswordResetPayload),
+        Template("account.invitation", Category.account, InvitationPayload, frozenset({"link"})),
+        Template("account.password_reset", Category.account, PasswordResetPayload, frozenset({"link"})),
         Template("security.new_login", Category.security, NewLoginPayload),
         Template("security.password_changed", Category.security, AccountChangePayload),
         Template("security.password_reset", Category.security, AccountChangePayload),
@@ -106,6 +109,9 @@ TEMPLATES: dict[str, Template] = {
         Template("reminders.document_expiry", Category.reminders, DocumentExpiryPayload),
     )
 }
+
+
+SPENT = "[sent]"
 
 
 def template(key: str) -> Template:

@@ -9,12 +9,13 @@ from mobility.app_session import create_sessionmaker
 from mobility.core.config import Settings
 from mobility.core.db import create_engine
 from mobility.notifications.delivery import EmailOutbox
+from mobility.webhooks.delivery import WebhookOutbox
 from mobility.worker.jobs import Jobs
 from mobility.worker.runner import Tally, Worker
 
 
 def build_worker(settings: Settings, sessionmaker) -> Worker:
-    return Worker(settings, sessionmaker, [EmailOutbox(settings)], jobs=Jobs())
+    return Worker(settings, sessionmaker, [EmailOutbox(settings), WebhookOutbox(settings)], jobs=Jobs())
 
 
 async def run(settings: Settings, *, once: bool) -> Tally:
