@@ -91,7 +91,11 @@ class SmtpMailer:
             if self._client is None or not self._client.is_connected:
                 self._client = self._new_client()
                 await self._client.connect()
-            errors, _ = await self._client.send_message(message)
+            # Flattened once here (send_message would do it again): the envelope is the From
+            # address and the one recipient.
+            errors, _ = await self._client.sendmail(
+                self._settings.mail_from, [message["To"].addresses[0].addr_spec], message.as_bytes()
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await self._reset_after_refusal()
             codes = [r.code for r in exc.recipients]

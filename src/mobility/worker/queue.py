@@ -87,6 +87,8 @@ async def claim(
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     rows = list((await session.execute(statement)).scalars())
+    # RETURNING comes in no particular order: deliver oldest first.
+    rows.sort(key=lambda row: (row.next_attempt_at, row.id))
     return rows, lease_until
 
 

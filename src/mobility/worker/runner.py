@@ -112,18 +112,29 @@ class Worker:
             async with self.sessionmaker() as session, session.begin():
                 await apply_to_database(session, Scope.for_system())
                 context = await outbox.prepare(session, rows)
-            for row in rows:
-                if self.stopping:
-                    results.append(queue.Result(row, RELEASED))
-                    continue
-                try:
-                    outcome = await outbox.deliver(context, row)
-                except Exception as exc:  # a bug in a deliverer: the row is retried, the worker goes on
-                    logger.exception("delivering %s %s failed", outbox.name, row.id)
-                    outcome = Outcome(error=f"internal error: {type(exc).__name__}: {exc}")
-                # Recorded before the next message is sent: a worker that dies leaves at most the
-                # message in hand accepted but unrecorded (sent again later, with the same id).
-                await self._record(outbox, [queue.Result(row, outcome)], lease_until)
+            recording: asyncio.Task | None = None
+            try:
+                for row in rows:
+                    if self.stopping:
+                        results.append(queue.Result(row, RELEASED))
+                        continue
+                    try:
+                        outcome = await outbox.deliver(context, row)
+                    except Exception as exc:  # a bug in a deliverer: the row is retried, the worker goes on
+                        logger.exception("delivering %s %s failed", outbox.name, row.id)
+                        outcome = Outcome(error=f"internal error: {type(exc).__name__}: {exc}")
+                    # Each result is recorded in a transaction of its own while the next message is
+                    # sent (at most one record in flight): a worker that dies leaves at most the
+                    # message in hand and the one before it accepted but unrecorded, sent again
+                    # later with the same id.
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(
+                        self._record(outbox, [queue.Result(row, outcome)], lease_until)
+                    )
+            finally:
+                if recording is not None:
+                    await recording
         await self._record(outbox, results, lease_until)
         return len(rows) + len(results)
 
