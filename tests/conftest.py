@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 
 from tests.core.scoped import PER_BACKEND, Db, PerBackend
 from tests.support.databases import BACKENDS, DatabaseFactory, ensure_app_role, postgres_reachable
+from tests.support.s3 import running_s3_server
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -98,3 +100,26 @@ async def db(per_backend: PerBackend, backend: str, database_factory, row_level_
     """A migrated database of the backend, of these suites' own, through the application's session class."""
     database = await per_backend.db(backend, database_factory)
     return database if row_level_security else await database.without_row_level_security()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3-compatible server (moto's server mode, its own process on a loopback port) with an empty
+    bucket, for the run; started only when a test asks for it (tests/support/s3.py)."""
+    with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+async def file_storage(request: pytest.FixtureRequest, tmp_path: Path):
+    """Each file storage the settings can choose (core/storage.py): a directory under the test's
+    tmp_path, and a key prefix of its own in the S3 server's bucket."""
+    from mobility.core.storage import LocalDiskStorage
+
+    if request.param == "local":
+        storage = LocalDiskStorage(tmp_path / "files")
+    else:
+        server = request.getfixturevalue("s3_server")
+        storage = server.storage(tmp_path / "staging", prefix=f"test-{secrets.token_hex(6)}")
+    yield storage
+    await storage.close()

@@ -9,7 +9,8 @@ resets and the periodic jobs' leases.
 - password_resets: forgotten-password links (hashes only), installation-wide like the accounts.
 - job_leases: one row per periodic job, installation-wide: which worker runs it now, and when next.
 
-The new tenant tables are keyed (tenantId, id), their references (tenantId, xId), and on PostgreSQL
+The new tenant tables have 0015's keys (distributed by tenant, mobility.distribution): primary key
+(tenantId, id), references (tenantId, xId), every unique key led by tenantId; and on PostgreSQL
 row-level security is enabled and forced on them with the `tenant_isolation` policy of 0009. The
 app role gets its four privileges from 0009's default privileges.
 
@@ -17,7 +18,7 @@ The downgrade drops the five tables with their rows (preferences, endpoints and 
 delivery log, open reset links, job history) and the three notification columns with their values.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-11-27
 """
 
@@ -38,7 +39,7 @@ from mobility.ops.migration_ops import (
 )
 
 revision: str = "0016"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -56,8 +57,10 @@ IN_TENANT = (
 )
 
 
-def _create_tenant_keyed_table(table: str, *items: sa.Column | sa.Constraint) -> None:
-    """A tenant table keyed (tenantId, id): id, tenantId, the given columns, authorship, timestamps."""
+def _create_tenant_table(table: str, *items: sa.Column | sa.Constraint) -> None:
+    """A tenant-scoped table in 0015's shape (docs/scaling.md): id, tenantId, the given columns,
+    authorship, timestamps; PRIMARY KEY ("tenantId", id), the target of the same-tenant foreign keys.
+    (migration_ops.create_tenant_table is the shape before 0015, kept for 0005-0006.)"""
     columns = [item for item in items if isinstance(item, sa.Column)]
     constraints = [item for item in items if not isinstance(item, sa.Column)]
     op.create_table(
@@ -85,7 +88,7 @@ def upgrade() -> None:
     op.add_column("notifications", sa.Column("language", sa.Text(), server_default="en", nullable=False))
     op.add_column("notifications", sa.Column("leaseUntil", sa.DateTime(timezone=True), nullable=True))
 
-    _create_tenant_keyed_table(
+    _create_tenant_table(
         "notification_preferences",
         sa.Column("userId", sa.Uuid(), nullable=False),
         sa.Column("category", sa.String(32), nullable=False),
@@ -95,7 +98,7 @@ def upgrade() -> None:
             "tenantId", "userId", "category", name="notification_preferences_tenantId_userId_category_key"
         ),
     )
-    _create_tenant_keyed_table(
+    _create_tenant_table(
         "webhook_endpoints",
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("description", sa.String(200), nullable=True),
@@ -108,7 +111,7 @@ def upgrade() -> None:
         sa.Column("disabledReason", sa.Text(), nullable=True),
         sa.Column("failingSince", sa.DateTime(timezone=True), nullable=True),
     )
-    _create_tenant_keyed_table(
+    _create_tenant_table(
         "webhook_deliveries",
         sa.Column("endpointId", sa.Uuid(), nullable=False),
         sa.Column("eventId", sa.Uuid(), nullable=False),

@@ -6,7 +6,10 @@ than by whatever happened to be imported:
 - `mobility.models` first: every model is mapped, so the rules know every table (a statement that
   names a table instead of its model is refused whichever was imported first);
 - `row_rules`: who sees which rows (mobility.authz.rules), the one table of them;
-- the audit trail (core.audit) into `audit_logs`.
+- the audit trail (core.audit) into `audit_logs` (`system_audit_logs` for changes made without a tenant);
+- the global keys (core.global_keys): values unique across tenants, registered with their rows;
+- stored files that follow the transaction (core.files): removed after a rollback, or after the commit
+  that dropped the last row naming them.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import mobility.models  # noqa: F401  (every model mapped before the rules read the registry)
-from mobility.audit.models import AuditLog
+from mobility.audit.models import AuditLog, SystemAuditLog
 from mobility.authz.rules import ROW_RULES
-from mobility.core import audit, db
+from mobility.core import audit, db, files
+from mobility.core.global_keys import install_global_keys
 from mobility.core.tenancy import ScopedSession
 
 
@@ -24,7 +28,9 @@ class AppSession(ScopedSession):
     row_rules = ROW_RULES
 
 
-audit.install_trail(AppSession, AuditLog)
+audit.install_trail(AppSession, AuditLog, SystemAuditLog)
+install_global_keys(AppSession)
+files.install_file_lifecycle(AppSession)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

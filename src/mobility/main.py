@@ -19,6 +19,7 @@ from mobility.core.http import HardenedFastAPI, RequestBodyMiddleware
 from mobility.core.openapi import document_api
 from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
+from mobility.core.storage import open_storage
 from mobility.health.api import router as health_router
 from mobility.notifications.api import router as notifications_router
 from mobility.roles.api import router as roles_router
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Where uploaded files live (core/storage.py): a directory here, or an S3-compatible bucket.
+        app.state.storage = open_storage(settings)
         # On PostgreSQL, as the role that owns no table (row-level security applies to it), when
         # configured; migrations and the CLI connect as the owner (database_url).
         engine = create_engine(settings.effective_app_database_url, settings=settings)
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.storage.close()
             await app.state.outage.close()
             if app.state.read_pool is not None:
                 await app.state.read_pool.close()

@@ -4,7 +4,7 @@ Alembic, the Prisma exporter and the tests read the schema from here.
 """
 
 from mobility.agents.models import Agent, Broker
-from mobility.audit.models import ActivityLog, AuditLog
+from mobility.audit.models import ActivityLog, AuditLog, SystemAuditLog
 from mobility.auth.models import LoginThrottle, PasswordReset, Session
 from mobility.candidates.models import Candidate, CandidateDocument
 from mobility.core.db import Base
@@ -14,8 +14,15 @@ from mobility.placements.models import Placement
 from mobility.roles.models import Role
 from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
-from mobility.training.models import Assessment, AttendanceRecord, Certificate, Course, Enrollment
-from mobility.users.models import User, UserInvitation, UserTenant
+from mobility.training.models import (
+    Assessment,
+    AttendanceRecord,
+    Certificate,
+    CertificateCode,
+    Course,
+    Enrollment,
+)
+from mobility.users.models import InvitationToken, User, UserInvitation, UserTenant
 from mobility.vetting.models import VettingRecord
 from mobility.webhooks.models import WebhookDelivery, WebhookEndpoint
 from mobility.worker.models import JobLease
@@ -33,8 +40,10 @@ __all__ = [
     "Candidate",
     "CandidateDocument",
     "Certificate",
+    "CertificateCode",
     "Course",
     "Enrollment",
+    "InvitationToken",
     "Invoice",
     "JobLease",
     "LoginThrottle",
@@ -46,6 +55,7 @@ __all__ = [
     "Role",
     "Session",
     "Setting",
+    "SystemAuditLog",
     "Tenant",
     "User",
     "UserInvitation",

@@ -270,8 +270,16 @@ def test_merge_moves_every_reference_ends_sessions_and_extends_the_trail(cli: Cl
     by_tenant = {
         (_uuid(tenant) if tenant else None): (_json(before), _json(after)) for tenant, before, after in merges
     }
-    assert set(by_tenant) == {None, world["tenant"], world["other"]}
-    before, after = by_tenant[None]
+    assert set(by_tenant) == {world["tenant"], world["other"]}
+    # The installation-wide row has no tenant: the installation's trail (0015).
+    [(before, after)] = [
+        (_json(before), _json(after))
+        for before, after in _query(
+            cli,
+            "SELECT before, after FROM system_audit_logs WHERE action = 'user.merge' AND \"entityId\" = :id",
+            id=drop.id,
+        )
+    ]
     assert before["email"] == drop.email and before["passwordHash"] == "[redacted]"
     assert after["mergedInto"] == str(keep.id)
     assert after["invitationsWithdrawn"] == [str(world["pending"])]

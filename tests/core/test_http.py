@@ -97,7 +97,7 @@ async def test_an_unexpected_error_carries_the_security_headers_too(migrated_dat
 # --- request bodies ---------------------------------------------------------------------------------
 
 LOGIN = "/api/v1/auth/login"
-SMALL = {"max_json_body_bytes": 1000, "max_upload_bytes": 5000}
+SMALL = {"max_json_body_bytes": 1000, "max_upload_bytes": 5000, "max_file_bytes": 4000}
 
 
 async def test_a_body_over_the_cap_is_refused_by_its_content_length(migrated_database_url: str) -> None:

@@ -6,7 +6,8 @@ Rules, from the model alone:
 - nullable columns and columns with a default are left alone (unless given);
 - `tenantId` is the builder's tenant;
 - a NOT NULL foreign key is satisfied by building the referenced row first, recursively, in the same
-  tenant; a reference to `users` gets a user who is a member of the tenant, to `tenants` the tenant.
+  tenant, and taking the column it refers to (its id, or a global key's value: a certificate's code);
+  a reference to `users` gets a user who is a member of the tenant, to `tenants` the tenant.
 
 Rows are written with whatever session is passed (normally the system scope of `system_session`).
 """
@@ -48,6 +49,13 @@ def model_for(table: Table | str) -> type:
 
 def attribute_of(model: type, column: Column) -> str:
     return inspect(model).get_property_by_column(column).key
+
+
+def referenced_column(column: Column) -> Column:
+    """The column a (non-tenant) column refers to: `agentId` -> agents.id, `verificationCode` ->
+    certificate_codes.verificationCode (a global key, core/global_keys.py)."""
+    (target,) = {fk.column for fk in column.foreign_keys}
+    return target
 
 
 def referenced_table(column: Column) -> str | None:
@@ -164,7 +172,7 @@ class RowBuilder:
                 values[key] = (await self.user(member=model.__tablename__ != "user_tenants")).id
             else:
                 parent = await self.build(model_for(target), _depth=_depth + 1)
-                values[key] = parent.id
+                values[key] = getattr(parent, attribute_of(type(parent), referenced_column(column)))
         return {**values, **overrides}
 
     async def build(self, model: type, _depth: int = 0, **overrides: Any) -> Any:

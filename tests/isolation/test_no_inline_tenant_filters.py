@@ -27,6 +27,16 @@ ALLOWED = {
     "auth/sessions.py": "ends a user's sessions acting in one tenant (a suspended membership)",
     # Seeding works across tenants with the system scope.
     "ops/seed.py": "creates tenants and their sample data",
+    # A global key's tenant routes the lookup of its row (0015, docs/scaling.md).
+    "core/global_keys.py": "finds a row by a global key in the key's tenant",
+    # Operator tasks across tenants (system scope, Core statements): a membership is named by its
+    # primary key, (tenantId, id).
+    "users/accounts.py": "names a membership by its primary key (tenantId, id) in a merge",
+    # The worker drains the outboxes of every tenant (system scope, 0016): a claimed row, and the
+    # endpoint it goes to, are named by their primary key (tenantId, id).
+    "worker/queue.py": "claims and records outbox rows by their primary key (tenantId, id)",
+    "notifications/delivery.py": "blanks a sent message's secrets by its primary key (tenantId, id)",
+    "webhooks/delivery.py": "reads a delivery's endpoint by its primary key (tenantId, id)",
 }
 
 # `X.tenant_id == y`, `y == X.tenant_id`, `"tenantId" ==`, `c.tenantId ==`, `filter_by(tenant_id=...)`

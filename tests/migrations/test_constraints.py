@@ -67,6 +67,10 @@ PARENTS: dict[str, dict[str, str]] = {
 }
 
 
+# Global keys (0015): a value the row carries must first be registered for its tenant in a key table.
+KEYS: dict[str, dict[str, str]] = {"certificates": {"verificationCode": "certificate_codes"}}
+
+
 def _token() -> str:
     return secrets.token_hex(6)
 
@@ -83,11 +87,14 @@ class Rows:
     def user(self) -> uuid.UUID:
         return self.insert("users", email=f"{_token()}@example.test")
 
-    def make(self, table: str, tenant: uuid.UUID, **values: Any) -> uuid.UUID:
+    def make(self, table: str, tenant: uuid.UUID, *, register: bool = True, **values: Any) -> uuid.UUID:
         for column, parent in PARENTS.get(table, {}).items():
             if column not in values:
                 values[column] = self.make(parent, tenant)
-        return self.insert(table, tenantId=tenant, **{**REQUIRED[table](), **values})
+        values = {**REQUIRED[table](), **values}
+        for column, key_table in KEYS.get(table, {}).items() if register else ():
+            self.insert(key_table, tenantId=tenant, **{column: values[column]})
+        return self.insert(table, tenantId=tenant, **values)
 
     def insert(self, table: str, **values: Any) -> uuid.UUID:
         values.setdefault("id", new_id())
@@ -159,7 +166,37 @@ def test_unique_keys_are_scoped_by_tenant(rows: Rows, case: str) -> None:
 
 def test_certificate_verification_code_is_unique_across_tenants(rows: Rows) -> None:
     rows.make("certificates", rows.tenant(), verificationCode="Zq7-public-code")
-    _refused(rows, lambda: rows.make("certificates", rows.tenant(), verificationCode="Zq7-public-code"))
+    other = rows.tenant()
+    # Registered for the first tenant, the code cannot be registered for another...
+    _refused(rows, lambda: rows.make("certificates", other, verificationCode="Zq7-public-code"))
+    # ...nor used there without its registration: the certificate refers to (its tenant, the code).
+    _refused(
+        rows, lambda: rows.make("certificates", other, register=False, verificationCode="Zq7-public-code")
+    )
+
+
+def test_a_certificate_code_must_be_registered_for_its_tenant(rows: Rows) -> None:
+    tenant = rows.tenant()
+    _refused(rows, lambda: rows.make("certificates", tenant, register=False, verificationCode="unregistered"))
+    rows.make("certificates", tenant, verificationCode="registered")
+    assert rows.count("certificate_codes", tenantId=tenant, verificationCode="registered") == 1
+
+
+def test_an_invitation_token_is_unique_across_tenants(rows: Rows) -> None:
+    user = rows.user()
+
+    def invite(tenant: uuid.UUID, token_hash: str, *, register: bool = True) -> None:
+        if register:
+            rows.insert("invitation_tokens", tenantId=tenant, tokenHash=token_hash)
+        rows.insert(
+            "user_invitations", tenantId=tenant, userId=user, tokenHash=token_hash, expiresAt=utcnow()
+        )
+
+    first, other = rows.tenant(), rows.tenant()
+    invite(first, "a" * 64)
+    _refused(rows, lambda: invite(other, "a" * 64))
+    _refused(rows, lambda: invite(other, "a" * 64, register=False))
+    invite(first, "b" * 64)  # another token, the same tenant: fine
 
 
 def test_draft_invoices_without_a_number_do_not_collide(rows: Rows) -> None:

@@ -117,10 +117,10 @@ def test_prisma_accepts_the_committed_schema_and_its_format() -> None:
 
 
 def _break_agent_unique(schema: str) -> str:
-    # Composite relations reference (tenantId, id) of Agent: without that unique key they are invalid.
+    # Composite relations reference (tenantId, id) of Agent, its primary key: without it they are invalid.
     agent = re.search(r"^model Agent \{.*?^\}", schema, re.S | re.M)
     assert agent
-    broken = agent.group(0).replace("  @@unique([tenantId, id])\n", "")
+    broken = agent.group(0).replace("  @@id([tenantId, id])\n", "")
     assert broken != agent.group(0)
     return schema.replace(agent.group(0), broken)
 
@@ -179,9 +179,11 @@ def test_candidate_model(rendered: str) -> None:
     lines = block(rendered, "model", "Candidate")
     assert '@@map("candidates")' in lines
     assert "@@unique([tenantId, referenceNumber])" in lines
-    assert "@@unique([tenantId, id])" in lines
+    # The primary key (tenantId, id) (0015, for Citus), which the same-tenant relations reference.
+    assert "@@id([tenantId, id])" in lines
+    assert "@@unique([tenantId, id])" not in lines
     assert "@@index([tenantId, lastName, firstName])" in lines
-    assert field(rendered, "Candidate", "id") == "id String @id @default(uuid(7)) @db.Uuid"
+    assert field(rendered, "Candidate", "id") == "id String @default(uuid(7)) @db.Uuid"
     assert field(rendered, "Candidate", "agent") == (
         'agent Agent? @relation("Candidate_agent", fields: [tenantId, agentId], references: [tenantId, id], '
         "onDelete: Restrict, onUpdate: NoAction)"
@@ -221,9 +223,31 @@ def test_documents_go_with_their_candidate(rendered: str) -> None:
 def test_audit_logs_hang_off_nothing_but_their_tenant(rendered: str) -> None:
     relations = [line for line in block(rendered, "model", "AuditLog") if "fields:" in line]
     assert relations == [
-        'tenant Tenant? @relation("AuditLog_tenant", fields: [tenantId], references: [id], '
+        'tenant Tenant @relation("AuditLog_tenant", fields: [tenantId], references: [id], '
         "onDelete: Restrict, onUpdate: NoAction)"
     ]
+
+
+def test_global_keys_are_unique_in_their_own_tables_and_referenced_with_the_tenant(rendered: str) -> None:
+    """A verification code (an invitation token) is unique across the installation in its key table,
+    per tenant on the certificate, which refers to the key's row (0015)."""
+    assert "@@unique([tenantId, verificationCode])" in block(rendered, "model", "Certificate")
+    assert field(rendered, "CertificateCode", "verificationCode") == (
+        "verificationCode String @unique @db.VarChar(64)"
+    )
+    assert field(rendered, "Certificate", "certificateCode") == (
+        'certificateCode CertificateCode @relation("Certificate_certificateCode", '
+        "fields: [tenantId, verificationCode], references: [tenantId, verificationCode], "
+        "onDelete: Restrict, onUpdate: NoAction)"
+    )
+    assert field(rendered, "CertificateCode", "certificate") == (
+        'certificate Certificate? @relation("Certificate_certificateCode")'
+    )
+    assert field(rendered, "InvitationToken", "tokenHash") == "tokenHash String @unique"
+    assert field(rendered, "UserInvitation", "invitationToken") == (
+        'invitationToken InvitationToken? @relation("UserInvitation_invitationToken", '
+        "fields: [tenantId, tokenHash], references: [tenantId, tokenHash], onDelete: Restrict, onUpdate: NoAction)"
+    )
 
 
 def test_every_foreign_key_is_a_relation_with_a_unique_name(rendered: str) -> None:
@@ -258,10 +282,7 @@ def test_scalars_and_defaults(rendered: str) -> None:
     assert field(rendered, "User", "twoFactorEnabled") == "twoFactorEnabled Boolean @default(false)"
     assert field(rendered, "Tenant", "isActive") == "isActive Boolean @default(true)"
     assert field(rendered, "Tenant", "code") == "code String @unique @db.VarChar(32)"
-    assert (
-        field(rendered, "Certificate", "verificationCode")
-        == "verificationCode String @unique @db.VarChar(64)"
-    )
+    assert field(rendered, "Certificate", "verificationCode") == "verificationCode String @db.VarChar(64)"
     assert field(rendered, "Agent", "status") == "status PartnerStatus @default(active)"
 
 

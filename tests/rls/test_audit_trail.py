@@ -53,3 +53,23 @@ def test_the_app_role_reads_and_adds_to_its_tenants_trail(tenants: TwoTenants) -
             (tenants.a.id, "probe.create", "probe"),
         )
     assert added == 1
+
+
+SYSTEM_TRAIL_CHANGES = [
+    "UPDATE system_audit_logs SET action = 'rewritten'",
+    "DELETE FROM system_audit_logs",
+    "TRUNCATE system_audit_logs",
+]
+
+
+@pytest.mark.parametrize("statement", SYSTEM_TRAIL_CHANGES, ids=["update", "delete", "truncate"])
+def test_the_owner_cannot_change_the_installations_trail(tenants: TwoTenants, statement: str) -> None:
+    """system_audit_logs (0015: changes without a tenant) is append-only as audit_logs is."""
+    with psycopg.connect(libpq_url(tenants.url)) as conn:
+        conn.execute(
+            'INSERT INTO system_audit_logs (id, action, "entityType") VALUES (gen_random_uuid(), %s, %s)',
+            ("system.probe", "probe"),
+        )
+        with pytest.raises(errors.InsufficientPrivilege, match="system_audit_logs is append-only"):
+            conn.execute(statement)
+        conn.rollback()

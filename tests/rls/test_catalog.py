@@ -80,6 +80,7 @@ def test_the_app_role_has_exactly_its_privileges(migrated_database_url) -> None:
         granted.setdefault(table, set()).add(privilege)
     read_write = {"SELECT", "INSERT", "UPDATE", "DELETE"}
     assert granted.pop("audit_logs") == {"SELECT", "INSERT"}
+    assert granted.pop("system_audit_logs") == {"SELECT", "INSERT"}
     assert granted.pop("alembic_version") == {"SELECT"}
     assert granted and all(privileges == read_write for privileges in granted.values()), granted
 

@@ -1,6 +1,6 @@
 """The tables whose tenantId is not simply "the tenant the row belongs to": users, roles, user_tenants,
-sessions, and audit_logs rows without a tenant. Their policies follow the data layer's row rules
-(mobility.authz.rules)."""
+sessions, and the trail of changes without a tenant (system_audit_logs; in audit_logs before 0015).
+Their policies follow the data layer's row rules (mobility.authz.rules)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from psycopg import errors
 
-from mobility.audit.models import AuditLog
+from mobility.audit.models import AuditLog, SystemAuditLog
 from mobility.auth.models import Session
 from mobility.authz.permissions import SystemRole
 from mobility.core.models import new_id, utcnow
@@ -163,13 +163,27 @@ async def test_sessions_of_oneself_and_of_the_tenants_members(own_tenants: TwoTe
 
 async def test_audit_rows_without_a_tenant_only_under_the_system_setting(own_tenants: TwoTenants) -> None:
     async with system_session(own_tenants.url) as session:
-        row = AuditLog(id=new_id(), tenant_id=None, action="system.probe", entity_type="probe")
+        row = SystemAuditLog(id=new_id(), action="system.probe", entity_type="probe")
         session.add(row)
-    insert = 'INSERT INTO audit_logs (id, action, "entityType") VALUES (%s, %s, %s)'
+    insert = 'INSERT INTO system_audit_logs (id, action, "entityType") VALUES (%s, %s, %s)'
     with app_sql(own_tenants.url, tenant=own_tenants.a.id) as db:
-        assert db.all("SELECT id FROM audit_logs WHERE id = %s", (row.id,)) == []
+        assert db.all("SELECT id FROM system_audit_logs WHERE id = %s", (row.id,)) == []
         error = db.refused(insert, (new_id(), "x", "probe"))
         assert isinstance(error, errors.InsufficientPrivilege)
     with app_sql(own_tenants.url, system=True) as db:
-        assert db.all("SELECT id FROM audit_logs WHERE id = %s", (row.id,)) == [(row.id,)]
+        assert db.all("SELECT id FROM system_audit_logs WHERE id = %s", (row.id,)) == [(row.id,)]
         assert db.rowcount(insert, (new_id(), "x", "probe")) == 1
+        # Append-only, like audit_logs, even under the system setting.
+        for statement in ("UPDATE system_audit_logs SET action = 'x'", "DELETE FROM system_audit_logs"):
+            assert isinstance(db.refused(statement), errors.InsufficientPrivilege)
+
+
+async def test_the_tenants_trail_has_no_row_without_a_tenant(own_tenants: TwoTenants) -> None:
+    """audit_logs is distributed by tenant (0015): a row without one is refused, even under the system
+    setting; such changes go to system_audit_logs."""
+    with app_sql(own_tenants.url, system=True) as db:
+        error = db.refused(
+            'INSERT INTO audit_logs (id, action, "entityType") VALUES (%s, %s, %s)', (new_id(), "x", "probe")
+        )
+    assert isinstance(error, errors.NotNullViolation)
+    assert AuditLog.__table__.c.tenantId.nullable is False

@@ -145,6 +145,53 @@ def test_a_redefined_constraint_runs_once_per_revision(backend) -> None:
     assert "IS DISTINCT FROM '0002' THEN" in _body(statement, "down")
 
 
+def test_a_redefinition_may_cascade_and_still_runs_once(backend) -> None:
+    """0015 swaps primary keys that foreign keys depend on: DROP ... CASCADE, ADD, once per revision."""
+    statement = (
+        "ALTER TABLE agents DROP CONSTRAINT IF EXISTS agents_pkey CASCADE, "
+        "ADD CONSTRAINT agents_pkey PRIMARY KEY (id)"
+    )
+    body = _body(statement)
+    assert "IF (SELECT max(version_num) FROM alembic_version) IS DISTINCT FROM '0003' THEN" in body
+    assert "        ALTER TABLE agents DROP CONSTRAINT IF EXISTS agents_pkey CASCADE;\n" in body
+    assert "        ALTER TABLE agents ADD CONSTRAINT agents_pkey PRIMARY KEY (id);\n    END IF;" in body
+
+
+_COPY = (
+    'INSERT INTO keys (id, "tenantId", code) SELECT id, "tenantId", code FROM items WHERE code IS NOT NULL\n'
+    "ON CONFLICT DO NOTHING"
+)
+_MOVE = 'DELETE FROM items WHERE "tenantId" IS NULL AND EXISTS (SELECT 1 FROM moved m WHERE m.id = items.id)'
+
+
+@pytest.mark.parametrize("statement", [_COPY, _MOVE], ids=["copy", "delete-copied"])
+def test_a_copy_or_move_of_rows_runs_once_per_revision(statement: str, backend) -> None:
+    """INSERT ... SELECT ... ON CONFLICT DO NOTHING adds nothing twice, and a DELETE of rows another table
+    holds removes nothing that was not copied; both run only before the script's target revision (the
+    rows or tables they read may be gone after it)."""
+    body = _body(statement)
+    assert body.startswith(
+        "DO $$\nBEGIN\n    IF (SELECT max(version_num) FROM alembic_version) IS DISTINCT FROM '0003'"
+    )
+    assert f"        {statement.splitlines()[0]}" in body
+    assert _body(statement, lint=True) == statement + ";"
+    assert "IS DISTINCT FROM '0002' THEN" in _body(statement, "down")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO keys (id) SELECT id FROM items",  # no ON CONFLICT: a rerun would fail or double
+        "INSERT INTO keys (id) VALUES ('x') ON CONFLICT DO NOTHING",  # not a copy
+        "INSERT INTO keys (id) SELECT id FROM items ON CONFLICT (id) DO UPDATE SET id = excluded.id",
+        'DELETE FROM items WHERE "tenantId" IS NULL',  # not only what was copied
+    ],
+)
+def test_other_inserts_and_deletes_fail_loudly(statement: str, backend) -> None:
+    with pytest.raises(UnsupportedStatement, match="no idempotent form known for this (INSERT|DELETE)"):
+        _body(statement)
+
+
 def test_a_policy_is_guarded_by_the_catalog(backend) -> None:
     policy = "CREATE POLICY tenant_isolation ON t FOR ALL USING (a = 1) WITH CHECK (a = 1)"
     body = _body(policy)

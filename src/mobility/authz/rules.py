@@ -201,6 +201,17 @@ def _audit_logs(entity, scope: Scope) -> ColumnElement[bool]:
     return _is(entity.tenant_id, scope.tenant_id)
 
 
+def _of_the_tenant(entity, scope: Scope) -> ColumnElement[bool]:
+    """The global keys (certificate codes, invitation tokens) the tenant holds: looked up across
+    tenants under the system scope only (the public verification, accepting an invitation)."""
+    return _is(entity.tenant_id, scope.tenant_id)
+
+
+def _system_only(entity, scope: Scope) -> ColumnElement[bool]:
+    """The installation's own trail: the system scope (which no rule filters) and nobody else."""
+    return false()
+
+
 def TENANT_WIDE(entity, scope: Scope) -> ColumnElement[bool]:  # noqa: N802  (a declaration, read as one)
     """Every row of the tenant, for every role the matrix lets at the resource."""
     return true()
@@ -266,6 +277,9 @@ _RULES: dict[type, Rule] = {
     m.AuditLog: _audit_logs,
     m.PasswordReset: _own,
     m.JobLease: _nobody,
+    m.SystemAuditLog: _system_only,
+    m.CertificateCode: _of_the_tenant,
+    m.InvitationToken: _of_the_tenant,
 }
 
 

@@ -1,7 +1,9 @@
 """The audit trail: every write through the ORM records an `audit_logs` row in the same transaction.
 
 Hooked into the session's flush, so no endpoint can forget it: for each inserted, changed or deleted
-row it records the actor, tenant, action, entity and the changed fields before and after. Secrets
+row it records the actor, tenant, action, entity and the changed fields before and after. Each row goes
+to its tenant's trail (`audit_logs`, distributed by tenant: mobility.distribution); a change made
+without a tenant (under the system scope) to the installation's (`system_audit_logs`). Secrets
 (password hashes, TOTP secrets, token hashes, recovery codes) are redacted: the trail shows that they
 changed, never their value. Tables that are themselves logs or login bookkeeping opt out with
 `__audited__ = False` (their events go to activity_logs instead).
@@ -132,19 +134,30 @@ def _entry(obj: Any, operation: str, before: dict | None, after: dict | None, *,
     }
 
 
-def _insert_rows(connection: Any, model: type, rows: list[dict[str, Any]]) -> Any:
-    """The audit rows, by column name, into the trail's table (Core: the trail is not itself audited)."""
-    by_column = [
-        {model.__mapper__.attrs[key].columns[0].key: value for key, value in row.items()} for row in rows
-    ]
-    return connection.execute(insert(model.__table__), by_column)
+def _insert_rows(connection: Any, session_class: type, rows: list[dict[str, Any]]) -> None:
+    """The audit rows (by attribute name) into the trails (Core: the trail is not itself audited): a
+    row with a tenant into the tenant's trail, one without into the installation's."""
+    for model, chosen in (
+        (session_class.audit_model, [row for row in rows if row["tenant_id"] is not None]),
+        (session_class.system_audit_model, [row for row in rows if row["tenant_id"] is None]),
+    ):
+        if chosen:
+            connection.execute(insert(model.__table__), [by_column(model, row) for row in chosen])
 
 
-def install_trail(session_class: type[ScopedSession], model: type) -> None:
-    """Every flush of `session_class` sessions writes its trail into `model`'s table (the audit log),
-    in the same transaction. Called once, on the application's session class (mobility.app_session):
-    nothing installs it by being imported, and a ScopedSession without it refuses to write."""
+def by_column(model: type, row: dict[str, Any]) -> dict[str, Any]:
+    """An audit row by attribute name, as `model`'s columns (the installation's trail has no tenant)."""
+    attributes = model.__mapper__.attrs
+    return {attributes[key].columns[0].key: value for key, value in row.items() if key in attributes}
+
+
+def install_trail(session_class: type[ScopedSession], model: type, system_model: type) -> None:
+    """Every flush of `session_class` sessions writes its trail, in the same transaction: into
+    `model`'s table (the tenants' audit log) and, for changes without a tenant, `system_model`'s.
+    Called once, on the application's session class (mobility.app_session): nothing installs it by
+    being imported, and a ScopedSession without it refuses to write."""
     session_class.audit_model = model
+    session_class.system_audit_model = system_model
     session_class.audited = True
     event.listen(session_class, "after_flush", _record)
 
@@ -175,7 +188,7 @@ def _record(session: Session, _flush_context: Any) -> None:
         if _audited(obj):
             entry(obj, "delete", _snapshot(obj), None)
     if rows:
-        _insert_rows(session.connection(), type(session).audit_model, rows)
+        _insert_rows(session.connection(), type(session), rows)
 
 
 async def record_inserted(session: AsyncSession, obj: Any, action: str) -> None:
@@ -185,7 +198,7 @@ async def record_inserted(session: AsyncSession, obj: Any, action: str) -> None:
     scope = session.sync_session.info.get("scope")
     row = _entry(obj, "create", None, _snapshot(obj), scope=scope, action=action, now=utcnow())
     connection = await session.connection()
-    await _insert_rows(connection, type(session.sync_session).audit_model, [row])
+    await connection.run_sync(lambda sync: _insert_rows(sync, type(session.sync_session), [row]))
 
 
 async def flush_as(

@@ -2,10 +2,13 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Room for the form fields around an uploaded file in a multipart body (type, number, dates, boundaries).
+UPLOAD_FORM_ALLOWANCE = 64 * 1024
 
 
 class Settings(BaseSettings):
@@ -56,9 +59,10 @@ class Settings(BaseSettings):
     database_connect_timeout: float = Field(default=5, gt=0)
 
     # HTTP limits (core/http.py). Request bodies: JSON (and forms) up to 1 MiB, far above any request
-    # of the API; uploads (multipart/form-data) up to 10 MiB of file plus the form around it.
+    # of the API; uploads (multipart/form-data) up to max_file_bytes of file plus the form around it
+    # (by default; see _consistent_limits).
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    max_upload_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024 + UPLOAD_FORM_ALLOWANCE, ge=1)
     # Slow or idle clients (`mobility serve`): an idle connection (a new one that sends nothing, or
     # one between requests) is closed after keep_alive_timeout_seconds; a request's headers must be in
     # within header_timeout_seconds of its first byte, its body within body_timeout_seconds after the
@@ -98,6 +102,28 @@ class Settings(BaseSettings):
     # Forgotten passwords: how long a reset link works (once).
     password_reset_minutes: int = Field(default=30, ge=5, le=24 * 60)
 
+    # Stored files (core/storage.py): "local" keeps them under files_dir (default data_dir/files), for
+    # one API host; "s3" in a bucket of an S3-compatible object store, which several API hosts share.
+    # Either way a file's key is its content's sha256, never a name a client gave.
+    file_storage: Literal["local", "s3"] = "local"
+    files_dir: Path | None = None
+    # S3-compatible store: the bucket (which must exist), its endpoint (empty: AWS itself), region,
+    # a key prefix, and the addressing style ("path" for most self-hosted stores). Without an access
+    # key, boto3's own chain applies (AWS_* variables, a profile, an instance role).
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr | None = Field(default=None, repr=False)
+    # Uploaded files (core/uploads.py): the largest file (413 past it, counted as it streams in), and
+    # the most pixels an image may claim in its header (a decompression bomb: a few KiB that decode to
+    # gigabytes). 80 MP is above a phone camera's default output (12-50 MP) and a 600 dpi A3 scan
+    # (70 MP), and below Pillow's own warning (89 MP).
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=80_000_000, ge=1)
+
     @field_validator("database_url", "app_database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -110,6 +136,24 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return driver + url[len(plain) :]
         return url
+
+    @model_validator(mode="after")
+    def _consistent_limits(self) -> Self:
+        # The multipart body carries the file and a form around it: unless set, it follows the file cap.
+        if "max_upload_bytes" not in self.model_fields_set:
+            self.max_upload_bytes = self.max_file_bytes + UPLOAD_FORM_ALLOWANCE
+        elif self.max_upload_bytes <= self.max_file_bytes:
+            raise ValueError(
+                "MOBILITY_MAX_UPLOAD_BYTES (the whole multipart body) must be larger than "
+                "MOBILITY_MAX_FILE_BYTES (the file in it); leave it unset to follow the file cap"
+            )
+        if self.file_storage == "s3" and not self.s3_bucket:
+            raise ValueError("MOBILITY_FILE_STORAGE=s3 needs MOBILITY_S3_BUCKET")
+        return self
+
+    @property
+    def effective_files_dir(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def effective_database_url(self) -> str:

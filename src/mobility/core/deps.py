@@ -37,6 +37,7 @@ from mobility.core.db import (
     release_read_connection,
 )
 from mobility.core.errors import KEEP_WRITES, PROBLEM_JSON, AppError, problem, problem_body
+from mobility.core.storage import FileStorage
 
 logger = logging.getLogger(__name__)
 
@@ -202,3 +203,11 @@ def request_session(request: Request) -> AsyncSession:
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+
+
+def get_storage(request: Request) -> FileStorage:
+    """The app's file storage (core/storage.py), opened when the app starts."""
+    return request.app.state.storage
+
+
+FileStore = Annotated[FileStorage, Depends(get_storage)]

@@ -18,7 +18,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     TypeDecorator,
-    UniqueConstraint,
     Uuid,
     text,
 )
@@ -107,6 +106,25 @@ class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id, sort_order=-100)
 
 
+class TenantKeyMixin:
+    """A row of a table distributed by tenant (mobility.distribution): its primary key is
+    (tenantId, id), which Citus needs (every key of a distributed table includes the distribution
+    column), and the ORM's identity is `id` alone, as everywhere (`session.get(Model, id)`).
+
+    The unit of work still names both columns in the UPDATEs and DELETEs it writes (SQLAlchemy uses
+    the table's primary key there): `WHERE "tenantId" = ... AND id = ...`, an index probe of the
+    primary key here, and one shard under Citus. The table adds the key with `tenant_key()`.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, default=new_id, sort_order=-100)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+
+def tenant_key() -> PrimaryKeyConstraint:
+    """The primary key of a table distributed by tenant: (tenantId, id), named `<table>_pkey`."""
+    return PrimaryKeyConstraint("tenantId", "id")
+
+
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(
         "createdAt", UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP, sort_order=100
@@ -133,11 +151,11 @@ class AuthorshipMixin:
         return mapped_column("updatedBy", Uuid, ForeignKey("users.id", ondelete="SET NULL"), sort_order=90)
 
 
-class TenantScopedMixin(IdMixin, AuthorshipMixin, TimestampMixin):
+class TenantScopedMixin(TenantKeyMixin, AuthorshipMixin, TimestampMixin):
     """A row that belongs to exactly one tenant.
 
-    Tables using it also carry a UNIQUE (tenantId, id) so that other tables can reference them with a
-    composite foreign key: a reference across tenants is then impossible by construction.
+    Its primary key (tenantId, id) is what other tables refer to with a composite foreign key: a
+    reference across tenants is then impossible by construction (see `same_tenant_fk`).
     """
 
     __tenant_scoped__ = True
@@ -150,41 +168,21 @@ class TenantScopedMixin(IdMixin, AuthorshipMixin, TimestampMixin):
 
 
 def tenant_table_args(*args: Any) -> tuple[Any, ...]:
-    """``__table_args__`` of a tenant-scoped table: its own args plus UNIQUE (tenantId, id).
+    """``__table_args__`` of a tenant-scoped table: its own args plus the primary key (tenantId, id).
 
-    The unique key is the target of `same_tenant_fk`, and keeps the key led by tenantId for Citus.
+    The key is the target of `same_tenant_fk`, and is led by tenantId for Citus (mobility.distribution).
     """
-    return (UniqueConstraint("tenantId", "id"), *args)
+    return (tenant_key(), *args)
 
 
 def same_tenant_fk(column: str, target_table: str, ondelete: str = "RESTRICT") -> ForeignKeyConstraint:
     """A reference to another tenant-scoped row that must belong to the same tenant.
 
-    The key is (tenantId, column) -> target (tenantId, id): a row of another tenant cannot be referenced,
-    whatever the application does. Rows are never re-parented across tenants, so no ON UPDATE.
+    The key is (tenantId, column) -> target (tenantId, id), the target's primary key: a row of another
+    tenant cannot be referenced, whatever the application does. Rows are never re-parented across
+    tenants, so no ON UPDATE; and never ON DELETE SET NULL, which would null tenantId too (Citus
+    refuses both on a key that includes the distribution column).
     """
     return ForeignKeyConstraint(
         ["tenantId", column], [f"{target_table}.tenantId", f"{target_table}.id"], ondelete=ondelete
     )
-
-
-class TenantKeyedMixin(TenantScopedMixin):
-    """A tenant-scoped row whose primary key is (tenantId, id): every key led by the tenant, so the
-    table distributes by tenant (Citus) and same-tenant references need no extra unique key. Pair it
-    with `tenant_keyed_args(...)`."""
-
-    @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(
-            "tenantId",
-            Uuid,
-            ForeignKey("tenants.id", ondelete="RESTRICT"),
-            primary_key=True,
-            nullable=False,
-            sort_order=-90,
-        )
-
-
-def tenant_keyed_args(*args: Any) -> tuple[Any, ...]:
-    """``__table_args__`` of a `TenantKeyedMixin` table: PRIMARY KEY (tenantId, id), then its own."""
-    return (PrimaryKeyConstraint("tenantId", "id"), *args)

@@ -13,7 +13,8 @@ field, present or future, takes a megabyte of text because its author forgot a `
 from __future__ import annotations
 
 import re
-from datetime import datetime
+import unicodedata
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
@@ -113,6 +114,46 @@ def _iso_8601_only(value: Any) -> Any:
 
 
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
+
+_ISO_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date_only(value: Any) -> Any:
+    # As above: `date` would also take 0 (1970-01-01) or a date-time; a field documented as
+    # `format: date` takes YYYY-MM-DD text only (or a date, from Python).
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_ONLY.match(value):
+        raise ValueError("Expected an ISO 8601 date, YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+
+
+# Format characters that spell words in some scripts (Persian, Indic): zero-width non-joiner and joiner.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def invisible_characters(value: str) -> bool:
+    """True when `value` holds a control or format character other than a tab or a joiner: a line
+    break, an escape, a right-to-left override that makes text display other than it reads."""
+    return any(
+        unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char != "\t" and char not in _JOINERS
+        for char in value
+    )
+
+
+def _single_line(value: str) -> str:
+    # One line of text as people type it into a form field: runs of white space (tabs, no-break
+    # spaces) become one space; control and format characters are refused.
+    if invisible_characters(value):
+        raise ValueError("Text must be one line, without control characters")
+    return " ".join(value.split())
+
+
+# One line of free text (a city, an employer's name, a skill): tidy white space, no control characters.
+SingleLine = Annotated[str, AfterValidator(_single_line)]
 
 
 class UpdateModel(InputModel):

@@ -59,9 +59,11 @@ class ScopedSession(Session):
     and the API, CLI, seed, tests and workers all open sessions of it."""
 
     row_rules: ClassVar[RowRules | None] = None
-    # Set by core.audit.install_trail: the audit log's model, written on every flush.
+    # Set by core.audit.install_trail: the audit logs' models (the tenants', the installation's),
+    # written on every flush.
     audited: ClassVar[bool] = False
     audit_model: ClassVar[type | None] = None
+    system_audit_model: ClassVar[type | None] = None
 
 
 def rules_of(session: AsyncSession | Session) -> RowRules:

@@ -137,7 +137,9 @@ class EmailOutbox:
                 **{name: templates.SPENT for name in known.secret_fields if name in row.payload},
             }
             await session.execute(
-                update(Notification).where(Notification.id == row.id).values(payload=payload)
+                update(Notification)
+                .where(Notification.tenant_id == row.tenant_id, Notification.id == row.id)
+                .values(payload=payload)
             )
 
     async def close(self) -> None:

@@ -19,11 +19,9 @@ from mobility.core.db import Base
 from mobility.core.models import (
     EMPTY_JSON_OBJECT,
     JSONType,
-    TenantKeyedMixin,
     TenantScopedMixin,
     UTCDateTime,
     db_enum,
-    tenant_keyed_args,
     tenant_table_args,
 )
 
@@ -78,12 +76,12 @@ class Notification(TenantScopedMixin, Base):
     lease_until: Mapped[datetime | None] = mapped_column("leaseUntil", UTCDateTime())
 
 
-class NotificationPreference(TenantKeyedMixin, Base):
+class NotificationPreference(TenantScopedMixin, Base):
     """Whether a user wants a category of notifications by e-mail in a tenant (0016). No row: yes.
     Security notices come whatever the row says."""
 
     __tablename__ = "notification_preferences"
-    __table_args__ = tenant_keyed_args(UniqueConstraint("tenantId", "userId", "category"))
+    __table_args__ = tenant_table_args(UniqueConstraint("tenantId", "userId", "category"))
 
     user_id: Mapped[uuid.UUID] = mapped_column("userId", Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     category: Mapped[str] = mapped_column(String(32))

@@ -20,7 +20,9 @@ What the rendering follows:
   refer to users several times), with explicit `onDelete` and `onUpdate` (Prisma's implicit ones differ
   from the database's). The relation field is named after the column (`agentId` -> `agent`,
   `createdBy` -> `createdByUser`); composite same-tenant keys `(tenantId, agentId) -> (tenantId, id)`
-  are named after their own column. The other side gets a list field named after the child table
+  are named after their own column, and a key of the same columns on both sides (a global key,
+  `(tenantId, verificationCode) -> certificate_codes (tenantId, verificationCode)`) after the parent
+  (`certificateCode`). The other side gets a list field named after the child table
   (`candidates`), suffixed by the column when the child refers to it more than once
   (`candidatesCreatedBy`), or a single optional field when the child's columns are unique (one-to-one);
 - constraint and index names are written with `map:` only where they differ from Prisma's default names
@@ -341,9 +343,13 @@ def _relations(tables: list[Table], models: dict[str, str]) -> list[_Relation]:
     # The child's relation field: named after the column(s) that are not shared with the parent's key,
     # i.e. (tenantId, agentId) -> (tenantId, id) is `agent`; `createdBy` -> users.id is `createdByUser`.
     for relation in relations:
-        own = [
-            c for c, r in zip(relation.columns, relation.referred, strict=True) if c != r
-        ] or relation.columns
+        own = [c for c, r in zip(relation.columns, relation.referred, strict=True) if c != r]
+        if not own:
+            # The same key on both sides, e.g. a global key (tenantId, verificationCode) ->
+            # certificate_codes (tenantId, verificationCode): named after the parent (`certificateCode`).
+            relation.field = _lower_first(models[relation.parent.name])
+            relation.name = f"{models[relation.child.name]}_{relation.field}"
+            continue
         if len(own) == 1 and own[0].endswith("Id") and len(own[0]) > 2:
             relation.field = _strip_id(own[0])
         else:

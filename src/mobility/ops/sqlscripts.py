@@ -16,7 +16,7 @@ CREATE POLICY p ON t                                   lookup) THEN ... END IF $
 CREATE EXTENSION / SEQUENCE / SCHEMA / COLLATION       ... IF NOT EXISTS
 CREATE FUNCTION / TRIGGER / VIEW                       CREATE OR REPLACE ...
 ALTER TABLE t ADD COLUMN c                             ADD COLUMN IF NOT EXISTS c
-ALTER TABLE t DROP CONSTRAINT IF EXISTS c,             both inside DO $$ ... IF the database is not
+ALTER TABLE t DROP CONSTRAINT IF EXISTS c [CASCADE],   both inside DO $$ ... IF the database is not
               ADD CONSTRAINT c (c redefined)           yet at the script's target revision THEN ...
 ALTER TABLE t DROP COLUMN | CONSTRAINT                 ALTER TABLE IF EXISTS t DROP ... IF EXISTS
 ALTER TYPE e ADD VALUE v                               ... ADD VALUE IF NOT EXISTS v
@@ -31,6 +31,10 @@ WHERE rolname = 'r') THEN CREATE ROLE r ...;           DO block form accepted; o
 [ELSIF ... THEN RAISE EXCEPTION '...';] END IF;        unfit existing role, and ignoring a concurrent
 [EXCEPTION WHEN duplicate_object OR unique_violation   creation of the same role)
 THEN NULL;] END $$
+INSERT INTO t (...) SELECT ... ON CONFLICT DO NOTHING;  inside DO $$ ... IF the database is not yet at
+DELETE FROM t WHERE ... EXISTS (SELECT FROM copy ...)  the script's target revision THEN ... (a copy,
+                                                       a move: each adds or removes nothing a second
+                                                       time either)
 DO $check$ ... $check$ (reads only, may RAISE)         unchanged: a check that refuses to go on
                                                        changes nothing (no write, lock, DDL or
                                                        dynamic SQL in it, else refused)
@@ -38,7 +42,7 @@ Alembic's own alembic_version statements               CREATE TABLE IF NOT EXIST
                                                        then the version set to the target revision
 =====================================================  ==============================================
 
-Anything else (data changes, renames, unnamed constraints or indexes, other DO blocks, CONCURRENTLY
+Anything else (other data changes, renames, unnamed constraints or indexes, other DO blocks, CONCURRENTLY
 inside a transaction, ...) stops the generator with `UnsupportedStatement` instead of being copied unchanged: a
 script that is not idempotent must not be committed as if it were.
 
@@ -113,6 +117,13 @@ _JUST_CREATED = (
     "building an index or checking a key on an empty table takes no time, so the revision keeps "
     "these in one all-or-nothing transaction rather than build them concurrently or NOT VALID. "
     "(Tables older than 0005 are excluded from this: a finding there fails the test.)"
+)
+
+# The tables whose keys revision 0015 re-makes (tables meant to be distributed by tenant).
+_KEYED_IN_0015 = (
+    r"(?:agents|brokers|candidates|courses|enrollments|attendance_records|assessments|certificates"
+    r"|vetting_records|placements|payments|invoices|notifications|settings|candidate_documents"
+    r"|user_invitations|user_tenants|audit_logs)"
 )
 
 KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
@@ -207,6 +218,26 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
         revisions=("0013",),
         line=r"^(CREATE UNIQUE INDEX IF NOT EXISTS users_email_ci_key ON users "
         r"|DROP INDEX IF EXISTS users_email_(ci|lower)_idx;)",
+    ),
+    KnownFinding(
+        (
+            "ban-drop-constraint",
+            "constraint-missing-not-valid",
+            "adding-serial-primary-key-field",
+            "adding-foreign-key-constraint",
+            "disallowed-unique-constraint",
+            "adding-not-nullable-field",
+        ),
+        "this step re-makes the keys of the tables meant to be distributed by tenant (primary keys on "
+        "(tenantId, id), the same-tenant foreign keys on them, per-tenant unique codes and tokens): the "
+        "old keys are dropped and the new ones built and checked at once, in one transaction, holding "
+        "ACCESS EXCLUSIVE on those tables meanwhile. The domain tables are empty on every installation "
+        "(the legacy database has none of them); user_tenants, user_invitations, settings and audit_logs "
+        "hold only what the new application wrote: milliseconds to a second. users, roles, sessions and "
+        "activity_logs are not touched. A rerun changes nothing: the redefinitions run only while the "
+        "database is not yet at this revision, and a dropped key is gone.",
+        revisions=("0015",),
+        line=rf"^\s*ALTER TABLE (?:IF EXISTS )?{_KEYED_IN_0015}\s",
     ),
     KnownFinding(
         ("prefer-timestamp-tz",),
@@ -454,6 +485,11 @@ def _missing(catalog_query: str) -> str:
     return f"NOT EXISTS ({catalog_query})"
 
 
+def _not_there_yet(ctx: _Context) -> str:
+    """The database is not yet at the script's target revision (set in the script's last transaction)."""
+    return f"(SELECT max(version_num) FROM alembic_version) IS DISTINCT FROM {_literal(ctx.target or '')}"
+
+
 def _plain(statement: str) -> Piece:
     return Piece(statement + ";")
 
@@ -629,6 +665,40 @@ def _update(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[P
     )
 
 
+# Copying rows into a table (filling a new table from existing rows, or the first half of a move):
+# INSERT ... SELECT ... ON CONFLICT DO NOTHING adds nothing a first run added. Run once, while the
+# database is not yet at the script's target revision: later, the rows (or tables) it copies from may
+# be gone.
+_COPY = re.compile(
+    rf"^INSERT\s+INTO\s+{QNAME}\s*\([^()]*\)\s*SELECT\s.+\sON\s+CONFLICT\s+DO\s+NOTHING$", _FLAGS
+)
+# The second half of a move: deleting only rows that another table holds now (`... EXISTS (SELECT FROM
+# <copy> ...)`): a second run deletes nothing that was not copied. Run once, like the copy.
+_DELETE_COPIED = re.compile(
+    rf"^DELETE\s+FROM\s+{QNAME}\s+WHERE\s.*\bEXISTS\s*\(\s*SELECT\s+(?:1\s+)?FROM\s+{QNAME}\s.*\)$", _FLAGS
+)
+
+
+@handles(r"^INSERT\s+INTO\s+(?!alembic_version\s)")
+def _copy(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
+    if not _COPY.match(statement.code):
+        raise ctx.fail(
+            statement,
+            "no idempotent form known for this INSERT (only INSERT ... SELECT ... ON CONFLICT DO NOTHING)",
+        )
+    return [_guarded(_not_there_yet(ctx), statement.code)]
+
+
+@handles(r"^DELETE\s+FROM\s+(?!alembic_version\s)")
+def _delete_copied(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
+    if not _DELETE_COPIED.match(statement.code):
+        raise ctx.fail(
+            statement,
+            "no idempotent form known for this DELETE (only of rows copied elsewhere: ... EXISTS (SELECT FROM <copy> ...))",
+        )
+    return [_guarded(_not_there_yet(ctx), statement.code)]
+
+
 # --- Alembic's version table ------------------------------------------------------------------------
 
 
@@ -759,7 +829,7 @@ def _alter_table(ctx: _Context, statement: Statement, match: re.Match[str]) -> l
     # One statement per action: each can then take its own form (same transaction, same effect).
     for action in actions:
         head = f"ALTER TABLE {only}{table}"
-        drop = re.match(rf"^DROP\s+CONSTRAINT\s+IF\s+EXISTS\s+({IDENT})$", action, _FLAGS)
+        drop = re.match(rf"^DROP\s+CONSTRAINT\s+IF\s+EXISTS\s+({IDENT})(?:\s+CASCADE)?$", action, _FLAGS)
         if drop and _name(drop.group(1)) in added:
             # DROP CONSTRAINT IF EXISTS c + ADD CONSTRAINT c: a (re)definition of c, which a catalog
             # lookup by name cannot tell from "already done". Both run together, once: while the
@@ -768,8 +838,9 @@ def _alter_table(ctx: _Context, statement: Statement, match: re.Match[str]) -> l
             continue
         add = re.match(rf"^ADD\s+CONSTRAINT\s+({IDENT})\s", action, _FLAGS)
         if add and _name(add.group(1)) in redefined:
-            not_there_yet = f"(SELECT max(version_num) FROM alembic_version) IS DISTINCT FROM {_literal(ctx.target or '')}"
-            pieces.append(_guarded(not_there_yet, redefined.pop(_name(add.group(1))), f"{head} {action}"))
+            pieces.append(
+                _guarded(_not_there_yet(ctx), redefined.pop(_name(add.group(1))), f"{head} {action}")
+            )
             continue
         if m := re.match(r"^ADD\s+COLUMN\s+(IF\s+NOT\s+EXISTS\s+)?()", action, _FLAGS):
             action = action if m.group(1) else _insert(action, m, 2, "IF NOT EXISTS ")

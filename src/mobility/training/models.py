@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -22,13 +23,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mobility.core.db import Base
 from mobility.core.models import (
+    CURRENT_TIMESTAMP,
     Currency,
+    IdMixin,
     Money,
     TenantScopedMixin,
     UTCDateTime,
     db_enum,
     same_tenant_fk,
     tenant_table_args,
+    utcnow,
 )
 
 Percent = Numeric(5, 2)
@@ -151,15 +155,45 @@ class Assessment(TenantScopedMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
 
 
+class CertificateCode(IdMixin, Base):
+    """Which tenant a certificate verification code belongs to, across the installation (0015).
+
+    Codes are checked on a public endpoint that knows no tenant, and `certificates` is distributed by
+    tenant: the code is looked up here first (a reference table under Citus), then the certificate in
+    its tenant (`certificates ("tenantId", "verificationCode")`). Unique here, a code is unique across
+    tenants, and the certificate refers to its row, so no certificate carries a code this table does
+    not give to its tenant. Written by the data layer with the certificate (`__global_keys__`, see
+    core/global_keys.py) and never deleted: a printed code never comes to mean another certificate."""
+
+    __tablename__ = "certificate_codes"
+    __audited__ = False
+    __table_args__ = (UniqueConstraint("tenantId", "verificationCode"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        "tenantId", Uuid, ForeignKey("tenants.id", ondelete="RESTRICT")
+    )
+    verification_code: Mapped[str] = mapped_column("verificationCode", String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        "createdAt", UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP
+    )
+
+
 class Certificate(TenantScopedMixin, Base):
     __tablename__ = "certificates"
     __table_args__ = tenant_table_args(
         UniqueConstraint("tenantId", "certificateNumber"),
-        # Checked on a public endpoint without a tenant, so unique across the installation.
-        UniqueConstraint("verificationCode"),
+        UniqueConstraint("tenantId", "verificationCode"),
+        # Checked on a public endpoint without a tenant: unique across the installation through its
+        # row in certificate_codes, which gives the code to this tenant.
+        ForeignKeyConstraint(
+            ["tenantId", "verificationCode"],
+            ["certificate_codes.tenantId", "certificate_codes.verificationCode"],
+            ondelete="RESTRICT",
+        ),
         same_tenant_fk("enrollmentId", "enrollments"),
         Index(None, "tenantId", "enrollmentId"),
     )
+    __global_keys__ = {"verification_code": CertificateCode}
 
     enrollment_id: Mapped[uuid.UUID] = mapped_column("enrollmentId", Uuid)
     certificate_number: Mapped[str] = mapped_column("certificateNumber", String(32))

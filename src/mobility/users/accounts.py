@@ -23,8 +23,9 @@ Merge rules (`merge(keep, drop)`), all in the caller's one transaction, checks b
   rows for KEEP (e.g. both accounts linked to a candidate record of one tenant) refuses the merge;
 - audit_logs are append-only (on PostgreSQL by trigger, 0009) and are not rewritten: the old rows keep
   DROP's id, and new audit rows record the merge (action `user.merge`): one per tenant whose
-  membership changed (in that tenant's trail), and one installation-wide (no tenant) with DROP's row
-  as it was and every moved reference, which maps DROP to KEEP for anyone reading the old rows;
+  membership changed (in that tenant's trail), and one installation-wide (no tenant: in
+  system_audit_logs from 0015, audit_logs before) with DROP's row as it was and every moved
+  reference, which maps DROP to KEEP for anyone reading the old rows;
 - DROP is deleted; the activity log records `account_merged` for KEEP.
 """
 
@@ -52,7 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobility.audit.models import ActivityLog, AuditLog
+from mobility.audit.models import ActivityLog, AuditLog, SystemAuditLog
 from mobility.auth.activity import record_activity
 from mobility.auth.credentials import normalise_email
 from mobility.auth.models import LoginThrottle, Session
@@ -381,6 +382,30 @@ async def _refuse_unique_clash(
             )
 
 
+def _membership_key(row: Any) -> tuple[Any, ...]:
+    """A membership by its primary key, (tenantId, id) since 0015 (one shard under Citus): both
+    columns exist at every revision `merge` works from."""
+    return (MEMBERSHIPS.c.tenantId == row.tenantId, MEMBERSHIPS.c.id == row.id)
+
+
+async def _write_audit_rows(
+    session: AsyncSession, rows: list[dict[str, Any]], existing: dict[str, set[str]]
+) -> None:
+    """The merge's audit rows (by column name): a tenant's into audit_logs; the installation-wide
+    one into system_audit_logs, or, below 0015 (no such table yet), into audit_logs without a tenant."""
+    system_trail = SystemAuditLog.__table__
+    in_tenants = [row for row in rows if row["tenantId"] is not None or system_trail.name not in existing]
+    installation = [
+        {key: value for key, value in row.items() if key != "tenantId"}
+        for row in rows
+        if row["tenantId"] is None and system_trail.name in existing
+    ]
+    if in_tenants:
+        await session.execute(insert(AuditLog.__table__), in_tenants)
+    if installation:
+        await session.execute(insert(system_trail), installation)
+
+
 def _redacted_row(row: dict[str, Any]) -> dict[str, Any]:
     secret_columns = {User.__mapper__.attrs[key].columns[0].name for key in User.__audit_redact__}
     return {
@@ -427,7 +452,7 @@ async def merge(session: AsyncSession, keep_reference: str, drop_reference: str)
     keep_has_primary = any(row.isPrimary for row in kept.values())
     for row in await _memberships(session, drop.id):
         if row.tenantId in kept:
-            await session.execute(delete(MEMBERSHIPS).where(MEMBERSHIPS.c.id == row.id))
+            await session.execute(delete(MEMBERSHIPS).where(*_membership_key(row)))
             after = {
                 "mergedInto": str(keep.id),
                 "membership": "deleted; the kept account's stays",
@@ -438,7 +463,7 @@ async def merge(session: AsyncSession, keep_reference: str, drop_reference: str)
             primary = bool(row.isPrimary) and not keep_has_primary
             await session.execute(
                 update(MEMBERSHIPS)
-                .where(MEMBERSHIPS.c.id == row.id)
+                .where(*_membership_key(row))
                 .values(userId=keep.id, isPrimary=primary, updatedAt=now)
             )
             after = {
@@ -502,7 +527,7 @@ async def merge(session: AsyncSession, keep_reference: str, drop_reference: str)
             "references": report.moved,
         },
     )
-    await session.execute(insert(AuditLog.__table__), audit_rows)
+    await _write_audit_rows(session, audit_rows, existing)
     await session.execute(
         insert(ActivityLog.__table__).values(
             id=new_id(),

@@ -6,6 +6,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Text,
     UniqueConstraint,
@@ -24,9 +25,11 @@ from mobility.core.models import (
     IdMixin,
     JSONType,
     LegacyTimestamp,
+    TenantKeyMixin,
     TenantScopedMixin,
     TimestampMixin,
     UTCDateTime,
+    tenant_key,
     tenant_table_args,
     utcnow,
 )
@@ -128,13 +131,15 @@ def user_by_email(email: str):
 MEMBERSHIP_STATUSES = ("active", "suspended")
 
 
-class UserTenant(IdMixin, TimestampMixin, Base):
+class UserTenant(TenantKeyMixin, TimestampMixin, Base):
     """Membership of a user in a tenant, with the role the user holds there. Made when the user accepts
     an invitation (never by the inviting tenant alone); `status` is the tenant's own lock on it (0014):
-    a suspended membership gives no access to the tenant, whatever the account's status."""
+    a suspended membership gives no access to the tenant, whatever the account's status.
+    Distributed by tenant: its key is (tenantId, id)."""
 
     __tablename__ = "user_tenants"
     __table_args__ = (
+        tenant_key(),
         UniqueConstraint("userId", "tenantId"),
         Index(None, "tenantId", "roleId"),
         CheckConstraint(f"status IN {MEMBERSHIP_STATUSES}", name="status"),
@@ -151,6 +156,29 @@ class UserTenant(IdMixin, TimestampMixin, Base):
     status: Mapped[str] = mapped_column(Text, default="active", server_default=text("'active'"))
 
 
+class InvitationToken(IdMixin, Base):
+    """Which tenant an invitation token belongs to, across the installation (0015): a global key.
+
+    `user_invitations` is distributed by tenant, and an invitation is accepted by its token alone: the
+    token's hash is looked up here first (a reference table under Citus), then the invitation in its
+    tenant. Unique here, a hash is unique across tenants, and the invitation refers to its row
+    (tenantId, tokenHash), so no invitation carries a token this table does not give to its tenant.
+    Rows are written by the data layer whenever an invitation gets a token (`__global_keys__`, see
+    core/global_keys.py) and never deleted: an old token's hash finds no invitation any more."""
+
+    __tablename__ = "invitation_tokens"
+    __audited__ = False
+    __table_args__ = (UniqueConstraint("tenantId", "tokenHash"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        "tenantId", Uuid, ForeignKey("tenants.id", ondelete="RESTRICT")
+    )
+    token_hash: Mapped[str] = mapped_column("tokenHash", Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        "createdAt", UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP
+    )
+
+
 class UserInvitation(TenantScopedMixin, Base):
     """An invitation to join a tenant with a role (0008, 0014), accepted or declined by the invitee.
 
@@ -160,8 +188,18 @@ class UserInvitation(TenantScopedMixin, Base):
     of a pending invitation shows those, never the account's own data."""
 
     __tablename__ = "user_invitations"
-    __table_args__ = tenant_table_args(UniqueConstraint("tokenHash"), Index(None, "tenantId", "userId"))
+    __table_args__ = tenant_table_args(
+        UniqueConstraint("tenantId", "tokenHash"),
+        # Its token is one the installation gave to this tenant (unique across tenants there).
+        ForeignKeyConstraint(
+            ["tenantId", "tokenHash"],
+            ["invitation_tokens.tenantId", "invitation_tokens.tokenHash"],
+            ondelete="RESTRICT",
+        ),
+        Index(None, "tenantId", "userId"),
+    )
     __audit_redact__ = frozenset({"token_hash"})
+    __global_keys__ = {"token_hash": InvitationToken}
 
     user_id: Mapped[uuid.UUID] = mapped_column("userId", Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     # SHA-256 of the token sent to the invitee; the token itself is never stored.

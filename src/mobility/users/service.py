@@ -37,7 +37,7 @@ from mobility.auth.credentials import hash_token, normalise_email
 from mobility.auth.sessions import revoke_all_sessions
 from mobility.auth.two_factor import clear_two_factor, notify_two_factor_off
 from mobility.authz.permissions import MATRIX, SystemRole
-from mobility.core import audit, security
+from mobility.core import audit, global_keys, security
 from mobility.core.config import get_settings
 from mobility.core.db import lock_for_transaction
 from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
@@ -929,12 +929,11 @@ async def accept_invitation(
     never set up: an account with a password accepts invitations logged in (/me/invitations)."""
     await apply_to_database(session, Scope.for_system(ip_address=ip, request_id=request_id))
     now = utcnow()
-    # Locked: of two requests with one token, the second waits and then finds it used.
-    invitation = (
-        await session.execute(
-            select(UserInvitation).where(UserInvitation.token_hash == hash_token(token)).with_for_update()
-        )
-    ).scalar_one_or_none()
+    # A global key (core/global_keys.py): the token's tenant, then the invitation in it. Locked: of two
+    # requests with one token, the second waits and then finds it used.
+    invitation = await global_keys.find(
+        session, UserInvitation, "token_hash", hash_token(token), for_update=True
+    )
     if invitation is None:
         raise InvitationNotFound("This invitation does not exist; check the link.")
     if invitation.accepted_at is not None:

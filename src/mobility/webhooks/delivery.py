@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core import audit
@@ -48,8 +48,10 @@ class WebhookOutbox:
     async def prepare(
         self, session: AsyncSession, rows: list[WebhookDelivery]
     ) -> dict[uuid.UUID, WebhookEndpoint]:
-        ids = {row.endpoint_id for row in rows}
-        found = await session.execute(select(WebhookEndpoint).where(WebhookEndpoint.id.in_(ids)))
+        keys = {(row.tenant_id, row.endpoint_id) for row in rows}
+        found = await session.execute(
+            select(WebhookEndpoint).where(tuple_(WebhookEndpoint.tenant_id, WebhookEndpoint.id).in_(keys))
+        )
         return {endpoint.id: endpoint for endpoint in found.scalars()}
 
     async def deliver(self, endpoints: dict[uuid.UUID, WebhookEndpoint], row: WebhookDelivery) -> Outcome:
@@ -106,7 +108,11 @@ class WebhookOutbox:
             if outcome.released or outcome.cancelled:
                 continue
             endpoint = (
-                await session.execute(select(WebhookEndpoint).where(WebhookEndpoint.id == row.endpoint_id))
+                await session.execute(
+                    select(WebhookEndpoint).where(
+                        WebhookEndpoint.tenant_id == row.tenant_id, WebhookEndpoint.id == row.endpoint_id
+                    )
+                )
             ).scalar_one_or_none()
             if endpoint is None:
                 continue

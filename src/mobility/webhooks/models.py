@@ -16,18 +16,18 @@ from mobility.core.models import (
     EMPTY_JSON_ARRAY,
     EMPTY_JSON_OBJECT,
     JSONType,
-    TenantKeyedMixin,
+    TenantScopedMixin,
     UTCDateTime,
     db_enum,
     same_tenant_fk,
-    tenant_keyed_args,
+    tenant_table_args,
 )
 from mobility.notifications.models import NotificationStatus
 
 
-class WebhookEndpoint(TenantKeyedMixin, Base):
+class WebhookEndpoint(TenantScopedMixin, Base):
     __tablename__ = "webhook_endpoints"
-    __table_args__ = tenant_keyed_args()
+    __table_args__ = tenant_table_args()
     # The signing secrets are shown once, when made or rotated; the trail says only that they changed.
     __audit_redact__ = frozenset({"secret", "previous_secret"})
 
@@ -49,11 +49,11 @@ class WebhookEndpoint(TenantKeyedMixin, Base):
     failing_since: Mapped[datetime | None] = mapped_column("failingSince", UTCDateTime())
 
 
-class WebhookDelivery(TenantKeyedMixin, Base):
+class WebhookDelivery(TenantScopedMixin, Base):
     """One event to one endpoint: the delivery log. A replay is a new delivery of the same event id."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = tenant_keyed_args(
+    __table_args__ = tenant_table_args(
         same_tenant_fk("endpointId", "webhook_endpoints", ondelete="CASCADE"),
         Index(None, "status", "nextAttemptAt"),
         Index(None, "tenantId", "endpointId", "createdAt"),

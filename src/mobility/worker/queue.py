@@ -2,7 +2,8 @@
 
 A row is due when it is `queued` and its `nextAttemptAt` has come, or `sending` with an expired lease
 (the worker that claimed it died or hung). Claiming is one statement: UPDATE ... SET status 'sending',
-a lease, one more attempt WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED), committed before anything
+a lease, one more attempt WHERE (tenantId, id) IN (SELECT ... FOR UPDATE SKIP LOCKED), the tables' primary
+key (0015), committed before anything
 is sent: on PostgreSQL any number of workers claim disjoint rows without waiting for each other; on
 SQLite (one writer) the single UPDATE is atomic just the same, for the one worker the embedded default
 runs. A result is recorded only while the claim is still the worker's own (same status and lease): a
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core.config import Settings
@@ -75,13 +76,13 @@ async def claim(
 ) -> tuple[list[Any], datetime]:
     """Claim up to `limit` due rows of `model` (the caller commits at once). Returns them and the lease."""
     lease_until = now + lease
-    candidates = select(model.id).where(due(model, now))
+    candidates = select(model.tenant_id, model.id).where(due(model, now))
     if where is not None:
         candidates = candidates.where(where)
     candidates = candidates.order_by(model.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
     statement = (
         update(model)
-        .where(model.id.in_(candidates.scalar_subquery()))
+        .where(tuple_(model.tenant_id, model.id).in_(candidates))
         .values(status=SENDING, lease_until=lease_until, attempts=model.attempts + 1, updated_at=now)
         .returning(model)
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -109,6 +110,7 @@ async def record(
     statement = (
         update(table)
         .where(
+            table.c.tenantId == bindparam("_tenant"),
             table.c.id == bindparam("_id"),
             table.c.status == SENDING.value,
             table.c.leaseUntil == bindparam("_lease"),
@@ -140,6 +142,7 @@ async def record(
             status, next_at = QUEUED, now + backoff(row.attempts, settings)
         parameters.append(
             {
+                "_tenant": row.tenant_id,
                 "_id": row.id,
                 "_lease": lease_until,
                 "_status": status.value,
