@@ -12,11 +12,13 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from mobility.audit.models import ActivityLog
+from mobility.auth.credentials import hash_token
 from mobility.auth.models import PasswordReset
 from mobility.authz.permissions import SystemRole
 from mobility.core.config import Settings
 from mobility.core.models import utcnow
 from mobility.notifications.models import Notification, NotificationChannel
+from mobility.users.models import InvitationToken, UserInvitation
 from tests.factories import PASSWORD, make_user, system_role, system_session
 from tests.notifications.conftest import Sink, deliver_emails
 from tests.support.admin_api import call, make_world, problem
@@ -102,6 +104,59 @@ async def test_an_invitation_is_e_mailed_with_its_link_and_the_api_shows_no_toke
     # the stored payload keeps no usable link.
     assert {(row.recipient_id, row.channel) for row in rows} == {(None, NotificationChannel.email)}
     assert {row.payload["link"] for row in rows} == {"[sent]"}
+
+
+async def test_a_renewed_invitation_is_e_mailed_with_a_new_link_that_alone_works(
+    migrated_database_url: str, smtp_sink: Sink
+) -> None:
+    """Inviting again after the invitation expired gives it a fresh token (the earlier e-mail's link
+    stops working); the token is a global key (0015): accepted by the link alone, without a tenant,
+    it is found through invitation_tokens, so the new one must be registered there for the tenant."""
+    url = migrated_database_url
+    world = await make_world(url)
+    settings = settings_for(url, smtp_sink)
+    new = f"renewed-{secrets.token_hex(4)}@example.org"
+    async with system_session(url) as session:
+        trainer_role = await system_role(session, SystemRole.trainer)
+    body = {"email": new, "name": "Invitee", "roleId": str(trainer_role.id)}
+    async with api_client(url, public_url="https://mobility.example") as client:
+        first = await call(client, "POST", "/users", world.auth(world.admin), json=body)
+        assert first.status_code == 201, first.text
+        async with system_session(url) as session:
+            await session.execute(
+                update(UserInvitation)
+                .where(UserInvitation.email == new)
+                .values(expires_at=utcnow() - timedelta(days=1))
+            )
+        again = await call(client, "POST", "/users", world.auth(world.admin), json=body)
+        assert again.status_code == 201, again.text
+        await deliver_emails(settings, url)
+        tokens = {token_in(message) for message in smtp_sink.messages(new)}
+        assert len(tokens) == 2  # two e-mails, each with its own link
+        async with system_session(url) as session:
+            current = (
+                await session.execute(select(UserInvitation.token_hash).where(UserInvitation.email == new))
+            ).scalar_one()
+            [new_token] = [token for token in tokens if hash_token(token) == current]
+            [old_token] = tokens - {new_token}
+            registered = set(
+                (
+                    await session.execute(
+                        select(InvitationToken.tenant_id).where(
+                            InvitationToken.token_hash.in_([hash_token(old_token), hash_token(new_token)])
+                        )
+                    )
+                ).scalars()
+            )
+        assert registered == {world.tenant.id}
+        stale = await client.post(
+            "/api/v1/invitations/accept", json={"token": old_token, "password": NEW_PASSWORD}
+        )
+        assert stale.status_code == 404, stale.text
+        accepted = await client.post(
+            "/api/v1/invitations/accept", json={"token": new_token, "password": NEW_PASSWORD}
+        )
+        assert accepted.status_code == 204, accepted.text
 
 
 async def test_asking_for_a_reset_answers_the_same_whatever_the_e_mail_and_is_throttled(
