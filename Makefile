@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 # pytest-xdist workers; the suite is sized for the 2-core machine.
 WORKERS ?= 2
 
-.PHONY: setup run test lint bench bench-migrate bench-auth bench-faults prisma clean
+.PHONY: setup run test lint bench bench-migrate bench-auth bench-faults bench-notifications prisma clean
 
 $(PY_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -27,7 +27,7 @@ setup: $(PY_STAMP)
 run: $(PY_STAMP)
 	$(BIN)/mobility db upgrade
 	$(BIN)/mobility seed
-	$(BIN)/mobility serve
+	$(BIN)/mobility serve --with-worker
 
 test: $(PY_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -n $(WORKERS) $(PYTEST_ARGS)
@@ -41,7 +41,7 @@ prisma: $(PY_STAMP)
 
 # Benchmarks (PostgreSQL): each prints its figures and exits 1 when its goal is missed. Both always run.
 bench: $(PY_STAMP)
-	@status=0; for target in bench-migrate bench-auth bench-faults; do $(MAKE) --no-print-directory $$target || status=1; done; exit $$status
+	@status=0; for target in bench-migrate bench-auth bench-faults bench-notifications; do $(MAKE) --no-print-directory $$target || status=1; done; exit $$status
 
 bench-migrate: $(PY_STAMP)
 	$(BIN)/python bench/migrate.py
@@ -59,3 +59,7 @@ bench-faults: $(PY_STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules data
+
+# Queued e-mails delivered by 1, 2 and 4 worker processes to a local SMTP sink, beside one reused connection.
+bench-notifications: $(PY_STAMP)
+	$(BIN)/python bench/notifications.py $(BENCH_ARGS)

@@ -40,7 +40,11 @@ docs_app = typer.Typer(help="Documentation generated from the code.", no_args_is
 users_app = typer.Typer(
     help="Accounts: e-mail case twins, merging two accounts, setting a lost password.", no_args_is_help=True
 )
+jobs_app = typer.Typer(
+    help="The periodic jobs the worker runs: list them, run one now.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(users_app, name="users")
 app.add_typer(prisma_app, name="prisma")
 app.add_typer(docs_app, name="docs")
@@ -573,19 +577,131 @@ def seed_command() -> None:
         typer.echo(f"admin password (generated, shown only this once): {report.generated_password}")
 
 
+@_command(app, "worker")
+def worker_command(
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Run the due jobs, deliver everything due, then exit (cron, tests)."),
+    ] = False,
+) -> None:
+    """Deliver queued notifications and webhooks, and run the periodic jobs, until SIGTERM (or --once).
+    Several workers may run at once on PostgreSQL; on SQLite run one."""
+    from mobility.worker.app import run
+
+    settings = _settings()
+    _at_head(settings)
+    tally = asyncio.run(run(settings, once=once))
+    for line in tally.lines():
+        typer.echo(line)
+
+
+def _at_head(settings: Settings) -> str:
+    url = settings.effective_database_url
+    _check_sqlite_exists(url)
+    state = migrations.status(url, settings=settings)
+    if state.current != state.head:
+        raise CliError(
+            f"the database is at revision {state.current or 'none'}, not at head {state.head}; "
+            "run `mobility db upgrade` first"
+        )
+    return url
+
+
+def _with_jobs(settings: Settings, url: str, work: Callable[[Any, Any], Any]) -> Any:
+    from mobility.app_session import create_sessionmaker
+    from mobility.core.db import create_engine
+    from mobility.worker.jobs import JobBusy, Jobs, UnknownJob
+
+    async def _run() -> Any:
+        engine = create_engine(url, settings=settings)
+        try:
+            return await work(Jobs(), create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(_run())
+    except (JobBusy, UnknownJob) as exc:
+        raise CliError(str(exc)) from exc
+
+
+@_command(jobs_app, "list")
+def jobs_list() -> None:
+    """Each job: how often it runs, when next, when it last finished and what it reported."""
+    settings = _settings()
+    url = _at_head(settings)
+
+    async def work(jobs, sessionmaker):
+        return jobs, await jobs.leases(sessionmaker)
+
+    jobs, leases = _with_jobs(settings, url, work)
+    for name, job in sorted(jobs.jobs.items()):
+        lease = leases.get(name)
+        typer.echo(f"{name}  every {job.every}  {job.description}")
+        if lease is None:
+            typer.echo("    never run; due at the next worker round")
+            continue
+        state = (
+            f"running in {lease.leased_by} (lease until {lease.lease_until:%Y-%m-%d %H:%M:%S}Z)"
+            if lease.leased_by
+            else "idle"
+        )
+        typer.echo(f"    {state}; next {lease.next_run_at:%Y-%m-%d %H:%M:%S}Z")
+        if lease.last_finished_at:
+            outcome = f"error: {lease.last_error}" if lease.last_error else f"{lease.last_result}"
+            typer.echo(f"    last finished {lease.last_finished_at:%Y-%m-%d %H:%M:%S}Z: {outcome}")
+
+
+@_command(jobs_app, "run")
+def jobs_run(name: Annotated[str, typer.Argument(help="The job's name (see `mobility jobs list`).")]) -> None:
+    """Run one job now, whatever its schedule (refused while a worker is running it)."""
+    from mobility.worker.queue import new_worker_id
+
+    settings = _settings()
+    url = _at_head(settings)
+    report = _with_jobs(
+        settings,
+        url,
+        lambda jobs, sessionmaker: jobs.run_now(
+            sessionmaker, settings, name, worker_id=f"cli:{new_worker_id()}"
+        ),
+    )
+    if "error" in report:
+        raise CliError(f"job {name} failed: {report['error']}")
+    typer.echo(f"{name}: {report}")
+
+
 @_command(app, "serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: MOBILITY_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: MOBILITY_PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: MOBILITY_WORKERS).")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker", help="Also run one `mobility worker` beside the API (make run).")
+    ] = False,
 ) -> None:
     """Serve the API with uvicorn (OpenAPI docs at /docs)."""
+    import subprocess
+
     import uvicorn
 
     from mobility.core.http import serve_options
 
     settings = _settings()
+    worker = subprocess.Popen([sys.executable, "-m", "mobility.cli", "worker"]) if with_worker else None
+    try:
+        _serve(uvicorn, serve_options, settings, host, port, workers, reload)
+    finally:
+        if worker is not None:
+            worker.terminate()  # SIGTERM: it finishes the message in hand
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def _serve(uvicorn, serve_options, settings, host, port, workers, reload) -> None:
     uvicorn.run(
         "mobility.main:create_app",
         factory=True,
@@ -649,3 +765,7 @@ def docs_permissions(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(expected, encoding="utf-8", newline="\n")
     typer.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()

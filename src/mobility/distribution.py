@@ -73,6 +73,13 @@ TABLES: dict[str, TablePlacement] = {
     "notifications": _distributed(
         "a tenant's queue; the worker's scan across tenants runs on every shard in parallel"
     ),
+    "notification_preferences": _distributed(
+        "a user's e-mail choices in a tenant, read when the tenant's notifications are delivered"
+    ),
+    "webhook_endpoints": _distributed("a tenant's webhook endpoints and their signing secrets"),
+    "webhook_deliveries": _distributed(
+        "a tenant's delivery log (an outbox, like notifications), with its endpoint (tenantId, endpointId)"
+    ),
     "settings": _distributed("a tenant's settings, read with its other rows"),
     "audit_logs": _distributed(
         "the tenant's trail, written in the same transaction (and shard) as the change it records; "
@@ -113,6 +120,11 @@ TABLES: dict[str, TablePlacement] = {
     ),
     "login_throttles": _local("failed-login counters per account and address: no tenant, hot writes"),
     "activity_logs": _local("sign-in activity per account: no tenant"),
+    "password_resets": _local(
+        "forgotten-password links per account (accounts are installation-wide): looked up by token hash "
+        "without a tenant, rare writes; refers to users (reference)"
+    ),
+    "job_leases": _local("the periodic jobs' leases: installation bookkeeping, no tenant"),
     "system_audit_logs": _local(
         "the trail of installation-level changes, made under the system scope without a tenant "
         "(the seed's global roles, `mobility users merge`): rare"

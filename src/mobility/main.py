@@ -23,10 +23,13 @@ from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
 from mobility.core.storage import open_storage
 from mobility.health.api import router as health_router
+from mobility.notifications.api import router as notifications_router
 from mobility.roles.api import router as roles_router
 from mobility.settings.api import router as settings_router
 from mobility.tenants.api import router as tenants_router
 from mobility.users.api import router as users_router
+from mobility.webhooks.api import deliveries as webhook_deliveries_router
+from mobility.webhooks.api import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agents_router,
         brokers_router,
         candidates_router,
+        notifications_router,
+        webhooks_router,
+        webhook_deliveries_router,
     ):
         add_routes(app, router)
     install_docs(app)  # after the API's routes: no API request pays for matching these

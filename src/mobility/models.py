@@ -5,11 +5,11 @@ Alembic, the Prisma exporter and the tests read the schema from here.
 
 from mobility.agents.models import Agent, Broker
 from mobility.audit.models import ActivityLog, AuditLog, SystemAuditLog
-from mobility.auth.models import LoginThrottle, Session
+from mobility.auth.models import LoginThrottle, PasswordReset, Session
 from mobility.candidates.models import Candidate, CandidateDocument, CandidateReferenceCounter
 from mobility.core.db import Base
 from mobility.finance.models import Invoice, Payment
-from mobility.notifications.models import Notification
+from mobility.notifications.models import Notification, NotificationPreference
 from mobility.placements.models import Placement
 from mobility.roles.models import Role
 from mobility.settings.models import Setting
@@ -24,6 +24,8 @@ from mobility.training.models import (
 )
 from mobility.users.models import InvitationToken, User, UserInvitation, UserTenant
 from mobility.vetting.models import VettingRecord
+from mobility.webhooks.models import WebhookDelivery, WebhookEndpoint
+from mobility.worker.models import JobLease
 
 metadata = Base.metadata
 
@@ -44,8 +46,11 @@ __all__ = [
     "Enrollment",
     "InvitationToken",
     "Invoice",
+    "JobLease",
     "LoginThrottle",
     "Notification",
+    "NotificationPreference",
+    "PasswordReset",
     "Payment",
     "Placement",
     "Role",
@@ -57,5 +62,7 @@ __all__ = [
     "UserInvitation",
     "UserTenant",
     "VettingRecord",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

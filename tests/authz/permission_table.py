@@ -34,6 +34,11 @@ Choices where the design is silent (write down why when adding one):
   partner may only withdraw its own candidate (other moves: 403 `status_change_not_allowed`, an
   object rule), a Candidate none (403 `forbidden`). The history and likely duplicates are read with
   `candidates:read`, among the candidates the caller sees.
+- Webhook endpoints hold the tenant's signing secrets and send its data out: the tenant's Admins (and
+  the System Admin) only (issue 13). Rotating a secret, a test event and a replay change what is sent:
+  `webhooks:update`.
+- Notifications (issue 13): one's own in-app list and e-mail preferences need only a login; the
+  tenant's outbox (`notifications:read`) shows an Admin every row and anyone else their own.
 """
 
 from __future__ import annotations
@@ -76,6 +81,18 @@ OBJECT_RULES: dict[str, tuple[str, str]] = {
         "tenants the caller is an active member of; the System Admin any active tenant",
         "tests/auth/test_tenants.py::test_a_member_of_two_tenants_switches_between_them",
     ),
+    "own notifications": (
+        "the caller's own in-app notifications and preferences, in the current tenant",
+        "tests/notifications/test_api.py::test_a_user_sees_only_their_own_notifications_in_the_current_tenant",
+    ),
+    "outbox": (
+        "the tenant's notifications for its administrators; anyone else only their own",
+        "tests/notifications/test_api.py::test_the_outbox_shows_admins_the_dead_and_others_only_their_own",
+    ),
+    "reset token": (
+        "the account the e-mailed reset link was made for (the token is the credential)",
+        "tests/notifications/test_account_emails.py::test_a_reset_link_works_once_ends_every_session_and_is_logged",
+    ),
     "invitation token": (
         "the account the token's invitation created (the token is the credential)",
         "tests/users/test_invitations.py::test_cross_tenant_takeover_of_a_pending_account_is_impossible",
@@ -99,6 +116,8 @@ TABLE = """
 | GET    /redoc                                         | -               | y  | y  | y  | y  | y  | y  | y  | y      | -                |
 | POST   /api/v1/auth/login                             | -               | y  | y  | y  | y  | y  | y  | y  | y      | -                |
 | POST   /api/v1/invitations/accept                     | -               | y  | y  | y  | y  | y  | y  | y  | y      | invitation token |
+| POST   /api/v1/auth/password-reset                   | -               | y  | y  | y  | y  | y  | y  | y  | y      | -                |
+| POST   /api/v1/auth/password-reset/complete          | -               | y  | y  | y  | y  | y  | y  | y  | y      | reset token      |
 | POST   /api/v1/auth/logout                            | login           | y  | y  | y  | y  | y  | y  | y  | -      | own sessions     |
 | POST   /api/v1/auth/switch-tenant                     | login           | y  | y  | y  | y  | y  | y  | y  | -      | member tenants   |
 | GET    /api/v1/me                                     | login           | y  | y  | y  | y  | y  | y  | y  | -      | own account      |
@@ -113,6 +132,14 @@ TABLE = """
 | GET    /api/v1/me/invitations                         | login           | y  | y  | y  | y  | y  | y  | y  | -      | own invitations  |
 | POST   /api/v1/me/invitations/{invitation_id}/accept  | login           | y  | y  | y  | y  | y  | y  | y  | -      | own invitations  |
 | POST   /api/v1/me/invitations/{invitation_id}/decline | login           | y  | y  | y  | y  | y  | y  | y  | -      | own invitations  |
+| GET    /api/v1/me/notifications                          | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| GET    /api/v1/me/notifications/unread-count             | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| POST   /api/v1/me/notifications/read-all                 | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| POST   /api/v1/me/notifications/{notification_id}/read  | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| GET    /api/v1/me/notification-preferences               | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| PUT    /api/v1/me/notification-preferences/{category}    | login           | y  | y  | y  | y  | y  | y  | y  | -      | own notifications |
+| GET    /api/v1/notifications                             | notifications:read | y  | y  | y  | y  | y  | y  | y  | -      | outbox           |
+| POST   /api/v1/notifications/{notification_id}/retry    | notifications:update | y  | y  | y  | y  | y  | y  | y  | -      | outbox           |
 | GET    /api/v1/tenants                                | tenants:read    | y  | y  | -  | -  | -  | -  | -  | -      | own tenant       |
 | POST   /api/v1/tenants                                | tenants:create  | y  | -  | -  | -  | -  | -  | -  | -      | -                |
 | GET    /api/v1/tenants/{tenant_id}                    | tenants:read    | y  | y  | -  | -  | -  | -  | -  | -      | own tenant       |
@@ -139,6 +166,15 @@ TABLE = """
 | DELETE /api/v1/roles/{role_id}                        | roles:delete    | y  | y  | -  | -  | -  | -  | -  | -      | tenant roles     |
 | GET    /api/v1/settings                               | settings:read   | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
 | PUT    /api/v1/settings/{key}                         | settings:update | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| GET    /api/v1/webhooks                                  | webhooks:read   | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| POST   /api/v1/webhooks                                  | webhooks:create | y  | y  | -  | -  | -  | -  | -  | -      | -                |
+| GET    /api/v1/webhooks/{endpoint_id}                    | webhooks:read   | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| PATCH  /api/v1/webhooks/{endpoint_id}                    | webhooks:update | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| DELETE /api/v1/webhooks/{endpoint_id}                    | webhooks:delete | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| POST   /api/v1/webhooks/{endpoint_id}/rotate-secret      | webhooks:update | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| POST   /api/v1/webhooks/{endpoint_id}/test               | webhooks:update | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| GET    /api/v1/webhook-deliveries                        | webhooks:read   | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
+| POST   /api/v1/webhook-deliveries/{delivery_id}/replay   | webhooks:update | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
 | GET    /api/v1/audit-logs                             | audit_logs:read | y  | y  | -  | -  | -  | -  | -  | -      | tenant           |
 | GET    /api/v1/agents                                 | agents:read     | y  | y  | -  | -  | y  | -  | y  | -      | row rules        |
 | POST   /api/v1/agents                                 | agents:create   | y  | y  | -  | -  | -  | -  | -  | -      | -                |

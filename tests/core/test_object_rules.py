@@ -50,12 +50,13 @@ VISIBLE = {
     SystemRole.trainer: (HANGS_OFF_A_CANDIDATE - PERSONAL_RECORDS) | {m.Course},
 }
 # Personal rows: each login sees the one addressed to them; of the staff, only the tenant's Admin all.
-PERSONAL = {m.Notification, m.UserInvitation}
+PERSONAL = {m.Notification, m.UserInvitation, m.NotificationPreference}
 WORLD_MODELS = HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Course, m.Agent, m.Broker} | PERSONAL
 # Tenant-wide by design (every member may read the tenant's settings through the matrix; the yearly
 # counter of candidate reference numbers is the tenant's bookkeeping, taken by whoever registers a
-# candidate and exposed by no endpoint).
-TENANT_WIDE = {m.Setting, m.CandidateReferenceCounter}
+# candidate and exposed by no endpoint; webhook endpoints and their delivery log are reached through
+# the `webhooks` permission alone).
+TENANT_WIDE = {m.Setting, m.CandidateReferenceCounter, m.WebhookEndpoint, m.WebhookDelivery}
 
 
 def test_the_world_covers_every_model_with_an_object_rule() -> None:
@@ -122,6 +123,8 @@ async def _side(session, tenant: Tenant) -> Side:
         invitation = side.add(await build(m.UserInvitation, user_id=login.id))
         side.personal.setdefault(m.Notification, {})[role] = note.id
         side.personal.setdefault(m.UserInvitation, {})[role] = invitation.id
+        preference = side.add(await build(m.NotificationPreference, user_id=login.id))
+        side.personal.setdefault(m.NotificationPreference, {})[role] = preference.id
     return side
 
 
@@ -151,7 +154,11 @@ async def visible(db: Db, scope: Scope, world: World) -> dict[type, set[uuid.UUI
         for model in WORLD_MODELS:
             ours = world.all_rows(model)
             listed = set((await session.execute(select(model.id))).scalars()) & ours
-            by_id = {row_id for row_id in ours if await session.get(model, row_id) is not None}
+            by_id = {
+                row_id
+                for row_id in ours
+                if (await session.execute(select(model).where(model.id == row_id))).first() is not None
+            }
             assert listed == by_id, f"{model.__tablename__}: a list and get-by-id disagree"
             seen[model] = listed
     return seen

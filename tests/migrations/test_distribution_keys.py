@@ -45,13 +45,25 @@ DISTRIBUTED = (
 NEW_TABLES = ("certificate_codes", "invitation_tokens", "system_audit_logs")
 
 
+def _as_migrated(connection: Connection, name: str) -> sa.Table:
+    """The model's table with only the columns the database has at its revision: 0015 adds no column
+    to the tables it touches, but later revisions do (0016: notifications' dedupeKey, language, ...)."""
+    present = {column["name"] for column in sa.inspect(connection).get_columns(name)}
+    return sa.Table(
+        name, sa.MetaData(), *(column._copy() for column in TABLES[name].columns if column.name in present)
+    )
+
+
 def _fill(connection: Connection) -> dict[str, uuid.UUID]:
-    """Rows in every table 0015 touches, in two tenants. Through the models' tables: 0015 adds no column
-    to them (and Core checks no constraint: the database at 0014 does)."""
+    """Rows in every table 0015 touches, in two tenants. Through the models' tables, as the database at
+    0014 has them (Core checks no constraint: the database does)."""
+    tables: dict[str, sa.Table] = {}
 
     def add(table: str, **values: Any) -> uuid.UUID:
         values.setdefault("id", uuid.uuid4())
-        connection.execute(TABLES[table].insert().values(**values))
+        if table not in tables:
+            tables[table] = _as_migrated(connection, table)
+        connection.execute(tables[table].insert().values(**values))
         return values["id"]
 
     user = add("users", email="invitee@example.test", updatedAt=NOW)
@@ -155,14 +167,11 @@ def _rows(engine: Engine, tables: tuple[str, ...]) -> dict[str, list[dict[str, A
     """Each table's rows, in the columns the database has at this revision (later revisions add
     columns to the models' tables: 0017 the partners' suspension, 0018 the candidates' keys)."""
     with engine.connect() as connection:
-        inspector = sa.inspect(connection)
         rows = {}
         for name in tables:
-            present = {column["name"] for column in inspector.get_columns(name)}
-            table = TABLES[name]
-            columns = [column for column in table.c if column.name in present]
+            table = _as_migrated(connection, name)
             rows[name] = [
-                dict(row._mapping) for row in connection.execute(sa.select(*columns).order_by(table.c.id))
+                dict(row._mapping) for row in connection.execute(sa.select(table).order_by(table.c.id))
             ]
         return rows
 

@@ -18,7 +18,7 @@ from tests.migrations.support import schema_snapshot, sync_engine
 from tests.sqlscripts.support import psql_file, schema
 
 TABLES = metadata.tables
-BEFORE, AFTER = "0015", "0017"
+BEFORE, AFTER = "0016", "0017"
 NEW_COLUMNS = ("suspensionReason", "suspendedAt", "suspendedBy")
 PARTNERS = ("agents", "brokers")
 NOW = datetime(2026, 3, 2, 9, 30, 15, 250000, tzinfo=UTC)

@@ -35,6 +35,8 @@ PATH_VALUES: dict[str, Any] = {
     # A setting whose change does not alter how the caller's own later requests are answered (nor
     # how other tests' are: the calls commit into the run's shared database).
     "key": "placements.passportValidityMonths",
+    # A notification category that may be turned off by e-mail.
+    "category": "reminders",
 }
 
 # Bodies (or body fields) the generic builder cannot derive, by route.
@@ -51,6 +53,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     # Allowed from every open status; the generated first status (`registered`) never is a move.
     ("POST", "/api/v1/candidates/{candidate_id}/status"): {"status": "withdrawn", "reason": "Moved away"},
+    ("PUT", "/api/v1/me/notification-preferences/{category}"): {"email": False},
+    ("POST", "/api/v1/webhooks"): {
+        "url": "https://hooks.example.org/in",
+        "eventTypes": ["candidate.created"],
+    },
 }
 
 
@@ -138,10 +145,11 @@ def model_for_param(name: str) -> type | None:
         return None
     stem = name.removesuffix("_id")
     tables = model_of_table()
-    for table in (f"{stem}s", f"{stem}es", stem):
+    plurals = (f"{stem}s", f"{stem}es", f"{stem[:-1]}ies" if stem.endswith("y") else f"{stem}s", stem)
+    for table in plurals:
         if table in tables:
             return tables[table]
-    ends = [table for table in tables if table.endswith(f"_{stem}s")]
+    ends = [table for table in tables if any(table.endswith(f"_{plural}") for plural in plurals[:3])]
     if len(ends) == 1:
         return tables[ends[0]]
     return None

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from mobility.auth import caller, sessions, two_factor
+from mobility.auth import caller, password_reset, sessions, two_factor
 from mobility.auth import login as login_service  # beside the endpoint named login
 from mobility.auth.schemas import (
     LoginRequest,
@@ -14,6 +14,10 @@ from mobility.auth.schemas import (
     MeRead,
     PasswordChange,
     PasswordChanged,
+    PasswordResetComplete,
+    PasswordResetDone,
+    PasswordResetRequest,
+    PasswordResetRequested,
     ReAuthentication,
     RecoveryCodes,
     SessionRead,
@@ -71,6 +75,45 @@ async def login(
     return LoginResponse(
         token=result.token, expires_at=result.session.expires_at, tenant_id=result.session.tenant_id
     )
+
+
+RESET_REQUESTED = (
+    "If an active account has this e-mail address, a link to choose a new password is on its way; "
+    "it works once, for a short time."
+)
+
+
+@router.post(
+    "/auth/password-reset",
+    response_model=PasswordResetRequested,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(429),
+)
+async def request_password_reset(body: PasswordResetRequest, request: Request, session: DbSession):
+    """A forgotten password: the same answer whatever the e-mail; the link goes to the address only."""
+    await password_reset.request_reset(
+        session,
+        settings=request.app.state.settings,
+        email=str(body.email),
+        ip=client_address(request),
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return PasswordResetRequested(detail=RESET_REQUESTED)
+
+
+@router.post(
+    "/auth/password-reset/complete", response_model=PasswordResetDone, responses=problem_responses(404, 410)
+)
+async def complete_password_reset(body: PasswordResetComplete, request: Request, session: DbSession):
+    """Set a new password with the e-mailed link's token: every session of the account ends."""
+    ended = await password_reset.complete_reset(
+        session,
+        token=body.token,
+        password=body.password,
+        ip=client_address(request),
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return PasswordResetDone(sessions_ended=ended)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobility.audit.models import ActivityLog
 from mobility.auth.activity import record_activity
 from mobility.auth.authentication import authenticate_session_id
 from mobility.auth.credentials import hash_token, normalise_email
@@ -28,6 +29,7 @@ from mobility.core.config import Settings
 from mobility.core.errors import AppError, Forbidden, Unauthorized
 from mobility.core.models import utcnow
 from mobility.core.scope import Scope, apply_to_database, require_scope
+from mobility.notifications import service as notifications
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from mobility.users.models import User, UserTenant, user_by_email
@@ -187,10 +189,31 @@ async def login(
         created_at=now,
     )
     session.add(row)
+    if ip and await _new_address(session, user.id, ip):
+        await notifications.notify(
+            session,
+            "security.new_login",
+            {
+                "tenant_name": tenant.name,
+                "ip_address": ip,
+                "user_agent": (user_agent or "")[:200] or None,
+                "at": now,
+            },
+            recipient_id=user.id,
+            tenant_id=tenant.id,
+        )
     log("login", tenant=tenant.code)
     await session.flush()
     scope = await authenticate_session_id(session, row.id, settings=settings, ip=ip, request_id=request_id)
     return LoginResult(token=token, session=row, scope=scope)
+
+
+async def _new_address(session: AsyncSession, user_id, ip: str) -> bool:
+    """The account has logged in before, never from this address (the activity log remembers)."""
+    logins = select(ActivityLog.id).where(ActivityLog.user_id == user_id, ActivityLog.action == "login")
+    if (await session.execute(logins.limit(1))).first() is None:
+        return False  # a first login: nothing to compare with
+    return (await session.execute(logins.where(ActivityLog.ip_address == ip).limit(1))).first() is None
 
 
 async def logout(session: AsyncSession) -> None:
@@ -226,4 +249,11 @@ async def change_password(
     user.password_changed_at = utcnow()
     ended = await revoke_all_sessions(session, user.id, except_id=scope.session_id)
     record_activity(session, "password_changed", user_id=user.id, ip=scope.ip_address, sessions_ended=ended)
+    await notifications.notify_account(
+        session,
+        user,
+        "security.password_changed",
+        {"ip_address": scope.ip_address, "at": utcnow()},
+        tenant_id=scope.tenant_id,
+    )
     return ended

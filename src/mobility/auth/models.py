@@ -46,3 +46,21 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_failure_at: Mapped[datetime | None] = mapped_column("lastFailureAt", UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column("lockedUntil", UTCDateTime())
+
+
+class PasswordReset(IdMixin, Base):
+    """A forgotten-password link (0016): single use, short-lived; only the token's hash is stored.
+    Requests and completions are recorded in activity_logs."""
+
+    __tablename__ = "password_resets"
+    __audited__ = False
+    __table_args__ = (Index(None, "userId"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column("userId", Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column("tokenHash", Text, unique=True)
+    expires_at: Mapped[datetime] = mapped_column("expiresAt", UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column("usedAt", UTCDateTime())
+    ip_address: Mapped[str | None] = mapped_column("ipAddress", Text)
+    created_at: Mapped[datetime] = mapped_column(
+        "createdAt", UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP
+    )

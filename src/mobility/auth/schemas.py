@@ -92,3 +92,20 @@ class MeRead(OutputModel):
     role: str
     permissions: list[str]
     tenants: list[MembershipRead]
+
+
+class PasswordResetRequest(InputModel):
+    email: EmailStr
+
+
+class PasswordResetRequested(OutputModel):
+    detail: str
+
+
+class PasswordResetComplete(InputModel):
+    token: str = Field(min_length=1, max_length=200)
+    password: Password
+
+
+class PasswordResetDone(OutputModel):
+    sessions_ended: int

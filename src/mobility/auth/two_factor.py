@@ -54,7 +54,9 @@ async def disable_totp(session: AsyncSession, *, settings: Settings, password: s
         raise InvalidInput("Two-factor authentication is not on.")
     await reauthenticate(session, user, settings=settings, password=password, two_factor=True, code=code)
     clear_two_factor(user)
-    record_activity(session, "two_factor_disabled", user_id=user.id, ip=require_scope(session).ip_address)
+    scope = require_scope(session)
+    record_activity(session, "two_factor_disabled", user_id=user.id, ip=scope.ip_address)
+    await notify_two_factor_off(session, user, scope.ip_address)
 
 
 async def regenerate_recovery_codes(
@@ -77,3 +79,16 @@ def clear_two_factor(user: User) -> None:
     user.totp_secret = None
     user.totp_last_step = None
     user.recovery_codes = None
+
+
+async def notify_two_factor_off(session: AsyncSession, user: User, ip: str | None) -> None:
+    """The security notice that two-factor authentication was turned off (by the user or reset by an Admin)."""
+    from mobility.notifications import service as notifications
+
+    await notifications.notify_account(
+        session,
+        user,
+        "security.two_factor_disabled",
+        {"ip_address": ip, "at": utcnow()},
+        tenant_id=require_scope(session).tenant_id,
+    )

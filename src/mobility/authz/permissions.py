@@ -34,6 +34,8 @@ class Resource(enum.StrEnum):
     payments = "payments"
     invoices = "invoices"
     notifications = "notifications"
+    # Endpoints that receive the tenant's events, their secrets and delivery log.
+    webhooks = "webhooks"
 
 
 class Action(enum.StrEnum):

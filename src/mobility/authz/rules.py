@@ -232,6 +232,21 @@ def _invitations(entity, scope: Scope) -> ColumnElement[bool]:
     return or_(_administrators_only(entity, scope), _is(entity.user_id, scope.actor_id))
 
 
+def _own(entity, scope: Scope) -> ColumnElement[bool]:
+    """Rows about the caller alone, whatever their role (e-mail preferences, password-reset links)."""
+    return _is(entity.user_id, scope.actor_id)
+
+
+def _own_or_administrators(entity, scope: Scope) -> ColumnElement[bool]:
+    """A user's own rows; the tenant's administrators see the tenant's (support), as with notifications."""
+    return or_(_administrators_only(entity, scope), _is(entity.user_id, scope.actor_id))
+
+
+def _nobody(entity, scope: Scope) -> ColumnElement[bool]:
+    """The worker's own bookkeeping: only the system scope (which no rule filters) sees it."""
+    return false()
+
+
 _RULES: dict[type, Rule] = {
     m.Candidate: _candidates,
     m.CandidateDocument: _by_candidate,
@@ -249,6 +264,9 @@ _RULES: dict[type, Rule] = {
     m.Notification: _notifications,
     m.Setting: TENANT_WIDE,
     m.UserInvitation: _invitations,
+    m.NotificationPreference: _own_or_administrators,
+    m.WebhookEndpoint: TENANT_WIDE,
+    m.WebhookDelivery: TENANT_WIDE,
     # Not tenant-scoped by a tenantId of their own: the whole rule is here.
     m.User: _users,
     m.UserTenant: _user_tenants,
@@ -257,6 +275,8 @@ _RULES: dict[type, Rule] = {
     m.Session: _sessions,
     m.ActivityLog: _activity_logs,
     m.AuditLog: _audit_logs,
+    m.PasswordReset: _own,
+    m.JobLease: _nobody,
     m.SystemAuditLog: _system_only,
     m.CertificateCode: _of_the_tenant,
     m.CandidateReferenceCounter: TENANT_WIDE,

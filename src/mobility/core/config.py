@@ -73,6 +73,35 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=30, gt=0)
     max_connections: int = Field(default=1000, ge=1)
 
+    # Links in e-mails (invitations, password resets) point here: the address users open the app at.
+    public_url: str = "http://127.0.0.1:8000"
+    # E-mail (the worker, notifications/email.py). No host: messages are written as .eml files under
+    # data_dir/mail instead (development, `make run`), never lost.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    # "starttls": upgrade a plain connection (port 587); "tls": TLS from the start (port 465).
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
+    mail_from: str = "no-reply@localhost"
+    # Delivery (notifications and webhooks): attempts, then the dead state (`failed`, with the last
+    # error). Between attempts: base * 2^(n-1) seconds, at most retry_max, with jitter (half to all).
+    notify_max_attempts: int = Field(default=8, ge=1)
+    notify_retry_base_seconds: float = Field(default=30, ge=0)
+    notify_retry_max_seconds: float = Field(default=6 * 3600, ge=0)
+    # A worker's claim on a message: not finished within this, another worker takes it again.
+    worker_lease_seconds: float = Field(default=300, gt=0)
+    worker_batch_size: int = Field(default=50, ge=1, le=1000)
+    worker_poll_seconds: float = Field(default=2, gt=0)
+    # Webhooks: one delivery's time limit; addresses in private, loopback and link-local ranges are
+    # refused unless allowed (on-premises installations); an endpoint failing this long is disabled.
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_allow_private_addresses: bool = False
+    webhook_disable_after_days: float = Field(default=3, gt=0)
+    # Forgotten passwords: how long a reset link works (once).
+    password_reset_minutes: int = Field(default=30, ge=5, le=24 * 60)
+
     # Stored files (core/storage.py): "local" keeps them under files_dir (default data_dir/files), for
     # one API host; "s3" in a bucket of an S3-compatible object store, which several API hosts share.
     # Either way a file's key is its content's sha256, never a name a client gave.

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobility.candidates.models import DocumentType
 from mobility.core import audit
 from mobility.core.errors import InvalidInput, NotFound
 from mobility.core.scope import Scope, TenancyViolation, require_scope
@@ -62,9 +63,71 @@ INVITATION_VALIDITY_DAYS = KnownSetting(
     "How many days an invitation to join the tenant can be accepted.",
 )
 
+NOTIFICATION_SENDER_NAME = KnownSetting(
+    "notifications.senderName",
+    Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None,
+    None,
+    "The sender name of the tenant's e-mails (null: the tenant's name).",
+)
+NOTIFICATION_REPLY_TO = KnownSetting(
+    "notifications.replyTo",
+    EmailStr | None,
+    None,
+    "Where replies to the tenant's e-mails go (null: no Reply-To).",
+)
+NOTIFICATION_LANGUAGE = KnownSetting(
+    "notifications.language",
+    Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")],
+    "en",
+    "The language of the tenant's notifications (ISO 639-1; English where a template has no translation).",
+)
+
+# Reminder kinds and their lead times (days before the date concerned); a document type may have its
+# own ("documentExpiry.passport"), else "documentExpiry" applies.
+REMINDER_KINDS = ("documentExpiry", "certificateExpiry", "vettingExpiry", "passportValidity")
+_REMINDER_KEYS = frozenset(REMINDER_KINDS) | {f"documentExpiry.{kind.value}" for kind in DocumentType}
+
+
+def _reminder_keys(value: dict[str, list[int]]) -> dict[str, list[int]]:
+    unknown = sorted(set(value) - _REMINDER_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown reminder {unknown[0]!r}; known: {', '.join(REMINDER_KINDS)}, documentExpiry.<type>"
+        )
+    for key, days in value.items():
+        if len(set(days)) != len(days):
+            raise ValueError(f"{key}: each lead time once")
+    return {key: sorted(days, reverse=True) for key, days in value.items()}
+
+
+REMINDER_LEAD_DAYS = KnownSetting(
+    "notifications.reminderLeadDays",
+    Annotated[
+        dict[str, Annotated[list[Annotated[int, Field(ge=0, le=730)]], Field(min_length=0, max_length=6)]],
+        AfterValidator(_reminder_keys),
+    ],
+    {
+        "documentExpiry": [60, 30, 7],
+        "certificateExpiry": [90, 30],
+        "vettingExpiry": [30, 7],
+        "passportValidity": [180, 90],
+    },
+    "Days before a document, certificate or vetting check expires (or a passport stops being valid long "
+    "enough for an upcoming placement) that a reminder is sent; per document type as documentExpiry.<type>.",
+)
+
 KNOWN: dict[str, KnownSetting] = {
     s.key: s
-    for s in (REQUIRE_TWO_FACTOR, REQUIRED_VETTING_CHECKS, PASSPORT_VALIDITY_MONTHS, INVITATION_VALIDITY_DAYS)
+    for s in (
+        REQUIRE_TWO_FACTOR,
+        REQUIRED_VETTING_CHECKS,
+        PASSPORT_VALIDITY_MONTHS,
+        INVITATION_VALIDITY_DAYS,
+        NOTIFICATION_SENDER_NAME,
+        NOTIFICATION_REPLY_TO,
+        NOTIFICATION_LANGUAGE,
+        REMINDER_LEAD_DAYS,
+    )
 }
 
 

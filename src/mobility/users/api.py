@@ -43,10 +43,17 @@ async def list_users(session: DbSession, params: Annotated[UserListParams, Query
     dependencies=[require("users:create")],
     responses=problem_responses(409),
 )
-async def invite_user(body: UserInvite, session: DbSession):
-    """A pending invitation, the same whether the address has an account elsewhere or not. The person
-    joins when they accept it (a new account: with the link that reaches only them)."""
-    invited = await service.invite(session, email=str(body.email), name=body.name, role_id=body.role_id)
+async def invite_user(body: UserInvite, request: Request, session: DbSession):
+    """A pending invitation, the same whether the address has an account elsewhere or not, e-mailed to
+    the address. The person joins when they accept it (a new account: with the link that reaches only
+    them)."""
+    invited = await service.invite(
+        session,
+        email=str(body.email),
+        name=body.name,
+        role_id=body.role_id,
+        public_url=request.app.state.settings.public_url,
+    )
     return invited.view
 
 

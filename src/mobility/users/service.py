@@ -35,9 +35,10 @@ from sqlalchemy.orm import aliased
 from mobility.auth.activity import record_activity
 from mobility.auth.credentials import hash_token, normalise_email
 from mobility.auth.sessions import revoke_all_sessions
-from mobility.auth.two_factor import clear_two_factor
+from mobility.auth.two_factor import clear_two_factor, notify_two_factor_off
 from mobility.authz.permissions import MATRIX, SystemRole
 from mobility.core import audit, global_keys, security
+from mobility.core.config import get_settings
 from mobility.core.db import lock_for_transaction
 from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from mobility.core.models import new_id, utcnow
@@ -51,6 +52,7 @@ from mobility.core.scope import (
     require_scope,
     tenant_view,
 )
+from mobility.notifications import service as notifications
 from mobility.roles import service as roles_service
 from mobility.roles.models import Role
 from mobility.settings import service as settings_service
@@ -426,14 +428,21 @@ def new_invitation_token(invitation: UserInvitation) -> str:
     return token
 
 
-async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.UUID) -> Invited:
+async def invite(
+    session: AsyncSession, *, email: str, name: str, role_id: uuid.UUID, public_url: str | None = None
+) -> Invited:
     """Invite `email` to the current tenant with a role: a pending invitation, whatever the address.
 
     No account yet: the account is made (invited, no password, this its primary tenant) and the
     invitation carries the token that sets its first password. An account exists, in any status: the
     invitation waits for its owner (/me/invitations), and the account is not touched. Either way the
     answer is the same pending invitation. An expired or declined invitation of this tenant to the same
-    account is renewed; a pending one is a 409, as is a membership here already."""
+    account is renewed (with a fresh token if it carries one); a pending one is a 409, as is a
+    membership here already.
+
+    The invitation is e-mailed to the typed address (queued with it, mobility.notifications): with
+    the link that sets the first password when it carries a token, else a link to log in and answer
+    it. Either way one e-mail to the address the Admin typed: the tenant's outbox says no more."""
     scope = require_scope(session)
     email = normalise_email(email)
     role = await _grantable_role(session, scope, role_id)
@@ -482,6 +491,8 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
         invitation = previous
         invitation.role_id, invitation.email, invitation.name = role.id, email, name
         invitation.expires_at, invitation.declined_at = expires_at, None
+        if invitation.token_hash is not None:
+            token = new_invitation_token(invitation)  # the earlier e-mail's link stops working
     else:
         invitation = UserInvitation(
             user_id=user.id, role_id=role.id, email=email, name=name, expires_at=expires_at
@@ -490,7 +501,32 @@ async def invite(session: AsyncSession, *, email: str, name: str, role_id: uuid.
             token = new_invitation_token(invitation)
         session.add(invitation)
     await audit.flush_as(session, "user.invite", conflict=f"{email} was invited meanwhile.")
+    await _email_invitation(session, invitation, role, token, public_url)
     return Invited(InvitationView(invitation, role), token)
+
+
+async def _email_invitation(
+    session: AsyncSession, invitation: UserInvitation, role: Role, token: str | None, public_url: str | None
+) -> None:
+    base = (public_url or get_settings().public_url).rstrip("/")
+    # The token in the fragment: browsers never send it to a server (nor to access logs).
+    link = f"{base}/accept-invitation#token={token}" if token else f"{base}/invitations"
+    tenant_name = (
+        await session.execute(select(Tenant.name).where(Tenant.id.in_([invitation.tenant_id])))
+    ).scalar_one()
+    await notifications.notify(
+        session,
+        "account.invitation",
+        {
+            "tenant_name": tenant_name,
+            "role_name": role.name,
+            "link": link,
+            "expires_at": invitation.expires_at,
+        },
+        recipient_email=invitation.email,
+        channels=(notifications.EMAIL,),
+        tenant_id=invitation.tenant_id,
+    )
 
 
 async def list_invitations(
@@ -630,6 +666,16 @@ async def _join(
         is_primary=not any(primary for _, primary in existing),
     )
     session.add(membership)
+    tenant_name = (
+        await session.execute(select(Tenant.name).where(Tenant.id.in_([invitation.tenant_id])))
+    ).scalar_one()
+    await notifications.notify(
+        session,
+        "security.membership_added",
+        {"tenant_name": tenant_name, "role_name": role.name},
+        recipient_id=user.id,
+        tenant_id=invitation.tenant_id,
+    )
     invitation.accepted_at = now
     if membership.is_primary:
         user.tenant_id = invitation.tenant_id
@@ -774,12 +820,15 @@ async def reset_two_factor(session: AsyncSession, user_id: uuid.UUID) -> Member:
     _ensure_may_manage(scope, member)
     await _ensure_account_here_only(session, scope, member)
     user = member.user
+    was_on = user.two_factor_enabled
     clear_two_factor(user)
     if session.is_modified(user):
         _touch(scope, user)
         await audit.flush_as(
             session, "user.reset_2fa", conflict="The account changed meanwhile.", reread=(user,)
         )
+    if was_on:
+        await notify_two_factor_off(session, user, scope.ip_address)
     await _end_sessions(session, scope, member, "two_factor_reset")
     return member
 
@@ -985,3 +1034,25 @@ async def issue_invitation_link(session: AsyncSession, *, email: str, tenant_cod
     invitation.expires_at = await _invitation_expiry(session, invitation.tenant_id)
     await audit.flush_as(session, "invitation.renew_token", conflict="The invitation changed meanwhile.")
     return token
+
+
+async def active_admins(session: AsyncSession, tenant_ids: set[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """Under the system scope: each tenant's active Admins (whom reminders and notices about the tenant go to)."""
+    if not tenant_ids:
+        return {}
+    rows = await session.execute(
+        select(UserTenant.tenant_id, UserTenant.user_id)
+        .join(Role, Role.id == UserTenant.role_id)
+        .join(User, User.id == UserTenant.user_id)
+        .where(
+            UserTenant.tenant_id.in_(tenant_ids),
+            Role.name == SystemRole.admin.value,
+            Role.system_role,
+            UserTenant.status == "active",
+            User.status == "active",
+        )
+    )
+    admins: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for tenant_id, user_id in rows.all():
+        admins.setdefault(tenant_id, set()).add(user_id)
+    return admins
