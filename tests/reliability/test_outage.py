@@ -194,3 +194,40 @@ async def test_an_app_started_while_the_database_is_down_answers_503_then_serves
     assert health.status_code == 503
     assert after["write"].status_code == 200 and after["upsert"].status_code == 200
     assert _problems(caplog) == []
+
+
+async def test_a_second_outage_soon_after_the_first_is_logged_as_its_own_episode(
+    backend, migrated_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refusals just after recovery (pooled connections that died with the database) belong to the
+    episode that ended; a database that goes down again soon after is a new outage: two lines each."""
+    url = migrated_database_url
+    world = await make_world(url)
+    pg = make_url(url)
+    proxy = await CuttableProxy(pg.host, pg.port).start()
+    caplog.set_level(logging.INFO)
+    try:
+        async with api_client(
+            url, app_database_url=_through(proxy, app_role_url(url)), database_connect_timeout=2
+        ) as client:
+            for episode in (1, 2):
+                await _requests(client, world)
+                await proxy.cut()
+                for response in (await _requests(client, world)).values():
+                    _unavailable(response)
+                await asyncio.sleep(1.5)  # the probe finds a fresh connection refused too
+                await proxy.restore()
+                await _until_served(client, world)
+                for _ in range(50):  # the closing line comes from the probe, once a second
+                    if sum("available again" in line for line in _outage_lines(caplog)) == episode:
+                        break
+                    await asyncio.sleep(0.1)
+    finally:
+        await proxy.close()
+    lines = _outage_lines(caplog)
+    assert [line.split(" (")[0].split(" after")[0] for line in lines] == [
+        "database unavailable",
+        "database available again",
+        "database unavailable",
+        "database available again",
+    ], lines

@@ -386,18 +386,25 @@ class OutageLog:
             return
         now = time.monotonic()
         settling = self._back_at is not None and now - self._back_at < self.SETTLING
+        self._since, self.refused = now, 1
         if not settling:
-            self._since, self.refused = now, 1
             logger.warning("database unavailable (%s); answering 503 until it is back", _summary(exc))
-        self._probe = asyncio.get_running_loop().create_task(self._wait_until_back(quiet=settling))
+        self._probe = asyncio.get_running_loop().create_task(
+            self._wait_until_back(quiet=settling, cause=_summary(exc))
+        )
 
-    async def _wait_until_back(self, *, quiet: bool = False) -> None:
+    async def _wait_until_back(self, *, quiet: bool = False, cause: str = "") -> None:
         while True:
             await asyncio.sleep(self.PROBE_INTERVAL)
             try:
                 async with self._engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
-            except Exception:  # noqa: S112 (still down: the one line was logged)
+            except Exception:  # still down: the one line was logged
+                if quiet:
+                    # A fresh connection fails too: not pooled connections left over from the last
+                    # episode but a new outage, which gets its own line.
+                    quiet = False
+                    logger.warning("database unavailable (%s); answering 503 until it is back", cause)
                 continue
             break
         if not quiet:
