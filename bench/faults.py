@@ -175,6 +175,8 @@ class Call:
     started: float  # seconds since the load began
     seconds: float
     status: int | None  # None: no answer (connection error or timeout)
+    # A 503 in the app's shape (problem+json with Retry-After), not a server's plain refusal.
+    problem: bool = False
 
 
 @dataclass
@@ -206,7 +208,11 @@ async def load(base: str, workers: list[dict], seconds: float, t0: float, calls:
             status = response.status_code
         except httpx.HTTPError:
             response, status = None, None
-        calls.append(Call(kind, started - t0, time.monotonic() - started, status))
+        problem = response is not None and (
+            response.headers.get("content-type", "").startswith("application/problem+json")
+            and "retry-after" in response.headers
+        )
+        calls.append(Call(kind, started - t0, time.monotonic() - started, status, problem))
         return response
 
     async def reader(client: httpx.AsyncClient, worker: dict) -> None:
@@ -312,6 +318,7 @@ def per_phase(calls: list[Call], schedule: Schedule) -> dict[str, dict]:
             "requests": len(mine),
             "2xx": sum(1 for c in mine if c.status is not None and 200 <= c.status < 300),
             "503": sum(1 for c in mine if c.status == 503),
+            "503_not_problem": sum(1 for c in mine if c.status == 503 and not c.problem),
             "other_5xx": sum(1 for c in mine if c.status is not None and c.status >= 500 and c.status != 503),
             "4xx": sum(1 for c in mine if c.status is not None and 400 <= c.status < 500),
             "connection_errors": sum(1 for c in mine if c.status is None),
@@ -436,6 +443,8 @@ def verdict(table: dict, checks: dict, recovered: float | None, server_log: dict
     for phase, row in table.items():
         if row["other_5xx"]:
             missed.append(f"{row['other_5xx']} other 5xx while {phase}")
+        if row["503_not_problem"]:
+            missed.append(f"{row['503_not_problem']} 503 without problem+json and Retry-After while {phase}")
     if checks["acknowledged_missing"]:
         missed.append(f"{checks['acknowledged_missing']} acknowledged writes missing")
     if checks["partial"]:
