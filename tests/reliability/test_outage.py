@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
@@ -26,6 +29,18 @@ KEY = "placements.passportValidityMonths"
 
 def _through(proxy: CuttableProxy, url: str) -> str:
     return make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def _app_behind(proxy: CuttableProxy, url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as the app role, reaching PostgreSQL through `proxy` (closed afterwards)."""
+    try:
+        async with api_client(
+            url, app_database_url=_through(proxy, app_role_url(url)), database_connect_timeout=2
+        ) as client:
+            yield client
+    finally:
+        await proxy.close()
 
 
 async def _requests(client, world) -> dict[str, object]:
@@ -77,25 +92,20 @@ async def test_requests_while_the_database_is_down_are_503_and_service_resumes(
     pg = make_url(url)
     proxy = await CuttableProxy(pg.host, pg.port).start()
     caplog.set_level(logging.INFO)
-    try:
-        async with api_client(
-            url, app_database_url=_through(proxy, app_role_url(url)), database_connect_timeout=2
-        ) as client:
-            before = await _requests(client, world)
-            assert {name: r.status_code for name, r in before.items()} == {
-                "read": 200, "me": 200, "write": 200, "upsert": 200, "login": 401, "audit": 200,
-            }  # fmt: skip
-            await proxy.cut()  # pooled connections dropped, new ones refused
-            during = [await _requests(client, world) for _ in range(3)]
-            for responses in during:
-                for response in responses.values():
-                    _unavailable(response)
-            await proxy.restore()
-            await _until_served(client, world)
-            after = await _requests(client, world)
-            await _until_logged_back(caplog)
-    finally:
-        await proxy.close()
+    async with _app_behind(proxy, url) as client:
+        before = await _requests(client, world)
+        assert {name: r.status_code for name, r in before.items()} == {
+            "read": 200, "me": 200, "write": 200, "upsert": 200, "login": 401, "audit": 200,
+        }  # fmt: skip
+        await proxy.cut()  # pooled connections dropped, new ones refused
+        during = [await _requests(client, world) for _ in range(3)]
+        for responses in during:
+            for response in responses.values():
+                _unavailable(response)
+        await proxy.restore()
+        await _until_served(client, world)
+        after = await _requests(client, world)
+        await _until_logged_back(caplog)
     assert {name: r.status_code for name, r in after.items()} == {
         "read": 200, "me": 200, "write": 200, "upsert": 200, "login": 401, "audit": 200,
     }  # fmt: skip
@@ -137,21 +147,16 @@ async def test_a_database_restart_is_one_logged_episode_of_503s(
     pg = make_url(url)
     proxy = await CuttableProxy(pg.host, pg.port).start()
     caplog.set_level(logging.INFO)
-    try:
-        async with api_client(
-            url, app_database_url=_through(proxy, app_role_url(url)), database_connect_timeout=2
-        ) as client:
-            before = await _requests(client, world)
-            assert all(r.status_code in (200, 401) for r in before.values())
-            _terminate_app_backends(pg.database)
-            await proxy.starting()
-            during = [await _requests(client, world) for _ in range(3)]
-            await proxy.restore()
-            await _until_served(client, world)
-            after = await _requests(client, world)
-            await _until_logged_back(caplog)
-    finally:
-        await proxy.close()
+    async with _app_behind(proxy, url) as client:
+        before = await _requests(client, world)
+        assert all(r.status_code in (200, 401) for r in before.values())
+        _terminate_app_backends(pg.database)
+        await proxy.starting()
+        during = [await _requests(client, world) for _ in range(3)]
+        await proxy.restore()
+        await _until_served(client, world)
+        after = await _requests(client, world)
+        await _until_logged_back(caplog)
     for responses in during:
         for response in responses.values():
             _unavailable(response)
@@ -179,18 +184,13 @@ async def test_an_app_started_while_the_database_is_down_answers_503_then_serves
     pg = make_url(url)
     proxy = CuttableProxy(pg.host, pg.port)  # never started yet: nothing listens on its port
     caplog.set_level(logging.INFO)
-    try:
-        async with api_client(
-            url, app_database_url=_through(proxy, app_role_url(url)), database_connect_timeout=2
-        ) as client:
-            health = await client.get("/health")
-            for response in (await _requests(client, world)).values():
-                _unavailable(response)
-            await proxy.start()
-            await _until_served(client, world)
-            after = await _requests(client, world)
-    finally:
-        await proxy.close()
+    async with _app_behind(proxy, url) as client:
+        health = await client.get("/health")
+        for response in (await _requests(client, world)).values():
+            _unavailable(response)
+        await proxy.start()
+        await _until_served(client, world)
+        after = await _requests(client, world)
     assert health.status_code == 503
     assert after["write"].status_code == 200 and after["upsert"].status_code == 200
     assert _problems(caplog) == []
@@ -206,24 +206,19 @@ async def test_a_second_outage_soon_after_the_first_is_logged_as_its_own_episode
     pg = make_url(url)
     proxy = await CuttableProxy(pg.host, pg.port).start()
     caplog.set_level(logging.INFO)
-    try:
-        async with api_client(
-            url, app_database_url=_through(proxy, app_role_url(url)), database_connect_timeout=2
-        ) as client:
-            for episode in (1, 2):
-                await _requests(client, world)
-                await proxy.cut()
-                for response in (await _requests(client, world)).values():
-                    _unavailable(response)
-                await asyncio.sleep(1.5)  # the probe finds a fresh connection refused too
-                await proxy.restore()
-                await _until_served(client, world)
-                for _ in range(50):  # the closing line comes from the probe, once a second
-                    if sum("available again" in line for line in _outage_lines(caplog)) == episode:
-                        break
-                    await asyncio.sleep(0.1)
-    finally:
-        await proxy.close()
+    async with _app_behind(proxy, url) as client:
+        for episode in (1, 2):
+            await _requests(client, world)
+            await proxy.cut()
+            for response in (await _requests(client, world)).values():
+                _unavailable(response)
+            await asyncio.sleep(1.5)  # the probe finds a fresh connection refused too
+            await proxy.restore()
+            await _until_served(client, world)
+            for _ in range(50):  # the closing line comes from the probe, once a second
+                if sum("available again" in line for line in _outage_lines(caplog)) == episode:
+                    break
+                await asyncio.sleep(0.1)
     lines = _outage_lines(caplog)
     assert [line.split(" (")[0].split(" after")[0] for line in lines] == [
         "database unavailable",
