@@ -22,6 +22,7 @@ from mobility.core.openapi import document_api
 from mobility.core.requests import RequestIdMiddleware
 from mobility.core.routing import add_routes
 from mobility.core.storage import open_storage
+from mobility.documents.api import router as documents_router
 from mobility.health.api import router as health_router
 from mobility.notifications.api import router as notifications_router
 from mobility.roles.api import router as roles_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agents_router,
         brokers_router,
         candidates_router,
+        documents_router,
         notifications_router,
         webhooks_router,
         webhook_deliveries_router,

@@ -6,8 +6,9 @@ Alembic, the Prisma exporter and the tests read the schema from here.
 from mobility.agents.models import Agent, Broker
 from mobility.audit.models import ActivityLog, AuditLog, SystemAuditLog
 from mobility.auth.models import LoginThrottle, PasswordReset, Session
-from mobility.candidates.models import Candidate, CandidateDocument, CandidateReferenceCounter
+from mobility.candidates.models import Candidate, CandidateReferenceCounter
 from mobility.core.db import Base
+from mobility.documents.models import CandidateDocument
 from mobility.finance.models import Invoice, Payment
 from mobility.notifications.models import Notification, NotificationPreference
 from mobility.placements.models import Placement

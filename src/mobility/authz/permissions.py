@@ -139,6 +139,8 @@ MATRIX: dict[SystemRole, frozenset[str]] = {
     SystemRole.broker: _grant(
         (Resource.brokers, (R, U)),
         (Resource.candidates, (R, C, U)),
+        # Issue 12: partners upload their candidates' documents (never verify them).
+        (Resource.candidate_documents, (R, C)),
         (Resource.placements, (R, C, U)),
         (Resource.payments, (R,)),
         (Resource.notifications, (R, U)),
@@ -146,7 +148,9 @@ MATRIX: dict[SystemRole, frozenset[str]] = {
     # Tenant staff who match ready candidates to employers.
     SystemRole.recruiter: _grant(
         (Resource.candidates, (R, U)),
-        (Resource.candidate_documents, (R,)),
+        # They collect and check the documents a placement needs: upload, verify and reject (update);
+        # deleting a document is the Admin's.
+        (Resource.candidate_documents, (R, C, U)),
         (Resource.agents, (R,)),
         (Resource.brokers, (R,)),
         (Resource.courses, (R,)),

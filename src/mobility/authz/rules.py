@@ -74,8 +74,18 @@ def _own_enrollments(scope: Scope):
 
 def _by_candidate(entity, scope: Scope) -> ColumnElement[bool]:
     if _role(scope) in (SystemRole.trainer, SystemRole.broker):
-        # Documents and vetting results (passports, medical, police records) are not theirs to see:
-        # a Trainer sees courses and enrollments, a Broker candidates, placements and payments.
+        # Vetting results (identity, medical, police records) are not theirs to see: a Trainer sees
+        # courses and enrollments, a Broker candidates (and their documents), placements and payments.
+        return false()
+    candidates = _own_candidates(scope)
+    return true() if candidates is None else entity.candidate_id.in_(candidates)
+
+
+def _documents(entity, scope: Scope) -> ColumnElement[bool]:
+    """A document is visible exactly when its candidate is, except to a Trainer (courses, not
+    passports). A Broker uploads its candidates' documents (issue 12) and so sees them; their vetting
+    results stay out of its sight (`_by_candidate`)."""
+    if _role(scope) == SystemRole.trainer:
         return false()
     candidates = _own_candidates(scope)
     return true() if candidates is None else entity.candidate_id.in_(candidates)
@@ -249,7 +259,7 @@ def _nobody(entity, scope: Scope) -> ColumnElement[bool]:
 
 _RULES: dict[type, Rule] = {
     m.Candidate: _candidates,
-    m.CandidateDocument: _by_candidate,
+    m.CandidateDocument: _documents,
     m.VettingRecord: _by_candidate,
     m.Enrollment: _enrollments,
     m.AttendanceRecord: _by_enrollment,

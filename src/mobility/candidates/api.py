@@ -6,7 +6,7 @@ otherwise)."""
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from mobility.candidates import service
 from mobility.candidates.models import Candidate
@@ -21,7 +21,7 @@ from mobility.candidates.schemas import (
     StatusChange,
 )
 from mobility.core.auth import require
-from mobility.core.deps import DbSession
+from mobility.core.deps import DbSession, FileStore
 from mobility.core.openapi import problem_responses
 from mobility.core.pagination import Page
 from mobility.core.routing import ApiRoute
@@ -126,3 +126,18 @@ async def get_candidate_history(candidate_id: uuid.UUID, session: DbSession):
 async def list_possible_duplicates(candidate_id: uuid.UUID, session: DbSession):
     """Candidates with the same date of birth and a similar name (not refused; merge comes later)."""
     return await service.possible_duplicates_of(session, candidate_id)
+
+
+@router.delete(
+    "/candidates/{candidate_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    dependencies=[require("candidates:delete")],
+    responses=problem_responses(409),
+)
+async def delete_candidate(candidate_id: uuid.UUID, session: DbSession, storage: FileStore):
+    """Admin: delete a candidate with its documents (their files once the deletion is committed) and
+    vetting records. 409 `candidate_in_use` while enrollments, placements, payments or invoices refer
+    to it (`references` counts them): withdraw the candidate instead."""
+    await service.delete_candidate(session, storage, candidate_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,8 +1,9 @@
-"""Candidates (workers preparing for overseas employment) and their documents."""
+"""Candidates (workers preparing for overseas employment). Their documents are the documents domain's
+(mobility/documents/models.py)."""
 
 import enum
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
@@ -14,7 +15,6 @@ from mobility.core.models import (
     CountryCode,
     JSONType,
     TenantScopedMixin,
-    UTCDateTime,
     db_enum,
     same_tenant_fk,
     tenant_table_args,
@@ -41,27 +41,6 @@ class Gender(enum.StrEnum):
     male = "male"
     other = "other"
     undisclosed = "undisclosed"
-
-
-class DocumentType(enum.StrEnum):
-    passport = "passport"
-    national_id = "national_id"
-    birth_certificate = "birth_certificate"
-    police_clearance = "police_clearance"
-    medical = "medical"
-    visa = "visa"
-    contract = "contract"
-    certificate = "certificate"
-    photo = "photo"
-    cv = "cv"
-    reference = "reference"
-    other = "other"
-
-
-class DocumentStatus(enum.StrEnum):
-    pending = "pending"
-    verified = "verified"
-    rejected = "rejected"
 
 
 class Candidate(TenantScopedMixin, Base):
@@ -149,32 +128,16 @@ class CandidateReferenceCounter(TenantScopedMixin, Base):
     last_number: Mapped[int] = mapped_column("lastNumber", BigInteger)
 
 
-class CandidateDocument(TenantScopedMixin, Base):
-    """An uploaded file; deleting the candidate deletes these rows (and the service, the files)."""
+# Kept importable from here for the modules written before the documents domain had its own package;
+# new code imports them from mobility.documents.models.
+from mobility.documents.models import CandidateDocument, DocumentStatus, DocumentType  # noqa: E402
 
-    __tablename__ = "candidate_documents"
-    __table_args__ = tenant_table_args(
-        same_tenant_fk("candidateId", "candidates", ondelete="CASCADE"),
-        Index(None, "tenantId", "candidateId", "type"),
-        Index(None, "tenantId", "expiresOn"),
-    )
-
-    candidate_id: Mapped[uuid.UUID] = mapped_column("candidateId", Uuid)
-    type: Mapped[DocumentType] = mapped_column(db_enum(DocumentType))
-    file_name: Mapped[str] = mapped_column("fileName", String(255))
-    content_type: Mapped[str] = mapped_column("contentType", String(127))
-    size_bytes: Mapped[int] = mapped_column("sizeBytes", BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    # Where the file lives in the document store (never a client-supplied path).
-    storage_key: Mapped[str] = mapped_column("storageKey", String(512))
-    document_number: Mapped[str | None] = mapped_column("documentNumber", String(64))
-    issued_on: Mapped[date | None] = mapped_column("issuedOn", Date)
-    expires_on: Mapped[date | None] = mapped_column("expiresOn", Date)
-    status: Mapped[DocumentStatus] = mapped_column(
-        db_enum(DocumentStatus), default=DocumentStatus.pending, server_default="pending"
-    )
-    verified_by: Mapped[uuid.UUID | None] = mapped_column(
-        "verifiedBy", Uuid, ForeignKey("users.id", ondelete="SET NULL")
-    )
-    verified_at: Mapped[datetime | None] = mapped_column("verifiedAt", UTCDateTime())
-    notes: Mapped[str | None] = mapped_column(Text)
+__all__ = [
+    "Candidate",
+    "CandidateDocument",
+    "CandidateReferenceCounter",
+    "CandidateStatus",
+    "DocumentStatus",
+    "DocumentType",
+    "Gender",
+]

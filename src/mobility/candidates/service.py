@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +43,7 @@ from mobility.audit.models import AuditLog
 from mobility.authz.permissions import SystemRole
 from mobility.candidates import duplicates, pipeline
 from mobility.candidates.models import Candidate, CandidateReferenceCounter, CandidateStatus
-from mobility.candidates.profile import normalise_national_id, normalise_passport_number
+from mobility.candidates.profile import PassportExpiry, normalise_national_id, normalise_passport_number
 from mobility.candidates.reference import format_reference, parse_reference
 from mobility.candidates.schemas import (
     CandidateCreate,
@@ -66,7 +66,12 @@ from mobility.core.pagination import (
     time_key,
 )
 from mobility.core.scope import Scope, across_tenants, get_visible, require_scope
+from mobility.core.storage import FileStorage
+from mobility.finance.models import Invoice, Payment
+from mobility.placements.models import Placement
 from mobility.tenants.models import Tenant
+from mobility.training.models import Enrollment
+from mobility.vetting.models import VettingRecord
 
 CANDIDATE_SORT_KEYS = {"name": text_key(Candidate.last_name), "createdAt": time_key(Candidate.created_at)}
 SEARCH_NAME_LENGTH = 600
@@ -323,6 +328,96 @@ async def update_candidate(
     return candidate
 
 
+async def record_passport(
+    session: AsyncSession,
+    candidate: Candidate,
+    *,
+    number: str | None,
+    expiry: date | None,
+    number_field: str = "passportNumber",
+    expiry_field: str = "passportExpiry",
+    action: str = "candidate.passport",
+) -> Candidate:
+    """A passport's number and expiry (from an uploaded passport document) onto the candidate's passport
+    fields, whoever uploads it (a candidate may not edit these fields, but may send their passport): the
+    number normalised and the expiry in range as on the profile (422 naming `number_field` /
+    `expiry_field`), the duplicate keys kept and checked (409 as on an edit), the change audited as
+    `action`. A new number without an expiry clears the old passport's expiry (it was another
+    passport's); an expiry alone needs a number on record."""
+    if number is not None:
+        try:
+            number = normalise_passport_number(number)
+        except ValueError as exc:
+            raise InvalidInput(f"{number_field}: {exc}.", field=number_field) from None
+    if expiry is not None:
+        try:
+            TypeAdapter(PassportExpiry).validate_python(expiry)
+        except ValidationError as exc:
+            raise InvalidInput(f"{expiry_field}: {exc.errors()[0]['msg']}.", field=expiry_field) from None
+    if number is not None and number != candidate.passport_number:
+        candidate.passport_number, candidate.passport_expiry = number, expiry
+    elif expiry is not None:
+        if candidate.passport_number is None:
+            raise InvalidInput(
+                f"A passport's expiry needs its number: send {number_field} too.", field=number_field
+            )
+        candidate.passport_expiry = expiry
+    _refresh_keys(candidate)
+    await _ensure_no_duplicate(session, candidate)
+    await audit.flush_as(session, action, conflict="The candidate is registered already.")
+    return candidate
+
+
+# --- deleting -----------------------------------------------------------------------------------
+
+
+class CandidateInUse(Conflict):
+    code, title = "candidate_in_use", "The candidate's records are in use"
+
+
+# What a candidate's deletion refuses to take with it: training, placements and money (their trail
+# outlives the person's file; certificates are verified publicly).
+KEPT_ON_DELETION: dict[str, type] = {
+    "enrollments": Enrollment,
+    "placements": Placement,
+    "payments": Payment,
+    "invoices": Invoice,
+}
+
+
+async def delete_candidate(session: AsyncSession, storage: FileStorage, candidate_id: uuid.UUID) -> None:
+    """Delete a candidate (a mistaken or withdrawn registration) with what hangs off it alone: its
+    documents (rows now, stored files once the transaction commits, a file shared by content kept
+    while another row names it) and its vetting records, each row in the audit trail. Refused (409
+    `candidate_in_use`, listing what and how many) while enrollments, placements, payments or invoices
+    refer to it: those records outlive the file."""
+    # Imported here: the documents service imports this one (a passport document updates the candidate).
+    from mobility.documents import service as documents_service
+
+    candidate = await get_visible(session, Candidate, candidate_id)
+    in_use = {}
+    for name, model in KEPT_ON_DELETION.items():
+        count = await session.scalar(
+            select(func.count()).select_from(model).where(model.candidate_id == candidate.id)
+        )
+        if count:
+            in_use[name] = count
+    if in_use:
+        listed = ", ".join(f"{name} ({count})" for name, count in in_use.items())
+        raise CandidateInUse(
+            f"The candidate {candidate.reference_number} has {listed}: it cannot be deleted. Withdraw it "
+            "instead.",
+            references=in_use,
+        )
+    await documents_service.delete_documents_of(session, storage, candidate)
+    for record in (
+        await session.execute(select(VettingRecord).where(VettingRecord.candidate_id == candidate.id))
+    ).scalars():
+        await session.delete(record)
+    await session.delete(candidate)
+    await audit.flush_as(session, "candidate.delete", conflict="The candidate was changed meanwhile.")
+
+
 # --- the pipeline -------------------------------------------------------------------------------
 
 
@@ -567,11 +662,13 @@ __all__ = [
     "Registered",
     "change_status",
     "create_candidate",
+    "delete_candidate",
     "get_candidate",
     "history",
     "list_candidates",
     "manual_status_change",
     "possible_duplicates",
     "possible_duplicates_of",
+    "record_passport",
     "update_candidate",
 ]

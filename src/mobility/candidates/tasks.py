@@ -62,6 +62,8 @@ async def document_expiry_reminders(session: AsyncSession, context: JobContext) 
                 CandidateDocument.expires_on >= today,
                 CandidateDocument.expires_on <= today + timedelta(days=horizon),
                 CandidateDocument.status != DocumentStatus.rejected,
+                # Only the current version counts: a superseded passport gets no reminder.
+                CandidateDocument.superseded_at.is_(None),
             )
         )
     ).all()
@@ -77,9 +79,7 @@ async def document_expiry_reminders(session: AsyncSession, context: JobContext) 
     documents = queued = 0
     for document, candidate in rows:
         tenant_leads = leads.get(document.tenant_id, setting.default)
-        lead_days = tenant_leads.get(
-            f"documentExpiry.{document.type.value}", tenant_leads.get("documentExpiry", [])
-        )
+        lead_days = settings_service.document_lead_days(tenant_leads, document.type.value)
         days_left = (document.expires_on - today).days
         lead = bucket(days_left, lead_days)
         if lead is None:

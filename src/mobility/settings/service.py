@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobility.candidates.models import DocumentType
 from mobility.core import audit
 from mobility.core.errors import InvalidInput, NotFound
 from mobility.core.scope import Scope, TenancyViolation, require_scope
+from mobility.documents.models import DocumentType
 from mobility.settings.models import Setting
 from mobility.vetting.models import VettingCheckType
 
@@ -108,13 +108,34 @@ REMINDER_LEAD_DAYS = KnownSetting(
     ],
     {
         "documentExpiry": [60, 30, 7],
+        # Renewing a passport takes months (and a placement needs months of validity left); a medical
+        # is redone in weeks; a police clearance takes a month or two to be issued.
+        "documentExpiry.passport": [180, 90, 30],
+        "documentExpiry.police_clearance": [60, 30, 7],
+        "documentExpiry.medical": [30, 7],
         "certificateExpiry": [90, 30],
         "vettingExpiry": [30, 7],
         "passportValidity": [180, 90],
     },
     "Days before a document, certificate or vetting check expires (or a passport stops being valid long "
-    "enough for an upcoming placement) that a reminder is sent; per document type as documentExpiry.<type>.",
+    "enough for an upcoming placement) that a reminder is sent; per document type as documentExpiry.<type>. "
+    "A document type's longest lead time is also how far ahead GET /documents/expiring looks for it.",
 )
+
+
+def document_lead_days(lead_days: dict[str, list[int]], document_type: str) -> list[int]:
+    """The lead times of a document type (largest first) in a tenant's `notifications.reminderLeadDays`:
+    its own ("documentExpiry.<type>"), else the tenant's "documentExpiry", else the default's for the
+    type, else the default's "documentExpiry". The one reading of the setting for the expiry reminders
+    and the expiring-documents list."""
+    default = REMINDER_LEAD_DAYS.default
+    own = f"documentExpiry.{document_type}"
+    for values in (lead_days, default):
+        for key in (own, "documentExpiry"):
+            if key in values:
+                return sorted(values[key], reverse=True)
+    return []
+
 
 KNOWN: dict[str, KnownSetting] = {
     s.key: s
