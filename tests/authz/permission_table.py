@@ -34,6 +34,13 @@ Choices where the design is silent (write down why when adding one):
   partner may only withdraw its own candidate (other moves: 403 `status_change_not_allowed`, an
   object rule), a Candidate none (403 `forbidden`). The history and likely duplicates are read with
   `candidates:read`, among the candidates the caller sees.
+- Candidates' documents (issue 12): a Candidate uploads their own, an Agent or Broker its candidates'
+  (`candidate_documents:create`), and each reads what they may see (a document is visible exactly when
+  its candidate is; never to a Trainer). Verifying and rejecting are staff's (`candidate_documents:update`:
+  Admins and Recruiters, who collect and check what a placement needs); deleting a document or a
+  candidate is the Admin's (`candidate_documents:delete`, `candidates:delete`). The expiring-documents
+  list is staff's: partners and candidates hold `candidate_documents:read` but are refused there
+  (403 `forbidden`); a custom role is staff.
 - Webhook endpoints hold the tenant's signing secrets and send its data out: the tenant's Admins (and
   the System Admin) only (issue 13). Rotating a secret, a test event and a replay change what is sent:
   `webhooks:update`.
@@ -199,6 +206,15 @@ TABLE = """
 | POST   /api/v1/candidates/{candidate_id}/status       | candidates:update | y  | y  | -  | -  | y  | y  | y  | -      | row rules        |
 | GET    /api/v1/candidates/{candidate_id}/history      | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
 | GET    /api/v1/candidates/{candidate_id}/possible-duplicates | candidates:read | y | y | y | y | y | y | y | - | row rules |
+| DELETE /api/v1/candidates/{candidate_id}              | candidates:delete | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
+| POST   /api/v1/candidates/{candidate_id}/documents    | candidate_documents:create | y | y | - | y | y | y | y | - | row rules  |
+| GET    /api/v1/candidates/{candidate_id}/documents    | candidate_documents:read   | y | y | - | y | y | y | y | - | row rules  |
+| GET    /api/v1/documents/expiring                     | candidate_documents:read   | y | y | - | - | - | - | y | - | row rules  |
+| GET    /api/v1/documents/{document_id}                | candidate_documents:read   | y | y | - | y | y | y | y | - | row rules  |
+| GET    /api/v1/documents/{document_id}/download       | candidate_documents:read   | y | y | - | y | y | y | y | - | row rules  |
+| POST   /api/v1/documents/{document_id}/verify         | candidate_documents:update | y | y | - | - | - | - | y | - | row rules  |
+| POST   /api/v1/documents/{document_id}/reject         | candidate_documents:update | y | y | - | - | - | - | y | - | row rules  |
+| DELETE /api/v1/documents/{document_id}                | candidate_documents:delete | y | y | - | - | - | - | - | - | row rules  |
 """
 
 

@@ -39,14 +39,16 @@ HANGS_OFF_A_CANDIDATE = {
     m.Certificate,
 }
 MONEY_AND_PLACEMENT = {m.Placement, m.Payment, m.Invoice}
-# Passports, medical and police results: not for a candidate's broker or trainer.
+# Passports, medical and police results: not for a candidate's trainer. A broker uploads its candidates'
+# documents and sees them (issue 12), but not their vetting results.
 PERSONAL_RECORDS = {m.CandidateDocument, m.VettingRecord}
+VETTING_RESULTS = {m.VettingRecord}
 
 # The models whose rows of their own side each role sees; of every other model in the world, none.
 VISIBLE = {
     SystemRole.candidate: HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Course},
     SystemRole.agent: HANGS_OFF_A_CANDIDATE | MONEY_AND_PLACEMENT | {m.Agent},
-    SystemRole.broker: (HANGS_OFF_A_CANDIDATE - PERSONAL_RECORDS) | MONEY_AND_PLACEMENT | {m.Broker},
+    SystemRole.broker: (HANGS_OFF_A_CANDIDATE - VETTING_RESULTS) | MONEY_AND_PLACEMENT | {m.Broker},
     SystemRole.trainer: (HANGS_OFF_A_CANDIDATE - PERSONAL_RECORDS) | {m.Course},
 }
 # Personal rows: each login sees the one addressed to them; of the staff, only the tenant's Admin all.

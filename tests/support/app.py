@@ -9,8 +9,11 @@ logins).
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -35,14 +38,24 @@ async def api_client(
     kept as `client.address`."""
     if make_url(database_url).get_backend_name() == "postgresql":
         settings.setdefault("app_database_url", app_role_url(database_url))
+    # Uploaded files in a directory of the client's own (not the working directory's data/), unless the
+    # test chooses where (or S3).
+    own_files = None if "files_dir" in settings else tempfile.mkdtemp(prefix="mobility-files-")
+    if own_files is not None:
+        settings["files_dir"] = Path(own_files)
     app = create_app(Settings(database_url=database_url, **settings))
-    async with app.router.lifespan_context(app):
-        address = address or new_address()
-        # ASGITransport hands this to the app as request.client.
-        transport = httpx.ASGITransport(app=app, client=(address, 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            client.address = address  # type: ignore[attr-defined]
-            yield client
+    try:
+        async with app.router.lifespan_context(app):
+            address = address or new_address()
+            # ASGITransport hands this to the app as request.client.
+            transport = httpx.ASGITransport(app=app, client=(address, 50000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                client.address = address  # type: ignore[attr-defined]
+                client.app = app  # type: ignore[attr-defined]  (its storage: app.state.storage)
+                yield client
+    finally:
+        if own_files is not None:
+            shutil.rmtree(own_files, ignore_errors=True)
 
 
 async def login(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobility.core.schemas import InputModel
 from mobility.tenants.models import Tenant
 from mobility.users.models import User
+from tests.support import sample_files
 from tests.support.rows import RowBuilder, model_of_table
 from tests.support.sessions import system_session
 
@@ -85,6 +86,9 @@ class Route(Operation):
     body: type[BaseModel] | None
     path_params: tuple[str, ...]
     authenticated: bool = field(default=True)
+    # An upload: the route reads a multipart/form-data body itself (documented in its openapi_extra),
+    # this JSON schema of the form's fields, the file's among them.
+    form: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def id_params(self) -> tuple[str, ...]:
@@ -131,9 +135,16 @@ def app_routes(app: FastAPI) -> list[Route]:
                     body=body if isinstance(body, type) and issubclass(body, BaseModel) else None,
                     path_params=tuple(re.findall(r"{(\w+)(?::\w+)?}", path)),
                     authenticated=_authenticates(dependant) if dependant else False,
+                    form=_multipart_form(route),
                 )
             )
     return found
+
+
+def _multipart_form(route) -> dict[str, Any] | None:
+    extra = getattr(route, "openapi_extra", None) or {}
+    content = extra.get("requestBody", {}).get("content", {})
+    return content.get("multipart/form-data", {}).get("schema")
 
 
 # --- path parameters ----------------------------------------------------------------------------
@@ -261,6 +272,31 @@ async def _value(name: str, annotation: Any, metadata: list[Any], value_of) -> A
             shortest = next((item.min_length for item in metadata if isinstance(item, MinLen)), 1)
             return _unique()[: max(longest, shortest)]
     raise AssertionError(f"no generic value for the body field {name!r} ({annotation!r}): add it to BODIES")
+
+
+def form_for(route: Route) -> dict[str, Any]:
+    """An upload's generic multipart body, as httpx's `files` and `data`: a small real PDF for each
+    binary field, and the form's other required fields filled by their schema (an enum its first value,
+    text a unique string)."""
+    assert route.form is not None
+    files, data = {}, {}
+    for name in route.form.get("required", []):
+        schema = route.form["properties"][name]
+        if schema.get("format") == "binary":
+            files[name] = ("document.pdf", sample_files.pdf(), "application/pdf")
+        elif "enum" in schema:
+            data[name] = schema["enum"][0]
+        else:
+            data[name] = _unique()
+    return {"files": files, "data": data}
+
+
+async def request_body(route: Route, value_of: Callable[[str], Awaitable[Any]]) -> dict[str, Any]:
+    """The keyword arguments of `client.request` that carry the route's generic body: `json`, or for an
+    upload `files` and `data` (multipart/form-data)."""
+    if route.form is not None:
+        return form_for(route)
+    return {"json": await body_for(route, value_of)}
 
 
 def input_models() -> list[type[InputModel]]:
