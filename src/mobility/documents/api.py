@@ -182,10 +182,14 @@ async def get_document(document_id: uuid.UUID, session: DbSession):
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": "The file, as an attachment",
+            "description": "The file, as an attachment, in its own type (one of these; generic clients read "
+            "it as bytes, application/octet-stream)",
             "content": {
-                kind.content_type: {"schema": {"type": "string", "format": "binary"}}
-                for kind in uploads.ALLOWED
+                content_type: {"schema": {"type": "string", "format": "binary"}}
+                for content_type in (
+                    "application/octet-stream",
+                    *(kind.content_type for kind in uploads.ALLOWED),
+                )
             },
         }
     },
