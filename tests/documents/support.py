@@ -20,7 +20,15 @@ from mobility.documents import service
 from mobility.documents.models import CandidateDocument, DocumentType
 from mobility.documents.schemas import DocumentUpload
 from tests.support import sample_files
-from tests.support.factories import make_agent, make_broker, make_candidate, make_tenant, make_user
+from tests.support.factories import (
+    make_agent,
+    make_broker,
+    make_candidate,
+    make_course,
+    make_enrollment,
+    make_tenant,
+    make_user,
+)
 from tests.support.sessions import Db, scope_of, system_session
 from tests.support.storage import chunks_of
 
@@ -80,6 +88,9 @@ async def make_people(db: Db) -> People:
             date_of_birth=date(1995, 3, 4),
         )
         theirs = await make_candidate(session, tenant, agent_id=other_agent.id, nationality="FJ")
+        # The trainer teaches `mine`: they see the candidate, never its documents.
+        course = await make_course(session, tenant, trainer_id=logins[SystemRole.trainer].id)
+        await make_enrollment(session, course, mine)
 
     def scope(role: SystemRole, **linked) -> Scope:
         return scope_of(tenant.id, logins[role].id, role, **linked)

@@ -164,9 +164,11 @@ async def test_a_document_is_visible_exactly_when_its_candidate_is(db: Db, file_
         "broker": {mine.id},
         "candidate": {mine.id},
         "other_agent": {theirs.id},
-        "trainer": set(),  # courses, not passports
+        "trainer": set(),  # courses, not passports: not even of a candidate they teach
         "recruiter": {mine.id, theirs.id},
     }
+    async with db.acting(people.trainer) as session:
+        assert (await session.get(Candidate, people.mine)) is not None  # the candidate they teach
     for name, ids in expected.items():
         async with db.acting(getattr(people, name)) as session:
             seen = set((await session.execute(select(CandidateDocument.id))).scalars()) & {mine.id, theirs.id}
