@@ -18,7 +18,8 @@ documents). A file is removed only when nothing refers to it any more: the calle
 with `references`, an async callable `(session, key) -> bool` that answers whether any row still names
 `key`. It is asked in a fresh transaction of its own, after the end of the caller's (so it sees what
 was committed, the caller's rows included), under the system scope (it sees every row of every tenant
-and role: a reference that the caller's role cannot see still counts). The documents service's will be:
+and role: a reference that the caller's role cannot see still counts). The documents service's
+(documents/service.py `document_references`):
 
     async def document_references(session: AsyncSession, key: str) -> bool:
         return bool(await session.scalar(select(exists().where(CandidateDocument.storage_key == key))))
