@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -104,7 +105,7 @@ async def candidate_for_upload(session: AsyncSession, candidate_id: uuid.UUID) -
 async def store_file(
     session: AsyncSession,
     storage: FileStorage,
-    chunks,
+    chunks: AsyncIterable[bytes],
     *,
     client_name: str | None,
     settings: Settings,
