@@ -322,49 +322,54 @@ async def test_deleting_a_candidate_deletes_its_documents_and_their_files_after_
     people = await make_people(db)
     shared = unique_pdf()
     async with committed(db, people.admin) as session:
-        own = await upload(session, file_storage, people.mine, unique_pdf(), type=T.medical)
-        await upload(session, file_storage, people.mine, unique_pdf(), type=T.medical)  # supersedes `own`
-        mine_shared = await upload(session, file_storage, people.mine, shared, type=T.other)
-        theirs_shared = await upload(session, file_storage, people.theirs, shared, type=T.other)
+        own = await upload(session, file_storage, people.theirs, unique_pdf(), type=T.medical)
+        await upload(session, file_storage, people.theirs, unique_pdf(), type=T.medical)  # supersedes `own`
+        deleted_shared = await upload(session, file_storage, people.theirs, shared, type=T.other)
+        kept_shared = await upload(session, file_storage, people.mine, shared, type=T.other)
     async with system_session(db.url) as session:
         tenant = await session.get(Tenant, people.tenant_id)
-        vetting = await RowBuilder(session, tenant).build(VettingRecord, candidate_id=people.mine)
+        vetting = await RowBuilder(session, tenant).build(VettingRecord, candidate_id=people.theirs)
     async with db.acting(people.admin) as session:  # rolled back: everything stays
-        await candidates_service.delete_candidate(session, file_storage, people.mine)
-    assert len(await rows_of(db, people.mine)) == 3 and await file_storage.exists(own.storage_key)
+        await candidates_service.delete_candidate(session, file_storage, people.theirs)
+    assert len(await rows_of(db, people.theirs)) == 3 and await file_storage.exists(own.storage_key)
     async with committed(db, people.admin) as session:
-        await candidates_service.delete_candidate(session, file_storage, people.mine)
-    assert await get_row(db.url, Candidate, people.mine) is None
-    assert await rows_of(db, people.mine) == []
+        await candidates_service.delete_candidate(session, file_storage, people.theirs)
+    assert await get_row(db.url, Candidate, people.theirs) is None
+    assert await rows_of(db, people.theirs) == []
     assert await get_row(db.url, VettingRecord, vetting.id) is None
     # The other candidate's document names the shared bytes: that file stays, the rest are gone.
-    assert stored_names(file_storage) == {theirs_shared.storage_key} == {mine_shared.storage_key}
+    assert stored_names(file_storage) == {kept_shared.storage_key} == {deleted_shared.storage_key}
     async with system_session(db.url) as session:
         actions = set(
             (
                 await session.execute(
-                    select(AuditLog.action).where(AuditLog.entity_id.in_([people.mine, own.id, vetting.id]))
+                    select(AuditLog.action).where(AuditLog.entity_id.in_([people.theirs, own.id, vetting.id]))
                 )
             ).scalars()
         )
     assert {"candidate.delete", "document.delete"} <= actions
 
 
-async def test_a_candidate_with_placements_is_not_deleted(db: Db, file_storage) -> None:
+async def test_a_candidate_with_placements_or_enrollments_is_not_deleted(db: Db, file_storage) -> None:
     people = await make_people(db)
     async with system_session(db.url) as session:
         builder = RowBuilder(session, await session.get(Tenant, people.tenant_id))
-        await builder.build(Placement, candidate_id=people.mine)
-        await builder.build(Placement, candidate_id=people.mine)
+        await builder.build(Placement, candidate_id=people.theirs)
+        await builder.build(Placement, candidate_id=people.theirs)
     async with committed(db, people.admin) as session:
-        document = await upload(session, file_storage, people.mine)
+        document = await upload(session, file_storage, people.theirs)
     async with db.acting(people.admin) as session:
         with pytest.raises(CandidateInUse) as refused:
-            await candidates_service.delete_candidate(session, file_storage, people.mine)
+            await candidates_service.delete_candidate(session, file_storage, people.theirs)
     assert refused.value.extra["references"] == {"placements": 2}
     assert "placements (2)" in refused.value.detail
     assert await get_row(db.url, CandidateDocument, document.id) is not None
     assert await file_storage.exists(document.storage_key)
+    # `mine` is enrolled in the trainer's course: its training record outlives the file too.
+    async with db.acting(people.admin) as session:
+        with pytest.raises(CandidateInUse) as refused:
+            await candidates_service.delete_candidate(session, file_storage, people.mine)
+    assert refused.value.extra["references"] == {"enrollments": 1}
 
 
 # --- expiring --------------------------------------------------------------------------------------
