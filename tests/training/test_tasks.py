@@ -62,6 +62,14 @@ async def test_certificates_are_reminded_once_per_lead_time_bucket_edge_days_inc
         people = await make_people(session)
         set_setting(session, people.tenant, "notifications.reminderLeadDays", {"certificateExpiry": [30, 7]})
         sera = await their_candidate(session, people)
+        # The other tenant has a certificate expiring too: each tenant's people hear of their own only.
+        theirs = await make_candidate(session, people.other_tenant)
+        their_enrollment = await make_enrollment(
+            session, await make_course(session, people.other_tenant), theirs
+        )
+        their_certificate = await RowBuilder(session, people.other_tenant).build(
+            Certificate, enrollment_id=their_enrollment.id, issued_at=NOW, expires_at=at(7)
+        )
         withdrawn = await make_candidate(
             session, people.tenant, agent_id=people.agent.id, status=CandidateStatus.withdrawn
         )
@@ -98,8 +106,13 @@ async def test_certificates_are_reminded_once_per_lead_time_bucket_edge_days_inc
         for cert, lead in expected.items()
         if lead is not None
     }
-    # Neither the suspended Admin nor another tenant's Admin hears of them.
-    assert not await notifications_in(db.url, people.other_tenant)
+    # Neither the suspended Admin nor another tenant's Admin hears of them (and theirs only of their own,
+    # in the default buckets 90/30: that tenant set no lead times).
+    assert await queued(db.url, people.other_tenant, TEMPLATE) == {
+        f"certificate-expiry:{their_certificate.id}:{(TODAY + timedelta(days=7)).isoformat()}:30": to_each(
+            people.other_admin
+        )
+    }
     [one] = [
         row
         for row in await notifications_in(db.url, people.tenant, template=TEMPLATE)

@@ -123,12 +123,26 @@ async def test_checks_whose_expiry_has_come_lapse_audited_and_their_people_are_t
         for record, told in lapses.items()
         if told is not None
     }
-    payloads = {
-        row.payload["check_type"]: row.payload
+    notices = {  # record id -> what its Admin was told
+        row.dedupe_key.split(":")[1]: row.payload
         for row in await notifications_in(db.url, people.tenant, template=LAPSED)
         if row.recipient_id == people.admin.id
     }
-    assert payloads["police clearance"]["required"] is True
+    # Each told record: the required flag and whether its candidate is in the work-ready pool.
+    assert {
+        record.check_type.value: (
+            notices[str(record.id)]["required"],
+            notices[str(record.id)]["in_ready_pool"],
+        )
+        for record, told in lapses.items()
+        if told is not None and told[0] == "vetting"
+    } == {"police_clearance": (True, False)}
+    assert {
+        (notices[str(record.id)]["required"], notices[str(record.id)]["in_ready_pool"])
+        for record, told in lapses.items()
+        if told is not None and told[0] == "ready"
+    } == {(True, True), (False, True)}
+    payloads = {payload["check_type"]: payload for payload in notices.values()}
     assert payloads["skills"] == {
         "candidate_name": "Sera Tuilagi",
         "check_type": "skills",
