@@ -97,13 +97,15 @@ def test_secrets_are_encrypted_by_the_upgrade_and_given_back_by_the_downgrade(
             assert _rows(engine) == before
 
 
-def test_without_a_key_to_use_the_upgrade_changes_nothing(
+def test_without_a_key_to_use_the_upgrade_changes_nothing_unless_there_is_nothing_to_encrypt(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     # A configured database (not the embedded default), no MOBILITY_SECRET_KEY, no key file.
     monkeypatch.delenv("MOBILITY_SECRET_KEY", raising=False)
     monkeypatch.setenv("MOBILITY_DATA_DIR", str(tmp_path))
-    migrations.upgrade(empty_database_url, BEFORE)
+    # No endpoint stored: nothing to encrypt, no key needed either way.
+    migrations.upgrade(empty_database_url, AFTER)
+    migrations.downgrade(empty_database_url, BEFORE)
     with sync_engine(empty_database_url, foreign_keys=True) as engine:
         with engine.begin() as connection:
             _fill(connection)
