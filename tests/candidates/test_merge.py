@@ -19,7 +19,7 @@ from mobility.authz.permissions import SystemRole
 from mobility.candidates import merge, service
 from mobility.candidates.merge import FOLLOWING, MOVED, NOT_MOVED, MergeConflict, MergeNotAllowed
 from mobility.candidates.models import Candidate, CandidateStatus
-from mobility.candidates.schemas import CandidateListParams, CandidateUpdate
+from mobility.candidates.schemas import CandidateHistoryParams, CandidateListParams, CandidateUpdate
 from mobility.core.errors import InvalidInput, NotFound
 from mobility.core.scope import apply_to_database
 from mobility.models import metadata
@@ -45,6 +45,8 @@ from tests.support.sessions import Db, scope_of, system_session
 
 S = CandidateStatus
 DOB = date(1994, 7, 1)
+
+FIRST_PAGE = CandidateHistoryParams()  # oldest first, more entries than any test makes
 
 
 def _references_to(table: str) -> set[tuple[str, str]]:
@@ -401,7 +403,7 @@ async def test_a_tombstone_is_hidden_and_answers_with_the_survivor(world: World)
         for act in (
             service.update_candidate(session, duplicate.id, CandidateUpdate(first_name="X")),
             service.manual_status_change(session, duplicate.id, target=S.withdrawn, reason="Gone"),
-            service.history(session, duplicate.id),
+            service.history(session, duplicate.id, FIRST_PAGE),
             service.possible_duplicates_of(session, duplicate.id),
         ):
             with pytest.raises(service.CandidateMerged) as refused:
@@ -487,11 +489,15 @@ async def test_the_trail_records_the_whole_merge(world: World) -> None:
     assert (tomb.entity_id, tomb.after["mergedIntoId"]) == (duplicate.id, str(survivor.id))
 
     async with world.db.acting(world.staff()) as session:
-        history = await service.history(session, survivor.id)
+        history, _ = await service.history(session, survivor.id, FIRST_PAGE)
     actions = [(entry.candidate_id, entry.action) for entry in history]
     assert (survivor.id, "candidate.merge") in actions and (duplicate.id, "candidate.merged") in actions
     async with world.db.acting(world.staff()) as session:
-        shown = [e for e in await service.history(session, survivor.id) if e.action == "candidate.merge"]
+        shown = [
+            e
+            for e in (await service.history(session, survivor.id, FIRST_PAGE))[0]
+            if e.action == "candidate.merge"
+        ]
     assert shown[0].after["merge"]["duplicateId"] == str(duplicate.id)
 
 
@@ -500,7 +506,11 @@ async def test_the_merge_detail_is_staffs_in_the_history(world: World) -> None:
     duplicate = await world.candidate(agent_id=world.agent.id)
     await world.merge(survivor, duplicate)
     async with world.db.acting(world.as_agent()) as session:
-        [entry] = [e for e in await service.history(session, survivor.id) if e.action == "candidate.merge"]
+        [entry] = [
+            e
+            for e in (await service.history(session, survivor.id, FIRST_PAGE))[0]
+            if e.action == "candidate.merge"
+        ]
     assert "merge" not in (entry.after or {})
 
 

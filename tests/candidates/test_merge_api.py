@@ -84,7 +84,7 @@ async def test_merge_and_the_tombstones_answers(migrated_database_url: str) -> N
             answer = await call(client, method, path, admin, json=payload)
             assert problem(answer, 409, "candidate_merged")["survivorId"] == str(survivor.id), path
 
-        history = (await call(client, "GET", f"/candidates/{survivor.id}/history", admin)).json()
+        history = (await call(client, "GET", f"/candidates/{survivor.id}/history", admin)).json()["items"]
         [entry] = [item for item in history if item["action"] == "candidate.merge"]
         assert entry["candidateId"] == str(survivor.id)
         assert entry["after"]["merge"]["duplicateId"] == str(duplicate.id)

@@ -14,6 +14,7 @@ from mobility.candidates.schemas import (
     CandidateCreate,
     CandidateCreated,
     CandidateHistoryEntry,
+    CandidateHistoryParams,
     CandidateListParams,
     CandidateMergeRequest,
     CandidateMergeResult,
@@ -130,15 +131,20 @@ async def change_candidate_status(candidate_id: uuid.UUID, body: StatusChange, s
 
 @router.get(
     "/candidates/{candidate_id}/history",
-    response_model=list[CandidateHistoryEntry],
+    response_model=Page[CandidateHistoryEntry],
     dependencies=[require("candidates:read")],
     responses=problem_responses(409),
 )
-async def get_candidate_history(candidate_id: uuid.UUID, session: DbSession):
+async def get_candidate_history(
+    candidate_id: uuid.UUID, session: DbSession, params: Annotated[CandidateHistoryParams, Query()]
+):
     """Every registration, edit, status change and merge of the record, and of the records merged into
     it, oldest first, from the audit trail. 409 `candidate_merged` (with `survivorId`) for a record
-    merged into another: its history is in the survivor's."""
-    return await service.history(session, candidate_id)
+    merged into another: its history is in the survivor's. Keyset pages (`limit`, `cursor`)."""
+    entries, next_cursor = await service.history(session, candidate_id, params)
+    return Page[CandidateHistoryEntry](
+        items=[CandidateHistoryEntry.model_validate(entry) for entry in entries], next_cursor=next_cursor
+    )
 
 
 @router.get(

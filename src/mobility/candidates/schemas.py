@@ -226,6 +226,12 @@ class CandidateHistoryEntry(OutputModel):
     after: dict[str, Any] | None
 
 
+class CandidateHistoryParams(ListParams):
+    """Oldest first by default (`sort=createdAt`); `sort=-createdAt` for the newest first."""
+
+    sort: sort_by("createdAt") = Field(default=None, description="Default: createdAt")
+
+
 class CandidateListParams(ListParams):
     """Newest first by default; with `q` on PostgreSQL, best name match first unless `sort` is given."""
 

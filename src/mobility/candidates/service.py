@@ -77,7 +77,7 @@ from mobility.tenants.models import Tenant
 
 CANDIDATE_SORT_KEYS = {"name": text_key(Candidate.last_name), "createdAt": time_key(Candidate.created_at)}
 SEARCH_NAME_LENGTH = 600
-HISTORY_LIMIT = 500
+HISTORY_SORT_KEYS = {"createdAt": time_key(AuditLog.created_at)}
 # Trigram word similarity (0..1) a name must reach to match a search on PostgreSQL (pg_trgm's `<%`
 # operator, set for the transaction; its default 0.6 missed two swapped letters in a 5-letter surname,
 # "Tupuo" for Tupou: 0.5).
@@ -559,35 +559,37 @@ def _shown(values: dict[str, Any] | None, staff: bool) -> dict[str, Any] | None:
     return {key: value for key, value in values.items() if key not in hidden}
 
 
-async def history(session: AsyncSession, candidate_id: uuid.UUID) -> list[HistoryEntry]:
-    """Every change of the candidate's record in the audit trail, oldest first (at most HISTORY_LIMIT,
-    the newest ones): registration, each edit and each status change, with who and when; and those of
-    the records merged into it (that the caller may see), each entry naming its record."""
+async def history(
+    session: AsyncSession, candidate_id: uuid.UUID, params: PageParams
+) -> tuple[list[HistoryEntry], str | None]:
+    """Every change of the candidate's record in the audit trail, a keyset page at a time, oldest first
+    by default: registration, each edit and each status change, with who and when; and those of the
+    records merged into it (that the caller may see), each entry naming its record. An edit of
+    internal fields only is left out of a partner's or the candidate's page (which may then hold fewer
+    entries than `limit`)."""
     candidate = await get_candidate(session, candidate_id)
     staff = is_staff(session)
     merged = select(Candidate.id).where(Candidate.merged_into_id == candidate.id)
     records = [candidate.id, *(await session.execute(merged)).scalars()]
-    rows = (
-        (
-            await session.execute(
-                select(AuditLog)
-                .where(AuditLog.entity_type == Candidate.__tablename__, AuditLog.entity_id.in_(records))
-                .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
-                .limit(HISTORY_LIMIT)
-            )
-        )
-        .scalars()
-        .all()
+    rows, next_cursor = await paginate(
+        session,
+        select(AuditLog).where(
+            AuditLog.entity_type == Candidate.__tablename__, AuditLog.entity_id.in_(records)
+        ),
+        params=params,
+        sort_keys=HISTORY_SORT_KEYS,
+        default_sort="createdAt",
+        id_column=AuditLog.id,
     )
     entries = []
-    for row in reversed(rows):
+    for row in rows:
         before, after = _shown(row.before, staff), _shown(row.after, staff)
         if row.action.endswith(".update") and not after and not before:
             continue  # only internal fields changed
         entries.append(
             HistoryEntry(row.id, row.entity_id, row.created_at, row.actor_id, row.action, before, after)
         )
-    return entries
+    return entries, next_cursor
 
 
 __all__ = [
