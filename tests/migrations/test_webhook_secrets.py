@@ -1,4 +1,4 @@
-"""Revision 0019 (webhook signing secrets encrypted at rest) with endpoints stored, on both databases:
+"""Revision 0020 (webhook signing secrets encrypted at rest) with endpoints stored, on both databases:
 the upgrade encrypts each plain-text secret (the previous one after a rotation too) under the
 installation's key, the downgrade gives back the very same plain text, and every other value is kept;
 without a key to use nothing changes; the SQL scripts refuse rather than leave a secret as it was."""
@@ -21,7 +21,7 @@ from mobility.webhooks import signing
 from tests.migrations.support import schema_snapshot, sync_engine
 from tests.sqlscripts.support import PsqlError, psql_file
 
-BEFORE, AFTER = "0018", "0019"
+BEFORE, AFTER = "0019", "0020"
 ENDPOINTS = metadata.tables["webhook_endpoints"]
 UNTIL = datetime(2026, 3, 2, 9, 30, 15, 250000, tzinfo=UTC)
 
@@ -118,7 +118,7 @@ def test_without_a_key_to_use_the_upgrade_changes_nothing_unless_there_is_nothin
 
 
 @pytest.mark.postgres_only
-def test_the_sql_scripts_of_0019_refuse_to_leave_a_secret_as_it_was(
+def test_the_sql_scripts_of_0020_refuse_to_leave_a_secret_as_it_was(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [revision] = [r for r in sqlscripts.revisions() if r.revision == AFTER]

@@ -16,8 +16,8 @@ The SQL scripts (migrations/sql) cannot encrypt: their upgrade refuses while a p
 stored, their downgrade while an encrypted one is; apply this step with `mobility db upgrade` (or
 `mobility db downgrade`) instead, then continue with the scripts.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-11-27
 """
 
@@ -28,8 +28,8 @@ from alembic import context, op
 
 from mobility.ops.migration_ops import execute, is_postgresql
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -46,7 +46,7 @@ def _refuse_offline(plain: bool, step: str) -> None:
         DO $check$
         BEGIN
             IF EXISTS (SELECT FROM webhook_endpoints WHERE {condition}) THEN
-                RAISE EXCEPTION '0019 {step} refused: webhook signing secrets are stored {state}, and '
+                RAISE EXCEPTION '0020 {step} refused: webhook signing secrets are stored {state}, and '
                     'SQL alone cannot change that: run this step with mobility db {step}';
             END IF;
         END
