@@ -1,4 +1,4 @@
-"""Step 19: webhook signing secrets encrypted at rest.
+"""Step 20: webhook signing secrets encrypted at rest.
 
 `webhook_endpoints.secret` and `"previousSecret"` held the signing secrets in plain text
 (`whsec_<base64>`): anyone reading the database or a backup could sign events as the platform. From
