@@ -33,7 +33,9 @@ Choices where the design is silent (write down why when adding one):
   the fields narrowed by the service). Manual status moves are staff's (`candidates:update`); a
   partner may only withdraw its own candidate (other moves: 403 `status_change_not_allowed`, an
   object rule), a Candidate none (403 `forbidden`). The history and likely duplicates are read with
-  `candidates:read`, among the candidates the caller sees.
+  `candidates:read`, among the candidates the caller sees. Merging a duplicate into another record
+  ends the duplicate as a record of its own (a tombstone): the tenant's Admins', under
+  `candidates:delete` (as deactivating a tenant is `tenants:delete`); not a Recruiter's.
 - Candidates' documents (issue 12): a Candidate uploads their own, an Agent or Broker its candidates'
   (`candidate_documents:create`), and each reads what they may see (a document is visible exactly when
   its candidate is; never to a Trainer). Verifying and rejecting are staff's (`candidate_documents:update`:
@@ -215,6 +217,7 @@ TABLE = """
 | POST   /api/v1/documents/{document_id}/verify         | candidate_documents:update | y | y | - | - | - | - | y | - | row rules  |
 | POST   /api/v1/documents/{document_id}/reject         | candidate_documents:update | y | y | - | - | - | - | y | - | row rules  |
 | DELETE /api/v1/documents/{document_id}                | candidate_documents:delete | y | y | - | - | - | - | - | - | row rules  |
+| POST   /api/v1/candidates/{candidate_id}/merge        | candidates:delete | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
 """
 
 

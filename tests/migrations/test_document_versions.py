@@ -1,4 +1,4 @@
-"""Revision 0019 (documents' versions and review) with documents in the table, on both databases: up,
+"""Revision 0021 (documents' versions and review) with documents in the table, on both databases: up,
 down and up again with every value kept; the downgrade refuses, changing nothing, while a version is
 superseded or a review holds what verifiedBy/verifiedAt cannot (a rejection's reason), and goes down
 when a document was only verified; the SQL scripts rerun cleanly (PostgreSQL)."""
@@ -19,7 +19,7 @@ from tests.migrations.support import schema_snapshot, sync_engine
 from tests.sqlscripts.support import psql_file, schema
 
 TABLES = metadata.tables
-BEFORE, AFTER = "0018", "0019"
+BEFORE, AFTER = "0020", "0021"
 TABLE = "candidate_documents"
 NEW_COLUMNS = ("reviewedBy", "reviewedAt", "reviewReason", "supersededAt", "supersededById")
 NOW = datetime(2026, 3, 2, 9, 30, 15, 250000, tzinfo=UTC)
@@ -85,7 +85,7 @@ def _set(engine: Engine, document: uuid.UUID, **values: Any) -> None:
         )
 
 
-def test_rows_survive_0019_and_the_downgrade_refuses_to_lose_versions_or_reviews(
+def test_rows_survive_0021_and_the_downgrade_refuses_to_lose_versions_or_reviews(
     empty_database_url: str,
 ) -> None:
     migrations.upgrade(empty_database_url, BEFORE)
@@ -114,7 +114,7 @@ def test_rows_survive_0019_and_the_downgrade_refuses_to_lose_versions_or_reviews
             document = ids["medical"] if "supersededAt" in values else ids["visa"]
             _set(engine, document, **values)
             kept = _rows(engine)
-            with pytest.raises(Exception, match="0019 downgrade refused"):
+            with pytest.raises(Exception, match="0021 downgrade refused"):
                 migrations.downgrade(empty_database_url, BEFORE)
             assert _rows(engine) == kept  # refused, changing nothing
             _set(engine, document, **dict.fromkeys(values))
@@ -123,7 +123,7 @@ def test_rows_survive_0019_and_the_downgrade_refuses_to_lose_versions_or_reviews
 
 
 @pytest.mark.postgres_only
-def test_the_sql_scripts_of_0019_rerun_cleanly(empty_database_url: str) -> None:
+def test_the_sql_scripts_of_0021_rerun_cleanly(empty_database_url: str) -> None:
     [revision] = [r for r in sqlscripts.revisions() if r.revision == AFTER]
     up, down = (sqlscripts.SQL_DIR / f"{revision.stem}.{direction}.sql" for direction in ("up", "down"))
     migrations.upgrade(empty_database_url, BEFORE)
@@ -137,7 +137,7 @@ def test_the_sql_scripts_of_0019_rerun_cleanly(empty_database_url: str) -> None:
         psql_file(empty_database_url, up)
         assert schema(empty_database_url) == at_after != at_before
         _set(engine, ids["medical"], supersededAt=NOW, supersededById=ids["passport"])
-        with pytest.raises(Exception, match="0019 downgrade refused"):
+        with pytest.raises(Exception, match="0021 downgrade refused"):
             psql_file(empty_database_url, down)
         assert schema(empty_database_url) == at_after
         _set(engine, ids["medical"], supersededAt=None, supersededById=None)

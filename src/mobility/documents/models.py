@@ -76,12 +76,12 @@ class CandidateDocument(TenantScopedMixin, Base):
     )
     verified_at: Mapped[datetime | None] = mapped_column("verifiedAt", UTCDateTime())
     notes: Mapped[str | None] = mapped_column(Text)
-    # The last review, verification or rejection (0019): who (a staff member's user id, a record like
+    # The last review, verification or rejection (0021): who (a staff member's user id, a record like
     # the audit trail's actor, no foreign key), when, and why (required for a rejection).
     reviewed_by: Mapped[uuid.UUID | None] = mapped_column("reviewedBy", Uuid)
     reviewed_at: Mapped[datetime | None] = mapped_column("reviewedAt", UTCDateTime())
     review_reason: Mapped[str | None] = mapped_column("reviewReason", Text)
-    # Set when a newer upload of the same type replaced this version (0019): when, and by which
+    # Set when a newer upload of the same type replaced this version (0021): when, and by which
     # document (the documents service keeps the chain when a version is deleted; no foreign key, so a
     # candidate's documents can be deleted together in any order).
     superseded_at: Mapped[datetime | None] = mapped_column("supersededAt", UTCDateTime())

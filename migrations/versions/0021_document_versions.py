@@ -1,4 +1,4 @@
-"""Step 19: documents' versions and review (issue 12, parts 6 and 7: candidates' documents).
+"""Step 21: documents' versions and review (issue 12, parts 6 and 7: candidates' documents).
 
 The documents service (mobility/documents/service.py) keeps older versions of a document and records
 each review:
@@ -20,8 +20,8 @@ while a version is superseded (the older schema would show every old version as 
 beside its successor), or a review holds what verifiedBy/verifiedAt do not (a rejection's who and
 why, a note). Documents verified without a note, and never superseded, go down unharmed.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-11-27
 """
 
@@ -32,8 +32,8 @@ from alembic import context, op
 
 from mobility.ops.migration_ops import execute, is_postgresql
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0021"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -72,7 +72,7 @@ def _refuse_if_data_would_be_lost() -> None:
                 IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{TABLE}'::regclass
                             AND attname = 'supersededAt' AND NOT attisdropped) THEN
                     IF EXISTS (SELECT FROM {TABLE} WHERE {WOULD_LOSE}) THEN
-                        RAISE EXCEPTION '0019 downgrade refused: {REFUSAL}';
+                        RAISE EXCEPTION '0021 downgrade refused: {REFUSAL}';
                     END IF;
                 END IF;
             END
@@ -82,7 +82,7 @@ def _refuse_if_data_would_be_lost() -> None:
     elif not context.is_offline_mode():
         found = op.get_bind().execute(sa.text(f"SELECT 1 FROM {TABLE} WHERE {WOULD_LOSE} LIMIT 1")).first()
         if found is not None:
-            raise RuntimeError(f"0019 downgrade refused: {REFUSAL}")
+            raise RuntimeError(f"0021 downgrade refused: {REFUSAL}")
 
 
 def downgrade() -> None:
