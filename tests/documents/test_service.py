@@ -17,7 +17,7 @@ from mobility.candidates.models import Candidate
 from mobility.candidates.service import CandidateInUse, DuplicateCandidate
 from mobility.candidates.tasks import document_expiry_reminders
 from mobility.core.config import Settings
-from mobility.core.errors import Forbidden, InvalidInput, NotFound
+from mobility.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mobility.core.jobs import JobContext
 from mobility.core.models import utcnow
 from mobility.core.storage import FileStorage
@@ -30,6 +30,7 @@ from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
 from mobility.vetting.models import VettingRecord
 from tests.documents.support import committed, make_people, rows_of, unique_pdf, upload
+from tests.support.factories import make_candidate
 from tests.support.rows import RowBuilder
 from tests.support.sessions import Db, get_row, system_session
 from tests.support.storage import stored_names
@@ -482,3 +483,32 @@ async def test_expiry_reminders_count_only_the_current_version(db: Db, file_stor
         )
     assert any(str(new.id) in key for key in keys)
     assert not any(str(old.id) in key for key in keys)
+
+
+async def test_a_merged_away_record_takes_no_upload_and_goes_with_its_survivor(db: Db, file_storage) -> None:
+    """The candidates service's tombstone rule: a record merged into another answers with its survivor
+    (409), and deleting the survivor deletes it too, in the trail."""
+    people = await make_people(db)
+    async with system_session(db.url) as session:
+        tombstone = await make_candidate(
+            session,
+            await session.get(Tenant, people.tenant_id),
+            merged_into_id=people.theirs,
+            merged_at=utcnow(),
+        )
+    async with db.acting(people.admin) as session:
+        with pytest.raises(Conflict) as refused:
+            await service.candidate_for_upload(session, tombstone.id)
+        assert refused.value.extra["survivorId"] == str(people.theirs)
+        with pytest.raises(Conflict):
+            await candidates_service.delete_candidate(session, file_storage, tombstone.id)
+    async with committed(db, people.admin) as session:
+        await candidates_service.delete_candidate(session, file_storage, people.theirs)
+    assert await get_row(db.url, Candidate, tombstone.id) is None
+    async with system_session(db.url) as session:
+        entry = (
+            (await session.execute(select(AuditLog).where(AuditLog.entity_id == tombstone.id)))
+            .scalars()
+            .all()
+        )
+    assert "candidate.delete" in {row.action for row in entry}

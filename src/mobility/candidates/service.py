@@ -409,13 +409,14 @@ KEPT_ON_DELETION: dict[str, type] = {
 async def delete_candidate(session: AsyncSession, storage: FileStorage, candidate_id: uuid.UUID) -> None:
     """Delete a candidate (a mistaken or withdrawn registration) with what hangs off it alone: its
     documents (rows now, stored files once the transaction commits, a file shared by content kept
-    while another row names it) and its vetting records, each row in the audit trail. Refused (409
+    while another row names it), its vetting records and the records merged into it (tombstones), each
+    row in the audit trail; a merged-away record itself is refused (409, the tombstone rule). Refused (409
     `candidate_in_use`, listing what and how many) while enrollments, placements, payments or invoices
     refer to it: those records outlive the file."""
     # Imported here: the documents service imports this one (a passport document updates the candidate).
     from mobility.documents import service as documents_service
 
-    candidate = await get_visible(session, Candidate, candidate_id)
+    candidate = await get_candidate(session, candidate_id)
     in_use = {}
     for name, model in KEPT_ON_DELETION.items():
         count = await session.scalar(
@@ -435,6 +436,13 @@ async def delete_candidate(session: AsyncSession, storage: FileStorage, candidat
         await session.execute(select(VettingRecord).where(VettingRecord.candidate_id == candidate.id))
     ).scalars():
         await session.delete(record)
+    # Records merged into this one (tombstones, holding no rows of their own) go with it, each in the trail.
+    for tombstone in (
+        await session.execute(select(Candidate).where(Candidate.merged_into_id == candidate.id))
+    ).scalars():
+        await session.delete(tombstone)
+    # Flushed first: deleting the survivor would take them by its foreign key's cascade, unaudited.
+    await audit.flush_as(session, "candidate.delete", conflict="The candidate was changed meanwhile.")
     await session.delete(candidate)
     await audit.flush_as(session, "candidate.delete", conflict="The candidate was changed meanwhile.")
 

@@ -98,8 +98,9 @@ async def _forget_file(session: AsyncSession, storage: FileStorage, key: str) ->
 
 
 async def candidate_for_upload(session: AsyncSession, candidate_id: uuid.UUID) -> Candidate:
-    """The candidate the caller uploads to: one they see (404 otherwise), asked before the body is read."""
-    return await get_visible(session, Candidate, candidate_id)
+    """The candidate the caller uploads to: one they see (404 otherwise; a merged-away record: 409 naming
+    its survivor, the candidates service's tombstone rule), asked before the body is read."""
+    return await candidates_service.get_candidate(session, candidate_id)
 
 
 async def store_file(
@@ -185,7 +186,7 @@ async def list_candidate_documents(
     session: AsyncSession, candidate_id: uuid.UUID, *, include_superseded: bool = False
 ) -> list[CandidateDocument]:
     """The candidate's documents, current versions only unless asked: by type, newest first."""
-    candidate = await get_visible(session, Candidate, candidate_id)
+    candidate = await candidates_service.get_candidate(session, candidate_id)
     statement = select(CandidateDocument).where(CandidateDocument.candidate_id == candidate.id)
     if not include_superseded:
         statement = statement.where(CandidateDocument.superseded_at.is_(None))
