@@ -9,6 +9,7 @@ import pytest
 
 from mobility.ops import migrations
 from tests.support.admin_api import World, make_world
+from tests.support.routes import Objects
 from tests.support.sessions import Db
 
 
@@ -27,8 +28,20 @@ async def admin(
     """The run's API client on `db`, and the headers of a System Admin acting in a tenant of these
     suites' own (made once per backend)."""
 
+    client, headers, _world = await _admin_world(db, client, per_backend, backend)
+    return client, headers
+
+
+@pytest.fixture
+async def admin_objects(db: Db, client: httpx.AsyncClient, per_backend, backend: str) -> Objects:
+    """Objects of `admin`'s tenant, made on first use, to put in the paths of routes that name one."""
+    _client, _headers, world = await _admin_world(db, client, per_backend, backend)
+    return Objects(world.tenant, db.url)
+
+
+async def _admin_world(db: Db, client: httpx.AsyncClient, per_backend, backend: str):
     async def make():
         world = await make_world(db.url)
-        return client, world.auth(world.system_admin)
+        return client, world.auth(world.system_admin), world
 
     return await per_backend.get("contract-admin", backend, make)
