@@ -14,7 +14,7 @@ from mobility.core.config import Settings
 from mobility.main import create_app
 from tests.authz.permission_table import PUBLIC_OPERATIONS
 from tests.support.callers import refused_as_anonymous, system_role_caller
-from tests.support.routes import app_routes, body_for, path_for
+from tests.support.routes import app_routes, path_for, request_body
 from tests.support.sessions import Db
 
 ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite://")))
@@ -44,9 +44,9 @@ async def test_every_other_route_demands_authentication(db: Db, client: httpx.As
         if route.key in PUBLIC_OPERATIONS:
             continue
         path = await path_for(route, anyone.objects.id_for)
-        body = await body_for(route, anyone.objects.id_for)
+        body = await request_body(route, anyone.objects.id_for)
         for headers in ({}, {"Authorization": "Bearer not-a-session-token"}):
-            response = await client.request(route.method, path, json=body, headers=headers)
+            response = await client.request(route.method, path, headers=headers, **body)
             if not refused_as_anonymous(response):
                 wrong.append(
                     f"{route.id} {'with a bad token' if headers else 'without a token'}: "

@@ -27,7 +27,7 @@ from mobility.users.models import UserTenant
 from tests.authz.permission_table import PERMISSION_TABLE
 from tests.support.app import login
 from tests.support.factories import PASSWORD, make_tenant, make_user
-from tests.support.routes import Objects, Route, app_routes, body_for, model_for_param, path_for
+from tests.support.routes import Objects, Route, app_routes, body_for, model_for_param, path_for, request_body
 from tests.support.rows import RowBuilder, references_to, snapshot
 from tests.support.sessions import Db, system_session
 
@@ -118,8 +118,8 @@ async def test_another_tenants_object_is_not_found(db: Db, world: World, route: 
         return mine[name] if name in mine else await world.objects_b.id_for(name)
 
     path = await path_for(route, value_of)
-    body = await body_for(route, world.objects_b.id_for)
-    response = await world.client.request(route.method, path, json=body, headers=world.headers_b)
+    body = await request_body(route, world.objects_b.id_for)
+    response = await world.client.request(route.method, path, headers=world.headers_b, **body)
 
     expected = {404} if _may(route) else {403, 404}
     assert response.status_code in expected, (

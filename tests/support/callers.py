@@ -18,7 +18,7 @@ from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
 from tests.support.app import login
 from tests.support.factories import PASSWORD, make_tenant, make_user, unique
-from tests.support.routes import Objects, Route, body_for, path_for
+from tests.support.routes import Objects, Route, path_for, request_body
 from tests.support.sessions import Db, system_session
 
 
@@ -77,9 +77,9 @@ async def call(
     the caller's own)."""
     objects = objects or caller.objects
     path = await path_for(route, objects.id_for)
-    body = await body_for(route, objects.id_for)
+    body = await request_body(route, objects.id_for)
     headers = caller.headers if caller else {}
-    return await client.request(route.method, path, json=body, headers=headers)
+    return await client.request(route.method, path, headers=headers, **body)
 
 
 def problem_code(response: httpx.Response) -> str | None:

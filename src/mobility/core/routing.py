@@ -92,10 +92,19 @@ def refuse_other_than_json(scope: Scope) -> None:
 
 def refuse_other_than_multipart(scope: Scope) -> None:
     """415 for a body sent to an upload route (a form with a file) as anything but multipart/form-data."""
+    content_type = b""
+    has_body = False
     for name, value in scope["headers"]:
-        if name == b"content-type" and value.partition(b";")[0].strip().lower() == b"multipart/form-data":
-            return
-    raise HTTPException(415, "Send the file as multipart/form-data.")
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            has_body = value.strip() not in (b"", b"0")
+        elif name == b"transfer-encoding":
+            has_body = True
+    if not has_body and not content_type:
+        return  # no body: the form says what was required
+    if content_type.partition(b";")[0].strip().lower() != b"multipart/form-data":
+        raise HTTPException(415, "Send the file as multipart/form-data.")
 
 
 def refuse_unreadable_input(scope: Scope) -> None:
