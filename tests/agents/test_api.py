@@ -12,9 +12,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from mobility.agents.models import Agent, Broker
 from mobility.authz.permissions import SystemRole
 from mobility.core.calendar import today
+from mobility.users.models import UserTenant
 from tests.support.admin_api import World, audit_of, call, make_world, one_audit_row, sign_in
 from tests.support.app import api_client, problem
 from tests.support.factories import make_candidate, make_user, unique
@@ -295,3 +298,57 @@ async def test_the_list_shows_licences_expiring_soon(migrated_database_url: str)
         problem(await call(client, "GET", "/brokers", p.headers, params={"sort": "licence"}), 422)
         problem(await call(client, "GET", "/brokers", p.headers, params={"cursor": "garbage"}), 422)
     assert await get_row(url, Broker, ids["soon"]) is not None
+
+
+async def test_a_deactivated_partners_login_loses_access_until_reactivated(
+    migrated_database_url: str,
+) -> None:
+    """Deactivating a partner ends the relationship: its login's sessions in the tenant end and it can
+    read none of the partner's candidates; a suspended partner still reads them (it only may not
+    register); reactivating gives the login back its membership."""
+    url = migrated_database_url
+    p = await _partners(url)
+    async with api_client(url) as client:
+        agent = (
+            await call(
+                client,
+                "POST",
+                "/agents",
+                p.headers,
+                json={"code": code(), "name": "Own login", "userId": str(p.agent_login.id)},
+            )
+        ).json()
+        async with system_session(url) as session:
+            await make_candidate(session, p.world.tenant, agent_id=uuid.UUID(agent["id"]))
+        own = p.world.auth(p.agent_login)
+        assert len((await call(client, "GET", "/candidates", own)).json()["items"]) == 1
+        path = f"/agents/{agent['id']}"
+        await call(client, "POST", f"{path}/suspend", p.headers, json={"reason": "Licence under review"})
+        assert len((await call(client, "GET", "/candidates", own)).json()["items"]) == 1
+        await call(client, "POST", f"{path}/deactivate", p.headers)
+        assert (await call(client, "GET", "/candidates", own)).status_code == 401
+        assert await _membership_status(url, p) == "suspended"
+        # Signing in again gives no access to the tenant either.
+        async with system_session(url) as session:
+            token = await sign_in(session, p.agent_login, p.world.tenant)
+        assert (
+            await call(client, "GET", "/candidates", {"Authorization": f"Bearer {token}"})
+        ).status_code in (
+            401,
+            403,
+        )
+        await call(client, "POST", f"{path}/reactivate", p.headers)
+        assert await _membership_status(url, p) == "active"
+        async with system_session(url) as session:
+            token = await sign_in(session, p.agent_login, p.world.tenant)
+        again = await call(client, "GET", "/candidates", {"Authorization": f"Bearer {token}"})
+        assert len(again.json()["items"]) == 1
+
+
+async def _membership_status(url: str, p: Partners) -> str:
+    async with system_session(url) as session:
+        return await session.scalar(
+            select(UserTenant.status).where(
+                UserTenant.user_id == p.agent_login.user.id, UserTenant.tenant_id == p.world.tenant.id
+            )
+        )

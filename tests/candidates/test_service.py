@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from mobility.agents.models import PartnerStatus
+from mobility.agents.service import PartnerNotActive, PartnerUnlicensed
 from mobility.audit.models import AuditLog
 from mobility.authz.permissions import SystemRole
 from mobility.candidates import service
@@ -126,21 +127,39 @@ async def test_a_partner_may_not_send_the_links_or_notes(db: Db, world: World) -
             assert refused.value.extra["field"] == field
 
 
-@pytest.mark.parametrize("state", ["expired", "suspended"])
-async def test_a_partner_without_a_valid_licence_registers_nobody(db: Db, world: World, state: str) -> None:
+@pytest.mark.parametrize(
+    ("state", "refusal"),
+    [
+        ("expired", PartnerUnlicensed),
+        ("unlicensed", PartnerUnlicensed),
+        ("suspended", PartnerNotActive),
+        ("inactive", PartnerNotActive),
+    ],
+)
+async def test_a_partner_without_a_valid_licence_registers_nobody(
+    db: Db, world: World, state: str, refusal: type
+) -> None:
     async with system_session(db.url) as session:
         agent = await session.get(type(world.agent), world.agent.id)
         if state == "expired":
             agent.licence_expiry = date.today() - timedelta(days=1)
+        elif state == "unlicensed":
+            agent.licence_number = None
         else:
-            agent.status = PartnerStatus.suspended
+            agent.status = PartnerStatus(state)
     async with db.acting(world.as_agent()) as session:
-        with pytest.raises(service.PartnerMayNotRegister):
+        with pytest.raises(refusal):
             await service.create_candidate(session, body())
-    # Nor does staff link a new candidate to it.
+    # Nor does staff link a candidate to it, new or existing.
     async with db.acting(world.staff()) as session:
-        with pytest.raises(service.PartnerMayNotRegister):
+        with pytest.raises(refusal):
             await service.create_candidate(session, body(agentId=str(world.agent.id)))
+    async with db.acting(world.staff()) as session:
+        registered = await service.create_candidate(session, body(firstName="Losa", nationalId="FJ-99"))
+        with pytest.raises(refusal):
+            await service.update_candidate(
+                session, registered.candidate.id, change(agentId=str(world.agent.id))
+            )
 
 
 async def test_a_licence_expiring_today_is_still_valid(db: Db, world: World) -> None:

@@ -150,15 +150,23 @@ async def make_invitation(
     return invitation
 
 
-async def make_agent(session: AsyncSession, tenant: Tenant, user: User | None = None) -> Agent:
-    agent = Agent(tenant_id=tenant.id, code=unique("AG"), name="Agent", user_id=user.id if user else None)
+async def make_agent(session: AsyncSession, tenant: Tenant, user: User | None = None, **values) -> Agent:
+    """An active agent with a licence on record (no expiry): one that may register candidates."""
+    values.setdefault("licence_number", unique("LIC-"))
+    agent = Agent(
+        tenant_id=tenant.id, code=unique("AG"), name="Agent", user_id=user.id if user else None, **values
+    )
     session.add(agent)
     await session.flush()
     return agent
 
 
-async def make_broker(session: AsyncSession, tenant: Tenant, user: User | None = None) -> Broker:
-    broker = Broker(tenant_id=tenant.id, code=unique("BR"), name="Broker", user_id=user.id if user else None)
+async def make_broker(session: AsyncSession, tenant: Tenant, user: User | None = None, **values) -> Broker:
+    """An active broker with a licence on record (no expiry): one that may register candidates."""
+    values.setdefault("licence_number", unique("LIC-"))
+    broker = Broker(
+        tenant_id=tenant.id, code=unique("BR"), name="Broker", user_id=user.id if user else None, **values
+    )
     session.add(broker)
     await session.flush()
     return broker

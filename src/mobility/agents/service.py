@@ -10,6 +10,9 @@ Both kinds share every rule here (`PartnerMixin`); each function takes the model
   (reactivate); `active`/`suspended` -> `inactive` (deactivate) -> `active` (reactivate). A status
   change needs the resource's `delete` permission (as a tenant's deactivation needs `tenants:delete`):
   the partner's own login, which may update its record, cannot lift its own suspension.
+- A deactivated partner's login loses its access to the tenant: its membership is suspended and its
+  sessions here end (users service), so it no longer sees the partner's candidates. Reactivating the
+  partner gives the membership back. A suspended partner keeps read access (it may not register).
 - Delete only while nothing refers to the partner (candidates, placements, payments, invoices): else
   409 naming what does; the foreign keys refuse it too.
 - `ensure_can_register`: the licensing rule the candidates service calls before a partner registers a
@@ -40,6 +43,7 @@ from mobility.core.scope import get_visible, require_scope, tenant_view
 from mobility.finance.models import Invoice, Payment
 from mobility.placements.models import Placement
 from mobility.roles.models import Role
+from mobility.users import service as users_service
 from mobility.users.models import UserTenant
 
 Partner = Agent | Broker
@@ -240,6 +244,7 @@ async def deactivate_partner(session: AsyncSession, model: PartnerModel, partner
         )
     partner.status = PartnerStatus.inactive
     await audit.flush_as(session, f"{kind(model)}.deactivate", conflict=_CONFLICT_ON_WRITE)
+    await _set_login_access(session, partner, allowed=False)
     return partner
 
 
@@ -249,12 +254,30 @@ async def reactivate_partner(session: AsyncSession, model: PartnerModel, partner
         raise PartnerStatusConflict(
             f"The {kind(model)} is active already.", partnerStatus=partner.status.value
         )
+    was_inactive = partner.status == PartnerStatus.inactive
     partner.status = PartnerStatus.active
     partner.suspension_reason = None
     partner.suspended_at = None
     partner.suspended_by = None
     await audit.flush_as(session, f"{kind(model)}.reactivate", conflict=_CONFLICT_ON_WRITE)
+    if was_inactive:
+        await _set_login_access(session, partner, allowed=True)
     return partner
+
+
+async def _set_login_access(session: AsyncSession, partner: PartnerMixin, *, allowed: bool) -> None:
+    """The partner's login follows the partner: a membership (still) in this tenant is suspended with
+    its sessions here, or reactivated (users service: audited there)."""
+    if partner.user_id is None:
+        return
+    with tenant_view(session):
+        member = await session.scalar(select(UserTenant.id).where(UserTenant.user_id == partner.user_id))
+    if member is None:
+        return
+    if allowed:
+        await users_service.reactivate(session, partner.user_id)
+    else:
+        await users_service.suspend(session, partner.user_id)
 
 
 async def references(session: AsyncSession, model: PartnerModel, partner_id: uuid.UUID) -> dict[str, int]:

@@ -6,8 +6,9 @@ record, an Agent or Broker the candidates linked to their partner record):
   an Agent or Broker the profile (the service links the candidate to the caller's own partner record);
   the candidate themself their contacts, address and emergency contact. A field outside the shape is
   refused with 422 naming it (`_check_shape`).
-- A partner registers candidates only while it is active and its licence (if it has an expiry) has not
-  expired (`_ensure_partner_may_register`); staff cannot link a new candidate to such a partner either.
+- A partner registers candidates only while the agents service's licensing rule lets it
+  (`agents.service.ensure_can_register`: active, a licence on record, not expired; 409
+  `partner_not_active` / `partner_unlicensed`); staff cannot link a candidate to such a partner either.
 - The reference number `<tenant code>-<year>-<sequence>` comes from the tenant's counter row for the
   year, taken by an INSERT ... ON CONFLICT DO UPDATE ... RETURNING in the registering transaction
   (`_next_reference`): the row stays locked until the transaction ends, so concurrent registrations
@@ -38,7 +39,7 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobility.agents.models import Agent, Broker, PartnerStatus
+from mobility.agents import service as partners
 from mobility.audit.models import AuditLog
 from mobility.authz.permissions import SystemRole
 from mobility.candidates import duplicates, pipeline
@@ -79,10 +80,6 @@ WORD_SIMILARITY = 0.45
 
 class DuplicateCandidate(Conflict):
     code, title = "duplicate_candidate", "The candidate is registered already"
-
-
-class PartnerMayNotRegister(Conflict):
-    code, title = "partner_not_eligible", "The partner may not register candidates"
 
 
 class NoPartnerRecord(Forbidden):
@@ -134,32 +131,6 @@ def _check_shape(body: BaseModel, shape: type[BaseModel] | None) -> None:
     if outside:
         alias = type(body).model_fields[outside[0]].alias or outside[0]
         raise InvalidInput(f"You may not set {alias}.", field=alias)
-
-
-# --- partners -----------------------------------------------------------------------------------
-
-
-def partner_may_register(partner: Agent | Broker, today: date) -> bool:
-    """An active partner whose licence, when it has an expiry, has not expired.
-
-    TODO(partners): switch to the agents service's function once branch `partners` is merged."""
-    if partner.status != PartnerStatus.active:
-        return False
-    return partner.licence_expiry is None or partner.licence_expiry >= today
-
-
-async def _ensure_partner_may_register(session: AsyncSession, partner: Agent | Broker) -> None:
-    if not partner_may_register(partner, utcnow().date()):
-        what = "agent" if isinstance(partner, Agent) else "broker"
-        raise PartnerMayNotRegister(
-            f"The {what} {partner.code} is not active or its licence has expired: it may not register "
-            "candidates.",
-            **{f"{what}Id": str(partner.id)},
-        )
-
-
-async def _partner(session: AsyncSession, model: type, partner_id: uuid.UUID, field_name: str):
-    return await get_visible(session, model, partner_id, field_name=field_name)
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -335,10 +306,7 @@ async def create_candidate(session: AsyncSession, body: CandidateCreate) -> Regi
         broker_id = scope.broker_id
         if broker_id is None:
             raise NoPartnerRecord()
-    if agent_id is not None:
-        await _ensure_partner_may_register(session, await _partner(session, Agent, agent_id, "agentId"))
-    if broker_id is not None:
-        await _ensure_partner_may_register(session, await _partner(session, Broker, broker_id, "brokerId"))
+    await partners.ensure_can_register(session, agent_id=agent_id, broker_id=broker_id)
     candidate = Candidate(**values, agent_id=agent_id, broker_id=broker_id)
     _refresh_keys(candidate)
     await _ensure_no_duplicate(session, candidate)
@@ -360,10 +328,13 @@ async def update_candidate(
     candidate = await get_visible(session, Candidate, candidate_id)
     _check_shape(body, _UPDATE_SHAPES.get(kind))
     changes = {name: _plain(getattr(body, name)) for name in body.model_fields_set}
-    for name, field_name, model in (("agent_id", "agentId", Agent), ("broker_id", "brokerId", Broker)):
-        new = changes.get(name)
-        if new is not None and new != getattr(candidate, name):
-            await _ensure_partner_may_register(session, await _partner(session, model, new, field_name))
+    # A new link is a registration with that partner: the licensing rule again.
+    relinked = {
+        name: new
+        for name in ("agent_id", "broker_id")
+        if (new := changes.get(name)) is not None and new != getattr(candidate, name)
+    }
+    await partners.ensure_can_register(session, **relinked)
     for name, value in changes.items():
         setattr(candidate, name, value)
     if candidate.passport_expiry is not None and candidate.passport_number is None:

@@ -394,8 +394,13 @@ class OutageLog:
         )
 
     async def _wait_until_back(self, *, quiet: bool = False, cause: str = "") -> None:
+        # Soon after an episode (quiet), a fresh connection is tried at once: a restart is often over
+        # within a probe interval, and waiting one would take a new outage for stale connections.
+        first = quiet
         while True:
-            await asyncio.sleep(self.PROBE_INTERVAL)
+            if not first:
+                await asyncio.sleep(self.PROBE_INTERVAL)
+            first = False
             try:
                 async with self._engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))

@@ -10,7 +10,11 @@
   set, as it runs only once the headers are in: a connection that sends nothing is closed after the
   keep-alive timeout (uvicorn arms it only after a first response), a request's headers must arrive
   within `header_timeout` of its first byte, and a body still trickling in well past the body deadline
-  closes the connection (e.g. a body the app never read). `mobility serve` uses it.
+  closes the connection (e.g. a body the app never read). `mobility serve` uses it. It closes
+  connections the way nginx's `lingering_close` does (`_LingeringTransport`): the answer is sent, the
+  write side shut, and what the client still sends is read and dropped for a moment. A plain close with
+  the client's bytes still arriving makes the kernel answer them with a reset, and the client then
+  loses the 413 or 408 it had not read yet.
 
 Pure ASGI, not BaseHTTPMiddleware: every request passes through here, and the authenticated read is
 benchmarked (bench/auth.py); a request without a body costs one pass over its headers and one over its
@@ -284,6 +288,54 @@ _BODY_GRACE_SECONDS = 5.0
 # httptools takes headers of any size (it buffers a header until its end); h11 stops at 16 KiB, nginx
 # at 4 x 8 KiB. A session cookie or bearer token is well under 1 KiB.
 MAX_HEADER_BYTES = 32 * 1024
+# How long a closed connection still reads (and drops) what the client sends, so that the client
+# reads our answer before anything resets the connection (nginx: lingering_time 30 s, lingering_timeout
+# 5 s; a refusal here is for a client we do not wait long for).
+LINGER_SECONDS = 2.0
+
+
+class _LingeringTransport:
+    """The connection's transport, whose `close()` shuts the write side once the answer is out and
+    closes the socket when the client closes its side or after `LINGER_SECONDS`, whichever comes
+    first. Everything else is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._closing = False
+        self._timer: asyncio.TimerHandle | None = None
+        # The calls of every request, bound once (the authenticated read is benchmarked).
+        self.write = transport.write
+        self.get_extra_info = transport.get_extra_info
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        transport = self._transport
+        if transport.is_closing():
+            return
+        try:
+            transport.write_eof()  # after what is buffered: the answer goes out first
+        except (NotImplementedError, OSError, RuntimeError):
+            transport.close()
+            return
+        self._timer = self._loop.call_later(LINGER_SECONDS, transport.close)
+
+    def close_now(self) -> None:
+        self._closing = True
+        self._transport.close()
+
+    def closed(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
@@ -306,7 +358,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False  # a request refused before the app saw it: the rest is ignored
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_LingeringTransport(transport, self.loop))  # type: ignore[arg-type]
         # uvicorn arms its keep-alive timer after a response only: a client that connected and never
         # sent a byte would keep its connection for ever. The first byte cancels it (data_received).
         self.timeout_keep_alive_task = self.loop.call_later(
@@ -315,11 +367,19 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self.transport.closed()
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        # The server is stopping: an idle connection closes at once (nobody waits for its linger).
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close_now()
+        else:
+            super().shutdown()
+
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
+        if self._refused or self.transport.is_closing():
+            return  # a refused request's rest, or bytes after our answer while lingering: dropped
         self._this_read = len(data)
         super().data_received(data)
         if self._header_bytes is not None:  # the headers are still not all in

@@ -107,12 +107,19 @@ class Worker:
             )
         if not rows:
             return 0
+        claimed = len(rows)
         rows, results = queue.worn_out(rows, self.settings)
         if rows:
             async with self.sessionmaker() as session, session.begin():
                 await apply_to_database(session, Scope.for_system())
                 context = await outbox.prepare(session, rows)
+            # Results are recorded while the next messages are sent, at most one recording in flight;
+            # what was sent meanwhile is recorded together by the next one (a group commit: one
+            # transaction per result while the database keeps up, fewer and bigger when it lags).
+            # A worker that dies leaves unrecorded only the message in hand and those of the
+            # recording in flight: sent again later with the same id.
             recording: asyncio.Task | None = None
+            unrecorded: list[queue.Result] = []
             try:
                 for row in rows:
                     if self.stopping:
@@ -123,20 +130,19 @@ class Worker:
                     except Exception as exc:  # a bug in a deliverer: the row is retried, the worker goes on
                         logger.exception("delivering %s %s failed", outbox.name, row.id)
                         outcome = Outcome(error=f"internal error: {type(exc).__name__}: {exc}")
-                    # Each result is recorded in a transaction of its own while the next message is
-                    # sent (at most one record in flight): a worker that dies leaves at most the
-                    # message in hand and the one before it accepted but unrecorded, sent again
-                    # later with the same id.
-                    if recording is not None:
-                        await recording
-                    recording = asyncio.create_task(
-                        self._record(outbox, [queue.Result(row, outcome)], lease_until)
-                    )
+                    unrecorded.append(queue.Result(row, outcome))
+                    if recording is not None and recording.done():
+                        recording, finished = None, recording
+                        await finished  # its error, if any, is this round's
+                    if recording is None:
+                        batch, unrecorded = unrecorded, []
+                        recording = asyncio.create_task(self._record(outbox, batch, lease_until))
             finally:
                 if recording is not None:
                     await recording
+                results.extend(unrecorded)
         await self._record(outbox, results, lease_until)
-        return len(rows) + len(results)
+        return claimed
 
     async def _record(self, outbox: Outbox, results: list[queue.Result], lease_until) -> None:
         if not results:
