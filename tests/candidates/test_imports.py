@@ -335,3 +335,21 @@ def test_header_keys_ignore_case_spaces_and_punctuation() -> None:
     } == {"firstname"}
     labels = [column.label for column in imports.COLUMNS]
     assert len(set(map(imports.header_key, labels))) == len(labels)
+
+
+async def test_a_row_naming_a_partner_that_may_not_register_is_refused(db: Db) -> None:
+    """The agents service's licensing rule, per row: a suspended agent named by staff refuses its row."""
+    from mobility.agents.models import Agent, PartnerStatus
+
+    tenant, admin, _ = await _tenant(db.url)
+    async with system_session(db.url) as session:
+        agent = await make_agent(session, tenant)
+        (await session.get(Agent, agent.id)).status = PartnerStatus.suspended
+    file = f"First name,Last name,Date of birth,Nationality,Agent code\nMere,Tuilagi,1995-03-04,FJ,{agent.code}\n"
+    async with db.acting(admin.scope()) as session:
+        report = await imports.import_candidates(session, io.BytesIO(file.encode()))
+    [row] = report.rejected_rows
+    assert row.line == 2 and row.reasons == [
+        f"The agent {agent.code} is suspended and cannot register candidates."
+    ]
+    assert (report.written, report.created) == (False, 0)

@@ -79,6 +79,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from mobility.agents import service as partners
 from mobility.agents.models import Agent, Broker
 from mobility.auth.caller import memberships
 from mobility.auth.credentials import normalise_email
@@ -618,7 +619,6 @@ class _Import:
         self.scope = require_scope(session)
         self.kind = service._kind(self.scope)
         self.partners: dict[tuple[type, str], Any] = {}
-        self.today = utcnow().date()
         # Every column of a new candidate (by attribute), as the flush would write it.
         self.blank = {attr.key: None for attr in Candidate.__mapper__.column_attrs}
         self.blank.update(
@@ -659,12 +659,8 @@ class _Import:
                     ).scalar_one_or_none()
             if found is None:
                 result = (None, f"{what}{'Code' if by_code else 'Id'}: no {what} {key!r}")
-            elif not service.partner_may_register(found, self.today):
-                result = (
-                    None,
-                    f"The {what} {found.code} is not active or its licence has expired: it may not "
-                    "register candidates.",
-                )
+            elif (refusal := partners.registration_refusal(found, model)) is not None:
+                result = (None, refusal.detail)
             else:
                 result = (found.id, None)
             self.partners[cache_key] = result
@@ -831,9 +827,8 @@ async def import_candidates(
             partner_id = scope.agent_id if kind == "agent" else scope.broker_id
             if partner_id is None:
                 raise service.NoPartnerRecord()
-            model = Agent if kind == "agent" else Broker
-            await service._ensure_partner_may_register(
-                session, await service._partner(session, model, partner_id, "id")
+            await partners.ensure_can_register(
+                session, **{"agent_id" if kind == "agent" else "broker_id": partner_id}
             )
         work = _Import(session, sheet, report, header, shape)
         async with session.begin_nested() as savepoint:
