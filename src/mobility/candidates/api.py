@@ -107,7 +107,7 @@ async def import_candidates(
     """Register the candidates of a spreadsheet, every row checked as `POST /candidates` checks one
     (duplicates within the file too). All or nothing: one refused row refuses the file (422
     `import_rejected` with the report: each refused row's line and reasons), unless `skipInvalid`.
-    `dryRun` checks and writes nothing. 413 past the upload cap, 415 for a file that is neither CSV
+    `dryRun` checks and writes nothing (200 with the report, refused rows included). 413 past the upload cap, 415 for a file that is neither CSV
     text nor a workbook."""
     settings = request.app.state.settings
     limits = imports.ImportLimits(
