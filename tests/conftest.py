@@ -16,8 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
-from tests.support.app import api_client
+# Stored secrets are encrypted with MOBILITY_SECRET_KEY, which a configured database needs (core/crypto.py):
+# one fresh key per run, in the environment before any Settings is read, so the app, the workers and the
+# processes the tests start (which inherit it) all have the same.
+os.environ.setdefault("MOBILITY_SECRET_KEY", Fernet.generate_key().decode())
+
+from tests.support.app import api_client  # noqa: E402
 from tests.support.databases import BACKENDS, DatabaseFactory, ensure_app_role, postgres_reachable
 from tests.support.per_backend import PER_BACKEND, PerBackend
 from tests.support.s3 import running_s3_server

@@ -13,6 +13,7 @@ from mobility.auth import authentication
 from mobility.auth.api import router as auth_router
 from mobility.candidates.api import router as candidates_router
 from mobility.core.config import Settings, get_settings
+from mobility.core.crypto import secret_box
 from mobility.core.db import OutageLog, create_engine, create_read_pool
 from mobility.core.deps import UnitOfWorkMiddleware, install_database_error_handlers
 from mobility.core.docs import install_docs
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Where uploaded files live (core/storage.py): a directory here, or an S3-compatible bucket.
         app.state.storage = open_storage(settings)
+        # The key of the secrets stored encrypted (core/crypto.py): none to use, the app does not start.
+        secret_box(settings)
         # On PostgreSQL, as the role that owns no table (row-level security applies to it), when
         # configured; migrations and the CLI connect as the owner (database_url).
         engine = create_engine(settings.effective_app_database_url, settings=settings)

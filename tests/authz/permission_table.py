@@ -33,7 +33,9 @@ Choices where the design is silent (write down why when adding one):
   the fields narrowed by the service). Manual status moves are staff's (`candidates:update`); a
   partner may only withdraw its own candidate (other moves: 403 `status_change_not_allowed`, an
   object rule), a Candidate none (403 `forbidden`). The history and likely duplicates are read with
-  `candidates:read`, among the candidates the caller sees.
+  `candidates:read`, among the candidates the caller sees. Merging a duplicate into another record
+  ends the duplicate as a record of its own (a tombstone): the tenant's Admins', under
+  `candidates:delete` (as deactivating a tenant is `tenants:delete`); not a Recruiter's.
 - Webhook endpoints hold the tenant's signing secrets and send its data out: the tenant's Admins (and
   the System Admin) only (issue 13). Rotating a secret, a test event and a replay change what is sent:
   `webhooks:update`.
@@ -202,6 +204,7 @@ TABLE = """
 | POST   /api/v1/candidates/{candidate_id}/status       | candidates:update | y  | y  | -  | -  | y  | y  | y  | -      | row rules        |
 | GET    /api/v1/candidates/{candidate_id}/history      | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
 | GET    /api/v1/candidates/{candidate_id}/possible-duplicates | candidates:read | y | y | y | y | y | y | y | - | row rules |
+| POST   /api/v1/candidates/{candidate_id}/merge        | candidates:delete | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
 """
 
 

@@ -71,16 +71,28 @@ async def test_register_read_change_and_history(migrated_database_url: str) -> N
         )
         problem(no_reason, 422, "reason_required")
 
-        history = await call(client, "GET", f"/candidates/{candidate_id}/history", admin)
-        assert history.status_code == 200
-        assert [item["action"] for item in history.json()] == [
+        answer = await call(client, "GET", f"/candidates/{candidate_id}/history", admin)
+        assert answer.status_code == 200
+        history = answer.json()["items"]
+        assert [item["action"] for item in history] == [
             "candidate.create",
             "candidate.update",
             "candidate.status",
         ]
-        assert history.json()[2]["before"] == {"status": "registered"}
-        assert history.json()[1]["after"]["firstName"] == "Sera"
-        assert {item["actorId"] for item in history.json()} == {str(world.admin.id)}
+        assert history[2]["before"] == {"status": "registered"}
+        assert history[1]["after"]["firstName"] == "Sera"
+        assert {item["actorId"] for item in history} == {str(world.admin.id)}
+        # A page at a time, newest first on request: the same entries.
+        pages, cursor = [], None
+        while True:
+            params = {"limit": 1, "sort": "-createdAt", **({"cursor": cursor} if cursor else {})}
+            page = (
+                await call(client, "GET", f"/candidates/{candidate_id}/history", admin, params=params)
+            ).json()
+            pages += page["items"]
+            if not (cursor := page["nextCursor"]):
+                break
+        assert pages == history[::-1]
 
 
 async def test_invalid_input_is_422_with_the_fields(migrated_database_url: str) -> None:

@@ -20,13 +20,20 @@ from mobility.authz.permissions import SystemRole
 from mobility.candidates import service
 from mobility.candidates.models import Candidate, CandidateStatus
 from mobility.candidates.pipeline import ReasonRequired, TransitionNotAllowed
-from mobility.candidates.schemas import CandidateCreate, CandidateListParams, CandidateUpdate
+from mobility.candidates.schemas import (
+    CandidateCreate,
+    CandidateHistoryParams,
+    CandidateListParams,
+    CandidateUpdate,
+)
 from mobility.core.errors import Forbidden, InvalidInput, NotFound
 from tests.support.factories import make_agent, make_broker, make_tenant, make_user, unique
 from tests.support.sessions import Db, scope_of, system_session
 
 S = CandidateStatus
 YEAR = date.today().year
+
+FIRST_PAGE = CandidateHistoryParams()  # oldest first, more entries than any test makes
 
 
 def body(**values) -> CandidateCreate:
@@ -402,7 +409,7 @@ async def test_history_shows_every_change_with_who_and_when(db: Db, world: World
         candidate = (await service.create_candidate(session, body(notes="met at the fair"))).candidate
         await service.update_candidate(session, candidate.id, change(firstName="Sera", notes="call back"))
         await service.change_status(session, candidate, S.withdrawn, "Found work at home")
-        entries = await service.history(session, candidate.id)
+        entries, _ = await service.history(session, candidate.id, FIRST_PAGE)
         assert [entry.action for entry in entries] == [
             "candidate.create",
             "candidate.update",
@@ -433,7 +440,7 @@ async def test_partners_do_not_see_internal_notes_in_the_history(db: Db, world: 
         lambda session: service.create_candidate(session, body(agentId=str(world.agent.id), notes="secret")),
     )
     async with db.acting(world.as_agent()) as session:
-        entries = await service.history(session, created.candidate.id)
+        entries, _ = await service.history(session, created.candidate.id, FIRST_PAGE)
         assert entries and all("notes" not in (entry.after or {}) for entry in entries)
 
 

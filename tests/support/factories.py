@@ -10,21 +10,39 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent, Broker
 from mobility.authz.permissions import SystemRole
-from mobility.candidates.models import Candidate
+from mobility.candidates.models import Candidate, CandidateDocument, DocumentType
 from mobility.core import security
 from mobility.core.models import utcnow
 from mobility.core.scope import Scope
+from mobility.finance.models import (
+    Invoice,
+    PartyType,
+    Payment,
+    PaymentDirection,
+    PaymentMethod,
+)
+from mobility.placements.models import Placement
 from mobility.roles.models import Role
 from mobility.tenants.models import Tenant
-from mobility.training.models import Course, Enrollment
+from mobility.training.models import (
+    Assessment,
+    AssessmentType,
+    AttendanceRecord,
+    AttendanceStatus,
+    Certificate,
+    Course,
+    Enrollment,
+)
 from mobility.users.models import User, UserInvitation, UserTenant
+from mobility.vetting.models import VettingCheckType, VettingRecord
 from tests.support.sessions import scope_of
 
 PASSWORD = secrets.token_urlsafe(12)
@@ -197,3 +215,127 @@ async def make_enrollment(session: AsyncSession, course: Course, candidate: Cand
     session.add(enrollment)
     await session.flush()
     return enrollment
+
+
+async def _added(session: AsyncSession, row):
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def make_document(session: AsyncSession, candidate: Candidate, **values) -> CandidateDocument:
+    """A document row (no stored file: the row is what refers to the candidate)."""
+    digest = secrets.token_hex(32)
+    return await _added(
+        session,
+        CandidateDocument(
+            tenant_id=candidate.tenant_id,
+            candidate_id=candidate.id,
+            type=values.pop("type", DocumentType.passport),
+            file_name=values.pop("file_name", "passport.pdf"),
+            content_type="application/pdf",
+            size_bytes=1024,
+            sha256=digest,
+            storage_key=f"{candidate.tenant_id}/sha256/{digest[:2]}/{digest}",
+            **values,
+        ),
+    )
+
+
+async def make_attendance(session: AsyncSession, enrollment: Enrollment, **values) -> AttendanceRecord:
+    return await _added(
+        session,
+        AttendanceRecord(
+            tenant_id=enrollment.tenant_id,
+            enrollment_id=enrollment.id,
+            session_date=values.pop("session_date", date(2026, 3, 2)),
+            status=values.pop("status", AttendanceStatus.present),
+            **values,
+        ),
+    )
+
+
+async def make_assessment(session: AsyncSession, enrollment: Enrollment, **values) -> Assessment:
+    return await _added(
+        session,
+        Assessment(
+            tenant_id=enrollment.tenant_id,
+            enrollment_id=enrollment.id,
+            title=values.pop("title", "Final"),
+            type=values.pop("type", AssessmentType.final),
+            score=values.pop("score", Decimal("80")),
+            max_score=values.pop("max_score", Decimal("100")),
+            passed=values.pop("passed", True),
+            **values,
+        ),
+    )
+
+
+async def make_certificate(session: AsyncSession, enrollment: Enrollment, **values) -> Certificate:
+    return await _added(
+        session,
+        Certificate(
+            tenant_id=enrollment.tenant_id,
+            enrollment_id=enrollment.id,
+            certificate_number=values.pop("certificate_number", unique("CERT-")),
+            verification_code=values.pop("verification_code", secrets.token_urlsafe(24)),
+            issued_at=values.pop("issued_at", utcnow()),
+            **values,
+        ),
+    )
+
+
+async def make_vetting_record(session: AsyncSession, candidate: Candidate, **values) -> VettingRecord:
+    return await _added(
+        session,
+        VettingRecord(
+            tenant_id=candidate.tenant_id,
+            candidate_id=candidate.id,
+            check_type=values.pop("check_type", VettingCheckType.identity),
+            **values,
+        ),
+    )
+
+
+async def make_placement(session: AsyncSession, candidate: Candidate, **values) -> Placement:
+    return await _added(
+        session,
+        Placement(
+            tenant_id=candidate.tenant_id,
+            candidate_id=candidate.id,
+            employer_name=values.pop("employer_name", "Orchard Co"),
+            country=values.pop("country", "AU"),
+            position=values.pop("position", "Fruit picker"),
+            **values,
+        ),
+    )
+
+
+async def make_payment(session: AsyncSession, candidate: Candidate, **values) -> Payment:
+    return await _added(
+        session,
+        Payment(
+            tenant_id=candidate.tenant_id,
+            candidate_id=candidate.id,
+            direction=values.pop("direction", PaymentDirection.incoming),
+            party_type=values.pop("party_type", PartyType.candidate),
+            amount=values.pop("amount", Decimal("150.00")),
+            currency=values.pop("currency", "FJD"),
+            method=values.pop("method", PaymentMethod.cash),
+            **values,
+        ),
+    )
+
+
+async def make_invoice(session: AsyncSession, candidate: Candidate, **values) -> Invoice:
+    return await _added(
+        session,
+        Invoice(
+            tenant_id=candidate.tenant_id,
+            candidate_id=candidate.id,
+            bill_to_type=values.pop("bill_to_type", PartyType.candidate),
+            bill_to_name=values.pop("bill_to_name", f"{candidate.first_name} {candidate.last_name}"),
+            currency=values.pop("currency", "FJD"),
+            **values,
+        ),
+    )

@@ -155,10 +155,21 @@ def app_routes(app: FastAPI) -> list[Route]:
 
 
 def model_for_param(name: str) -> type | None:
-    """`user_id` -> User, `candidate_id` -> Candidate, `document_id` -> CandidateDocument, ..."""
+    """`user_id` -> User, `candidate_id` -> Candidate, `document_id` -> CandidateDocument, ...; a
+    reference qualified by its role names the model of its last words: `duplicate_candidate_id` ->
+    Candidate (when the whole name names no model)."""
     if not name.endswith("_id"):
         return None
-    stem = name.removesuffix("_id")
+    found = _model_for_stem(name.removesuffix("_id"))
+    words = name.removesuffix("_id").split("_")
+    for start in range(1, len(words)):
+        if found is not None:
+            break
+        found = _model_for_stem("_".join(words[start:]))
+    return found
+
+
+def _model_for_stem(stem: str) -> type | None:
     tables = model_of_table()
     plurals = (f"{stem}s", f"{stem}es", f"{stem[:-1]}ies" if stem.endswith("y") else f"{stem}s", stem)
     for table in plurals:

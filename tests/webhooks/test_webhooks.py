@@ -9,16 +9,18 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from mobility.core.crypto import secret_box
 from mobility.core.models import utcnow
 from mobility.notifications.models import Notification, NotificationStatus
 from mobility.webhooks import service
 from mobility.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.support.admin_api import call, make_world
 from tests.support.app import api_client, problem
-from tests.support.sessions import system_session
+from tests.support.sessions import get_row, system_session
 from tests.webhooks.conftest import Receiver, deliver_webhooks, webhook_settings
 
 
@@ -251,3 +253,35 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_at_delivery(
     assert row.status == NotificationStatus.failed
     assert "resolves to" in row.last_error and "loopback" in row.last_error
     assert receiver.requests(f"/ok-private-{world.tenant.code}") == []
+
+
+async def test_signing_secrets_are_stored_encrypted_and_a_secret_no_key_reads_is_never_sent(
+    hook_url: str, receiver: Receiver
+) -> None:
+    world = await make_world(hook_url)
+    path = f"/ok-encrypted-{world.tenant.code}"
+    async with api_client(hook_url, webhook_allow_private_addresses=True) as client:
+        created = await register(client, world, receiver.url(path))
+        rotated = await call(
+            client, "POST", f"/webhooks/{created['id']}/rotate-secret", world.auth(world.admin)
+        )
+    shown, previous = rotated.json()["secret"], created["secret"]
+    row = await get_row(hook_url, WebhookEndpoint, created["id"])
+    # In the database: neither secret as shown (nor its key material), each read back with the key.
+    for stored, secret in ((row.secret, shown), (row.previous_secret, previous)):
+        assert stored != secret and secret.removeprefix("whsec_") not in stored
+        assert secret_box(webhook_settings(hook_url)).decrypt(stored) == secret
+    # Stored under another key (a key lost, or the wrong one configured): the delivery is not sent, and
+    # ends with the reason.
+    other = secret_box(webhook_settings(hook_url, secret_key=Fernet.generate_key().decode()))
+    async with system_session(hook_url) as session:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == uuid.UUID(created["id"]))
+            .values(secret=other.encrypt(shown))
+        )
+    [delivery_id] = await publish(hook_url, world.tenant, "candidate.created", {"n": 1})
+    await deliver_webhooks(webhook_settings(hook_url, notify_max_attempts=1), hook_url)
+    [delivery] = await deliveries(hook_url, [delivery_id])
+    assert delivery.status == NotificationStatus.failed and "cannot be decrypted" in delivery.last_error
+    assert receiver.requests(path) == []

@@ -1,5 +1,5 @@
 """Candidates: register, read, change, list and search; the pipeline's manual moves; likely duplicates;
-the history of a record. Who sees which candidates is the row rules' (authz/rules.py); who may send
+merging a duplicate into the record that survives; the history of a record. Who sees which candidates is the row rules' (authz/rules.py); who may send
 which fields, the service's (schemas.py shapes). Internal notes are shown to staff only (null
 otherwise)."""
 
@@ -10,16 +10,19 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, UploadFile, status
 from fastapi.responses import StreamingResponse
 
-from mobility.candidates import exports, imports, service
+from mobility.candidates import exports, imports, merge, service
 from mobility.candidates.models import Candidate
 from mobility.candidates.schemas import (
     CandidateCreate,
     CandidateCreated,
     CandidateFilterParams,
     CandidateHistoryEntry,
+    CandidateHistoryParams,
     CandidateImportParams,
     CandidateImportReport,
     CandidateListParams,
+    CandidateMergeRequest,
+    CandidateMergeResult,
     CandidateStaffRead,
     CandidateUpdate,
     PossibleDuplicateRead,
@@ -27,12 +30,24 @@ from mobility.candidates.schemas import (
 )
 from mobility.core.auth import require
 from mobility.core.deps import DbSession
-from mobility.core.openapi import problem_responses
+from mobility.core.errors import PROBLEM_JSON
+from mobility.core.openapi import PROBLEM_REF, problem_responses
 from mobility.core.pagination import Page
 from mobility.core.routing import ApiRoute
 from mobility.core.uploads import content_disposition
 
 router = APIRouter(prefix="/api/v1", tags=["candidates"], route_class=ApiRoute)
+
+# A merged-away record (service.get_candidate): reading it answers 308 with the survivor's URL,
+# anything else 409 `candidate_merged`; both name `survivorId`.
+MERGED_REDIRECT = {
+    308: {
+        "description": "The candidate was merged into another record: `Location` is the survivor's URL, "
+        "`survivorId` its id (problem `candidate_merged`)",
+        "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
+        "headers": {"Location": {"schema": {"type": "string"}, "description": "The survivor's URL"}},
+    }
+}
 
 
 def _shown(candidate: Candidate, staff: bool) -> CandidateStaffRead:
@@ -148,10 +163,14 @@ async def create_candidate(body: CandidateCreate, session: DbSession):
 
 
 @router.get(
-    "/candidates/{candidate_id}", response_model=CandidateStaffRead, dependencies=[require("candidates:read")]
+    "/candidates/{candidate_id}",
+    response_model=CandidateStaffRead,
+    dependencies=[require("candidates:read")],
+    responses=MERGED_REDIRECT,
 )
 async def get_candidate(candidate_id: uuid.UUID, session: DbSession):
-    return _shown(await service.get_candidate(session, candidate_id), service.is_staff(session))
+    """308 `candidate_merged` for a record merged into another (`Location`: the survivor)."""
+    return _shown(await service.get_candidate(session, candidate_id, reading=True), service.is_staff(session))
 
 
 @router.patch(
@@ -162,7 +181,8 @@ async def get_candidate(candidate_id: uuid.UUID, session: DbSession):
 )
 async def update_candidate(candidate_id: uuid.UUID, body: CandidateUpdate, session: DbSession):
     """Staff change the profile, the partner links and the notes; an Agent or Broker the profile; the
-    candidate themself their e-mail, phone, address and emergency contact. Never the status."""
+    candidate themself their e-mail, phone, address and emergency contact. Never the status. 409
+    `candidate_merged` (with `survivorId`) for a record merged into another."""
     candidate = await service.update_candidate(session, candidate_id, body)
     return _shown(candidate, service.is_staff(session))
 
@@ -175,8 +195,9 @@ async def update_candidate(candidate_id: uuid.UUID, body: CandidateUpdate, sessi
 )
 async def change_candidate_status(candidate_id: uuid.UUID, body: StatusChange, session: DbSession):
     """A manual move along the pipeline (withdrawing included). 409 `transition_not_allowed` lists
-    the moves allowed from the current status (`allowedTransitions`); 422 when the move needs a reason.
-    A partner may only withdraw its own candidates."""
+    the moves allowed from the current status (`allowedTransitions`), `candidate_merged` for a record
+    merged into another; 422 when the move needs a reason. A partner may only withdraw its own
+    candidates."""
     candidate = await service.manual_status_change(
         session, candidate_id, target=body.status, reason=body.reason
     )
@@ -185,19 +206,54 @@ async def change_candidate_status(candidate_id: uuid.UUID, body: StatusChange, s
 
 @router.get(
     "/candidates/{candidate_id}/history",
-    response_model=list[CandidateHistoryEntry],
+    response_model=Page[CandidateHistoryEntry],
     dependencies=[require("candidates:read")],
+    responses=problem_responses(409),
 )
-async def get_candidate_history(candidate_id: uuid.UUID, session: DbSession):
-    """Every registration, edit and status change of the record, oldest first, from the audit trail."""
-    return await service.history(session, candidate_id)
+async def get_candidate_history(
+    candidate_id: uuid.UUID, session: DbSession, params: Annotated[CandidateHistoryParams, Query()]
+):
+    """Every registration, edit, status change and merge of the record, and of the records merged into
+    it, oldest first, from the audit trail. 409 `candidate_merged` (with `survivorId`) for a record
+    merged into another: its history is in the survivor's. Keyset pages (`limit`, `cursor`)."""
+    entries, next_cursor = await service.history(session, candidate_id, params)
+    return Page[CandidateHistoryEntry](
+        items=[CandidateHistoryEntry.model_validate(entry) for entry in entries], next_cursor=next_cursor
+    )
 
 
 @router.get(
     "/candidates/{candidate_id}/possible-duplicates",
     response_model=list[PossibleDuplicateRead],
     dependencies=[require("candidates:read")],
+    responses=problem_responses(409),
 )
 async def list_possible_duplicates(candidate_id: uuid.UUID, session: DbSession):
-    """Candidates with the same date of birth and a similar name (not refused; merge comes later)."""
+    """Candidates with the same date of birth and a similar name (not refused: staff merge them with
+    `POST /candidates/{id}/merge`). 409 `candidate_merged` for a record merged into another."""
     return await service.possible_duplicates_of(session, candidate_id)
+
+
+@router.post(
+    "/candidates/{candidate_id}/merge",
+    response_model=CandidateMergeResult,
+    dependencies=[require("candidates:delete")],
+    responses=problem_responses(409),
+)
+async def merge_candidates(candidate_id: uuid.UUID, body: CandidateMergeRequest, session: DbSession):
+    """Fold the record `duplicateCandidateId` into this one (the survivor), in one transaction: its
+    documents, enrollments (with their attendance, assessments and certificates), vetting records,
+    placements, payments and invoices move here; this record's empty fields are filled from it; it is
+    kept as a tombstone pointing here. 409: `merge_conflict` listing `conflicts` (both enrolled in one
+    course, both with a login, the duplicate further along the pipeline), `merge_not_allowed` (a
+    record into itself), `candidate_merged` (either is a tombstone), `duplicate_candidate`. 422: no
+    such duplicate. Rules: candidates/merge.py."""
+    merged = await merge.merge_candidates(
+        session, survivor_id=candidate_id, duplicate_id=body.duplicate_candidate_id
+    )
+    return CandidateMergeResult(
+        survivor=CandidateStaffRead.model_validate(merged.survivor),
+        merged_id=merged.merged_id,
+        moved=merged.moved,
+        filled_fields=merged.filled_fields,
+    )

@@ -72,6 +72,10 @@ class Candidate(TenantScopedMixin, Base):
         UniqueConstraint("tenantId", "userId"),
         same_tenant_fk("agentId", "agents"),
         same_tenant_fk("brokerId", "brokers"),
+        # A merged-away record (a tombstone) points at the record it was merged into (0019); it goes
+        # with that record if the record is ever deleted.
+        same_tenant_fk("mergedIntoId", "candidates", ondelete="CASCADE"),
+        Index(None, "tenantId", "mergedIntoId"),
         Index(None, "tenantId", "status"),
         Index(None, "tenantId", "agentId"),
         Index(None, "tenantId", "brokerId"),
@@ -133,6 +137,12 @@ class Candidate(TenantScopedMixin, Base):
     national_id_key: Mapped[str | None] = mapped_column("nationalIdKey", String(40))
     email_key: Mapped[str | None] = mapped_column("emailKey", String(320))
     search_name: Mapped[str | None] = mapped_column("searchName", String(600))
+    # Set when the record was merged into another (candidates/merge.py, 0019): it is then a tombstone,
+    # hidden from lists and searches, its id answering with the survivor's. `mergedBy` is the staff
+    # member's user id (a record like the audit trail's actor, no foreign key).
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column("mergedIntoId", Uuid)
+    merged_at: Mapped[datetime | None] = mapped_column("mergedAt", UTCDateTime())
+    merged_by: Mapped[uuid.UUID | None] = mapped_column("mergedBy", Uuid)
 
 
 class CandidateReferenceCounter(TenantScopedMixin, Base):

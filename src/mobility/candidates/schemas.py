@@ -216,11 +216,20 @@ class CandidateHistoryEntry(OutputModel):
     after; a status change's reason in `after.reason`)."""
 
     id: uuid.UUID
+    candidate_id: uuid.UUID = Field(
+        description="The record changed: this candidate, or a record merged into it (a tombstone)"
+    )
     at: datetime
     actor_id: uuid.UUID | None
     action: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+class CandidateHistoryParams(ListParams):
+    """Oldest first by default (`sort=createdAt`); `sort=-createdAt` for the newest first."""
+
+    sort: sort_by("createdAt") = Field(default=None, description="Default: createdAt")
 
 
 class CandidateFilterParams(QueryModel):
@@ -271,3 +280,23 @@ class CandidateImportReport(OutputModel):
     rejected: int
     rejected_rows: list[RefusedRowRead] = Field(description="The first 10,000 refused rows")
     truncated: bool = Field(description="More rows were refused than are listed")
+
+
+# ------------------------------------------------------------------------------------------- merge
+
+
+class CandidateMergeRequest(InputModel):
+    """The duplicate record to fold into the candidate of the path (the survivor)."""
+
+    duplicate_candidate_id: uuid.UUID = Field(description="The record merged away (kept as a tombstone)")
+
+
+class CandidateMergeResult(OutputModel):
+    """The survivor after the merge, and what the merge did (also in its `candidate.merge` history
+    entry): the rows moved, per table (`moved`; rows that hang off an enrollment follow it, listed
+    under their own table), and the survivor's fields filled from the duplicate."""
+
+    survivor: CandidateStaffRead
+    merged_id: uuid.UUID
+    moved: dict[str, list[uuid.UUID]]
+    filled_fields: list[str]

@@ -23,7 +23,13 @@ record, an Agent or Broker the candidates linked to their partner record):
   function the other domains call too. Manual changes are staff's; a partner may only withdraw
   their own candidate; a candidate changes no status.
 - The history of a candidate is its audit trail: every create, edit and status change (who, when,
-  what). Partners and the candidate do not see the internal notes in it.
+  what), the records merged into it included. Partners and the candidate do not see the internal
+  notes in it.
+- A merged-away record (a tombstone, candidates/merge.py) is hidden from lists, searches and likely
+  duplicates, and its id answers with the survivor's, never silently a 404 (`get_candidate`, the one
+  place a candidate is fetched by id): reading the record is 308 `candidate_merged` to the survivor's
+  URL, anything else (a change, a status move, its history) 409 `candidate_merged`; both carry
+  `survivorId`. A caller who may not see the survivor gets the 404 they got before.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from mobility.candidates.schemas import (
     PartnerCandidateUpdate,
 )
 from mobility.core import audit
-from mobility.core.errors import Conflict, Forbidden, InvalidInput
+from mobility.core.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import (
     PageParams,
@@ -71,7 +77,7 @@ from mobility.tenants.models import Tenant
 
 CANDIDATE_SORT_KEYS = {"name": text_key(Candidate.last_name), "createdAt": time_key(Candidate.created_at)}
 SEARCH_NAME_LENGTH = 600
-HISTORY_LIMIT = 500
+HISTORY_SORT_KEYS = {"createdAt": time_key(AuditLog.created_at)}
 # Trigram word similarity (0..1) a name must reach to match a search on PostgreSQL (pg_trgm's `<%`
 # operator, set for the transaction; its default 0.6 missed two swapped letters in a 5-letter surname,
 # "Tupuo" for Tupou: 0.5).
@@ -88,6 +94,21 @@ class NoPartnerRecord(Forbidden):
 
 class StatusChangeNotYours(Forbidden):
     code, title = "status_change_not_allowed", "You may not make this status change"
+
+
+class CandidateMerged(Conflict):
+    """409: the record was merged into another (`survivorId`); change that one instead."""
+
+    code, title = "candidate_merged", "The candidate was merged into another record"
+
+
+class CandidateMovedPermanently(AppError):
+    """308 Permanent Redirect: reading a merged-away record; `Location` is the survivor's URL."""
+
+    status, code, title = 308, "candidate_merged", "The candidate was merged into another record"
+
+    def headers(self) -> dict[str, str]:
+        return {"Location": f"/api/v1/candidates/{self.extra['survivorId']}"}
 
 
 # --- who is calling -----------------------------------------------------------------------------
@@ -316,8 +337,37 @@ async def create_candidate(session: AsyncSession, body: CandidateCreate) -> Regi
     return Registered(candidate, await possible_duplicates(session, candidate))
 
 
-async def get_candidate(session: AsyncSession, candidate_id: uuid.UUID) -> Candidate:
-    return await get_visible(session, Candidate, candidate_id)
+async def get_candidate(
+    session: AsyncSession, candidate_id: uuid.UUID, *, reading: bool = False, field_name: str | None = None
+) -> Candidate:
+    """The candidate with this id if the caller may see it (404 otherwise; with `field_name`, an id
+    sent in a body, 422). A merged-away record answers with its survivor (see the module's rules):
+    `reading` the record itself, 308; anything else, 409."""
+    candidate = await get_visible(session, Candidate, candidate_id, field_name=field_name)
+    await refuse_merged(session, candidate, reading=reading, field_name=field_name)
+    return candidate
+
+
+async def refuse_merged(
+    session: AsyncSession, candidate: Candidate, *, reading: bool = False, field_name: str | None = None
+) -> None:
+    """The tombstone rule (module doc): nothing for a live record; for a merged-away one the survivor's
+    id (308 when `reading`, else 409), or, when the caller may not see the survivor, what they would
+    get for a record that does not exist."""
+    if candidate.merged_into_id is None:
+        return
+    survivor = (
+        await session.execute(select(Candidate.id).where(Candidate.id == candidate.merged_into_id))
+    ).first()
+    if survivor is None:
+        if field_name is not None:
+            raise InvalidInput(f"{field_name} does not refer to an existing record.", field=field_name)
+        raise NotFound("No such candidate.")
+    error = CandidateMovedPermanently if reading else CandidateMerged
+    raise error(
+        f"The candidate {candidate.reference_number} was merged into {survivor.id}.",
+        survivorId=str(survivor.id),
+    )
 
 
 async def update_candidate(
@@ -325,7 +375,7 @@ async def update_candidate(
 ) -> Candidate:
     scope = require_scope(session)
     kind = _kind(scope)
-    candidate = await get_visible(session, Candidate, candidate_id)
+    candidate = await get_candidate(session, candidate_id)
     _check_shape(body, _UPDATE_SHAPES.get(kind))
     changes = {name: _plain(getattr(body, name)) for name in body.model_fields_set}
     # A new link is a registration with that partner: the licensing rule again.
@@ -361,6 +411,7 @@ async def change_status(
     domains call it with their own `action` (e.g. "enrollment.create"). The reason, when given, is in
     the audit trail's entry of the change (`after.reason`)."""
     target = CandidateStatus(target)
+    await refuse_merged(session, candidate)
     reason = pipeline.check_transition(candidate.status, target, reason)
     candidate.status = target
     await audit.flush_as(
@@ -380,7 +431,7 @@ async def manual_status_change(
     kind = _kind(scope)
     if kind == "candidate":
         raise Forbidden("A candidate's status is changed by the institute.")
-    candidate = await get_visible(session, Candidate, candidate_id)
+    candidate = await get_candidate(session, candidate_id)
     if kind in ("agent", "broker") and target != CandidateStatus.withdrawn:
         raise StatusChangeNotYours(
             "A partner may only withdraw its candidates; the institute makes the other moves."
@@ -435,7 +486,7 @@ async def list_candidates(
     asked for, PostgreSQL ranks by name similarity (best first)."""
     if filters.created_from and filters.created_to and filters.created_from >= filters.created_to:
         raise InvalidInput("createdFrom must be before createdTo.", field="createdFrom")
-    statement = select(Candidate)
+    statement = select(Candidate).where(Candidate.merged_into_id.is_(None))
     for column, value in (
         (Candidate.status, filters.status),
         (Candidate.agent_id, filters.agent_id),
@@ -510,7 +561,9 @@ async def possible_duplicates(session: AsyncSession, candidate: Candidate) -> li
         (
             await session.execute(
                 select(Candidate).where(
-                    Candidate.date_of_birth == candidate.date_of_birth, Candidate.id != candidate.id
+                    Candidate.date_of_birth == candidate.date_of_birth,
+                    Candidate.id != candidate.id,
+                    Candidate.merged_into_id.is_(None),
                 )
             )
         )
@@ -527,7 +580,7 @@ async def possible_duplicates(session: AsyncSession, candidate: Candidate) -> li
 
 
 async def possible_duplicates_of(session: AsyncSession, candidate_id: uuid.UUID) -> list[PossibleDuplicate]:
-    return await possible_duplicates(session, await get_visible(session, Candidate, candidate_id))
+    return await possible_duplicates(session, await get_candidate(session, candidate_id))
 
 
 # --- history ------------------------------------------------------------------------------------
@@ -536,6 +589,7 @@ async def possible_duplicates_of(session: AsyncSession, candidate_id: uuid.UUID)
 @dataclass
 class HistoryEntry:
     id: uuid.UUID
+    candidate_id: uuid.UUID
     at: datetime
     actor_id: uuid.UUID | None
     action: str
@@ -543,8 +597,9 @@ class HistoryEntry:
     after: dict[str, Any] | None
 
 
+# "merge": what a merge moved (candidates/merge.py), row ids of tables a partner may not see.
 _INTERNAL = frozenset(
-    {"notes", "passportKey", "nationalIdKey", "emailKey", "searchName", "updatedBy", "createdBy"}
+    {"notes", "passportKey", "nationalIdKey", "emailKey", "searchName", "updatedBy", "createdBy", "merge"}
 )
 
 
@@ -555,34 +610,43 @@ def _shown(values: dict[str, Any] | None, staff: bool) -> dict[str, Any] | None:
     return {key: value for key, value in values.items() if key not in hidden}
 
 
-async def history(session: AsyncSession, candidate_id: uuid.UUID) -> list[HistoryEntry]:
-    """Every change of the candidate's record in the audit trail, oldest first (at most HISTORY_LIMIT,
-    the newest ones): registration, each edit and each status change, with who and when."""
-    candidate = await get_visible(session, Candidate, candidate_id)
+async def history(
+    session: AsyncSession, candidate_id: uuid.UUID, params: PageParams
+) -> tuple[list[HistoryEntry], str | None]:
+    """Every change of the candidate's record in the audit trail, a keyset page at a time, oldest first
+    by default: registration, each edit and each status change, with who and when; and those of the
+    records merged into it (that the caller may see), each entry naming its record. An edit of
+    internal fields only is left out of a partner's or the candidate's page (which may then hold fewer
+    entries than `limit`)."""
+    candidate = await get_candidate(session, candidate_id)
     staff = is_staff(session)
-    rows = (
-        (
-            await session.execute(
-                select(AuditLog)
-                .where(AuditLog.entity_type == Candidate.__tablename__, AuditLog.entity_id == candidate.id)
-                .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
-                .limit(HISTORY_LIMIT)
-            )
-        )
-        .scalars()
-        .all()
+    merged = select(Candidate.id).where(Candidate.merged_into_id == candidate.id)
+    records = [candidate.id, *(await session.execute(merged)).scalars()]
+    rows, next_cursor = await paginate(
+        session,
+        select(AuditLog).where(
+            AuditLog.entity_type == Candidate.__tablename__, AuditLog.entity_id.in_(records)
+        ),
+        params=params,
+        sort_keys=HISTORY_SORT_KEYS,
+        default_sort="createdAt",
+        id_column=AuditLog.id,
     )
     entries = []
-    for row in reversed(rows):
+    for row in rows:
         before, after = _shown(row.before, staff), _shown(row.after, staff)
         if row.action.endswith(".update") and not after and not before:
             continue  # only internal fields changed
-        entries.append(HistoryEntry(row.id, row.created_at, row.actor_id, row.action, before, after))
-    return entries
+        entries.append(
+            HistoryEntry(row.id, row.entity_id, row.created_at, row.actor_id, row.action, before, after)
+        )
+    return entries, next_cursor
 
 
 __all__ = [
     "CandidateFilters",
+    "CandidateMerged",
+    "CandidateMovedPermanently",
     "DuplicateCandidate",
     "HistoryEntry",
     "PossibleDuplicate",
@@ -595,5 +659,6 @@ __all__ = [
     "manual_status_change",
     "possible_duplicates",
     "possible_duplicates_of",
+    "refuse_merged",
     "update_candidate",
 ]

@@ -11,7 +11,6 @@ Days are counted in UTC.
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -22,26 +21,10 @@ from mobility.agents.models import Agent
 from mobility.candidates.models import Candidate, CandidateDocument, DocumentStatus
 from mobility.core.jobs import Job, JobContext
 from mobility.notifications import service as notifications
+from mobility.notifications.reminders import bucket, tenant_values
 from mobility.settings import service as settings_service
-from mobility.settings.models import Setting
 from mobility.tenants.models import Tenant
 from mobility.users import service as users_service
-
-
-async def tenant_values(
-    session: AsyncSession, setting: settings_service.KnownSetting
-) -> dict[uuid.UUID, Any]:
-    """Under the system scope: each tenant's value of `setting` where it was set (else: the default)."""
-    rows = await session.execute(select(Setting.tenant_id, Setting.value).where(Setting.key == setting.key))
-    return {tenant_id: setting.value_of(value) for tenant_id, value in rows.all()}
-
-
-def bucket(days_left: int, lead_days: list[int]) -> int | None:
-    """The smallest lead time the days left fall within, or None (too early, or past the date)."""
-    if days_left < 0:
-        return None
-    within = [lead for lead in lead_days if days_left <= lead]
-    return min(within) if within else None
 
 
 async def document_expiry_reminders(session: AsyncSession, context: JobContext) -> dict[str, Any]:

@@ -32,3 +32,14 @@ def age_on(born: date, day: date) -> int:
     """Completed years on `day`. Someone born on 29 February completes a year on 1 March in a common
     year (their birthday has not come while the date is still before 29 February)."""
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day of the month `months` later (earlier when negative), or the month's last day when
+    it is shorter: 31 August + 6 months is 28 (29) February."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = date(year + (month == 12), month % 12 + 1, 1)
+    last = (following - date.resolution).day
+    return date(year, month, min(day.day, last))

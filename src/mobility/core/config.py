@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_allow_private_addresses: bool = False
     webhook_disable_after_days: float = Field(default=3, gt=0)
+    # Secrets stored in the database that must be read back (webhook signing secrets) are encrypted
+    # with this Fernet key (core/crypto.py). Unset: the embedded default generates one into
+    # data_dir/secret.key; a configured database_url needs it set, the same on every host. Earlier keys,
+    # comma-separated, still decrypt (a key rotation) and are never used to encrypt.
+    secret_key: str | None = Field(default=None, repr=False)
+    previous_secret_keys: str | None = Field(default=None, repr=False)
     # Forgotten passwords: how long a reset link works (once).
     password_reset_minutes: int = Field(default=30, ge=5, le=24 * 60)
 

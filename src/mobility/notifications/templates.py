@@ -85,6 +85,42 @@ class DocumentExpiryPayload(Payload):
     days_left: int
 
 
+class CertificateExpiryPayload(Payload):
+    candidate_name: str
+    course_title: str
+    certificate_number: str
+    expiry_date: date
+    days_left: int
+
+
+class VettingExpiryPayload(Payload):
+    candidate_name: str
+    check_type: str
+    expiry_date: date
+    days_left: int
+
+
+class VettingLapsedPayload(Payload):
+    candidate_name: str
+    check_type: str
+    expired_on: date
+    # A check the tenant requires (vetting.requiredChecks), of a candidate in the work-ready pool.
+    required: bool
+    in_ready_pool: bool
+
+
+class PassportValidityPayload(Payload):
+    candidate_name: str
+    employer_name: str
+    position: str
+    country: str
+    contract_start: date
+    days_left: int
+    passport_expiry: date | None
+    valid_until_needed: date
+    validity_months: int
+
+
 @dataclass(frozen=True)
 class Template:
     key: str
@@ -107,6 +143,10 @@ TEMPLATES: dict[str, Template] = {
         Template("security.membership_added", Category.security, MembershipPayload),
         Template("administration.webhook_disabled", Category.administration, EndpointDisabledPayload),
         Template("reminders.document_expiry", Category.reminders, DocumentExpiryPayload),
+        Template("reminders.certificate_expiry", Category.reminders, CertificateExpiryPayload),
+        Template("reminders.vetting_expiry", Category.reminders, VettingExpiryPayload),
+        Template("reminders.vetting_lapsed", Category.reminders, VettingLapsedPayload),
+        Template("reminders.passport_validity", Category.reminders, PassportValidityPayload),
     )
 }
 

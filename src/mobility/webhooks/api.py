@@ -39,13 +39,14 @@ async def list_webhooks(session: DbSession, params: Annotated[EndpointListParams
 )
 async def create_webhook(body: EndpointCreate, request: Request, session: DbSession):
     """Register an endpoint; the answer carries its signing secret, shown this once."""
-    return await service.create_endpoint(
+    endpoint, secret = await service.create_endpoint(
         session,
         settings=request.app.state.settings,
         url=body.url,
         description=body.description,
         event_types=[event.value for event in body.event_types],
     )
+    return EndpointCreated(**EndpointRead.model_validate(endpoint).model_dump(), secret=secret)
 
 
 @router.get("/{endpoint_id}", response_model=EndpointRead, dependencies=[require("webhooks:read")])
@@ -72,10 +73,10 @@ async def delete_webhook(endpoint_id: uuid.UUID, session: DbSession) -> Response
 @router.post(
     "/{endpoint_id}/rotate-secret", response_model=SecretRotated, dependencies=[require("webhooks:update")]
 )
-async def rotate_webhook_secret(endpoint_id: uuid.UUID, session: DbSession):
+async def rotate_webhook_secret(endpoint_id: uuid.UUID, request: Request, session: DbSession):
     """A new signing secret, shown this once; the previous one also signs for a day."""
-    endpoint = await service.rotate_secret(session, endpoint_id)
-    return SecretRotated(secret=endpoint.secret, previous_secret_until=endpoint.previous_secret_until)
+    endpoint, secret = await service.rotate_secret(session, endpoint_id, settings=request.app.state.settings)
+    return SecretRotated(secret=secret, previous_secret_until=endpoint.previous_secret_until)
 
 
 @router.post(

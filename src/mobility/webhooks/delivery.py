@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core import audit
 from mobility.core.config import Settings
+from mobility.core.crypto import UnreadableSecret, secret_box
 from mobility.core.models import utcnow
 from mobility.core.outbox import Outcome
 from mobility.notifications import service as notifications
@@ -29,7 +30,7 @@ from mobility.users import service as users_service
 from mobility.webhooks import signing
 from mobility.webhooks.addresses import AddressRefused, resolve_public
 from mobility.webhooks.models import WebhookDelivery, WebhookEndpoint
-from mobility.webhooks.service import EventType
+from mobility.webhooks.service import EventType, signing_secrets
 
 USER_AGENT = "WTI-Mobility-Webhooks/1"
 
@@ -41,6 +42,7 @@ class WebhookOutbox:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        secret_box(settings)  # no key to read the signing secrets with: the worker does not start
         self.client = httpx.AsyncClient(
             follow_redirects=False, timeout=settings.webhook_timeout_seconds, trust_env=False
         )
@@ -71,13 +73,10 @@ class WebhookOutbox:
             return Outcome(error=str(exc))
         body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
         now = utcnow()
-        keys = [endpoint.secret]
-        if (
-            endpoint.previous_secret
-            and endpoint.previous_secret_until
-            and endpoint.previous_secret_until > now
-        ):
-            keys.append(endpoint.previous_secret)
+        try:
+            keys = signing_secrets(endpoint, settings=self.settings, now=now)
+        except UnreadableSecret as exc:
+            return Outcome(error=str(exc))
         headers = {
             **signing.headers(keys, str(row.event_id), int(time.time()), body),
             "content-type": "application/json",

@@ -37,9 +37,11 @@ class WebhookEndpoint(TenantScopedMixin, Base):
     event_types: Mapped[list[str]] = mapped_column(
         "eventTypes", JSONType, default=list, server_default=EMPTY_JSON_ARRAY
     )
-    # "whsec_" + base64 of the key, as the Standard Webhooks scheme writes it.
+    # "whsec_" + base64 of the key, as the Standard Webhooks scheme writes it, stored encrypted (a
+    # Fernet token, core/crypto.py; 0019): webhooks.service encrypts and decrypts it.
     secret: Mapped[str] = mapped_column(Text)
     # After a rotation, deliveries carry a signature with the previous secret too, until this instant.
+    # Encrypted like `secret`.
     previous_secret: Mapped[str | None] = mapped_column("previousSecret", Text)
     previous_secret_until: Mapped[datetime | None] = mapped_column("previousSecretUntil", UTCDateTime())
     is_active: Mapped[bool] = mapped_column("isActive", Boolean, default=True, server_default=true())

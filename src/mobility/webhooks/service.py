@@ -5,7 +5,8 @@ nothing, a committed one is delivered by the worker, signed, with retries).
 - `publish(session, event_type, data)`: what a domain calls: one delivery per active endpoint of the
   tenant that wants the type, all with the same event id.
 - The secret is shown once, when the endpoint is made or its secret rotated; after a rotation the
-  previous secret also signs for a day, so receivers can switch without losing a delivery.
+  previous secret also signs for a day, so receivers can switch without losing a delivery. Both are
+  stored encrypted (core/crypto.py, 0019) and decrypted only to sign a delivery.
 - An endpoint that fails every delivery for `webhook_disable_after_days` is disabled and the tenant's
   Admins are told (webhooks.delivery); enabling it again starts afresh. Failed deliveries can be replayed.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core import audit
 from mobility.core.config import Settings
+from mobility.core.crypto import secret_box
 from mobility.core.models import new_id, utcnow
 from mobility.core.pagination import PageParams, paginate, time_key
 from mobility.core.scope import TenancyViolation, get_visible, require_scope
@@ -69,17 +71,18 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
 
 async def create_endpoint(
     session: AsyncSession, *, settings: Settings, url: str, description: str | None, event_types: list[str]
-) -> WebhookEndpoint:
-    """A new endpoint and its secret (the caller shows it once)."""
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its secret in clear (the caller shows it once; the row keeps it encrypted)."""
+    secret = signing.new_secret()
     endpoint = WebhookEndpoint(
         url=check_url(url, allow_private=settings.webhook_allow_private_addresses),
         description=description,
         event_types=sorted(set(event_types)),
-        secret=signing.new_secret(),
+        secret=secret_box(settings).encrypt(secret),
     )
     session.add(endpoint)
     await audit.flush_as(session, "webhook.create", conflict="The endpoint changed meanwhile.")
-    return endpoint
+    return endpoint, secret
 
 
 async def update_endpoint(
@@ -111,14 +114,27 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> None
     await audit.flush_as(session, "webhook.delete", conflict="The endpoint changed meanwhile.")
 
 
-async def rotate_secret(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    """A new secret (shown once); the previous one also signs for a day."""
+async def rotate_secret(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, settings: Settings
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret, returned in clear (shown once); the previous one also signs for a day."""
     endpoint = await get_endpoint(session, endpoint_id)
-    endpoint.previous_secret = endpoint.secret
+    secret = signing.new_secret()
+    endpoint.previous_secret = endpoint.secret  # encrypted as it is
     endpoint.previous_secret_until = utcnow() + PREVIOUS_SECRET_KEPT
-    endpoint.secret = signing.new_secret()
+    endpoint.secret = secret_box(settings).encrypt(secret)
     await audit.flush_as(session, "webhook.rotate_secret", conflict="The endpoint changed meanwhile.")
-    return endpoint
+    return endpoint, secret
+
+
+def signing_secrets(endpoint: WebhookEndpoint, *, settings: Settings, now) -> list[str]:
+    """The secrets in clear that sign a delivery to `endpoint` now: its own, and after a rotation the
+    previous one until its day is over."""
+    box = secret_box(settings)
+    secrets = [box.decrypt(endpoint.secret)]
+    if endpoint.previous_secret and endpoint.previous_secret_until and endpoint.previous_secret_until > now:
+        secrets.append(box.decrypt(endpoint.previous_secret))
+    return secrets
 
 
 def _delivery(

@@ -24,12 +24,21 @@ from mobility.core.config import Settings
 from mobility.core.jobs import Job, JobContext
 from mobility.core.models import utcnow
 from mobility.core.scope import Scope, apply_to_database
+from mobility.placements import tasks as placement_tasks
+from mobility.training import tasks as training_tasks
+from mobility.vetting import tasks as vetting_tasks
 from mobility.worker.models import JobLease
 
 logger = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-ALL_JOBS: list[Job] = [*auth_tasks.JOBS, *candidate_tasks.JOBS]
+ALL_JOBS: list[Job] = [
+    *auth_tasks.JOBS,
+    *candidate_tasks.JOBS,
+    *training_tasks.JOBS,
+    *vetting_tasks.JOBS,
+    *placement_tasks.JOBS,
+]
 
 
 class JobBusy(Exception):
