@@ -33,6 +33,7 @@ from mobility.core.deps import DbSession
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.openapi import PROBLEM_REF, problem_responses
 from mobility.core.pagination import Page
+from mobility.core.responses import json_response
 from mobility.core.routing import ApiRoute
 from mobility.core.uploads import content_disposition
 
@@ -69,7 +70,10 @@ async def list_candidates(session: DbSession, params: Annotated[CandidateListPar
     )
     rows, next_cursor = await service.list_candidates(session, params=params, filters=filters)
     staff = service.is_staff(session)
-    return Page[CandidateStaffRead](items=[_shown(row, staff) for row in rows], next_cursor=next_cursor)
+    # Serialized once (core/responses.py): the list is the platform's busiest read.
+    return json_response(
+        Page[CandidateStaffRead](items=[_shown(row, staff) for row in rows], next_cursor=next_cursor)
+    )
 
 
 # Before /candidates/{candidate_id}: a path that is a literal must be matched before the pattern.
