@@ -43,7 +43,11 @@ users_app = typer.Typer(
 jobs_app = typer.Typer(
     help="The periodic jobs the worker runs: list them, run one now.", no_args_is_help=True
 )
+import_app = typer.Typer(
+    help="Bring records in from files: candidates from a spreadsheet.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(users_app, name="users")
 app.add_typer(prisma_app, name="prisma")
@@ -529,6 +533,91 @@ def users_invitation_link(
         f"invitation token for {email} (valid for the tenant's invitation period; give it to them only):"
     )
     typer.echo(token)
+
+
+# --- import -----------------------------------------------------------------------------------------
+
+
+@_command(import_app, "candidates")
+def import_candidates(
+    file: Annotated[Path, typer.Argument(help="A CSV (UTF-8) or Excel (.xlsx) file; README: the columns.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="The code of the tenant to import into.")],
+    acting_as: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="EMAIL",
+            help="Act as this member of the tenant (their rights; recorded as the actor). "
+            "Default: the operator, with the tenant's Admin rights.",
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row; write nothing.")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows; report and skip the others.")
+    ] = False,
+) -> None:
+    """Register the candidates of a spreadsheet, each row checked as the API checks one (duplicates
+    within the file and against the database included). All or nothing unless --skip-invalid: any
+    refused row and nothing is written (exit status 1). Refused rows are listed with their line."""
+    from mobility.app_session import create_sessionmaker
+    from mobility.candidates import imports
+    from mobility.core.db import create_engine
+    from mobility.core.errors import AppError
+    from mobility.core.scope import Scope, apply_to_database
+
+    settings = _settings()
+    url = _at_head(settings)
+    if not file.is_file():
+        raise CliError(f"no file {file}")
+
+    async def _run() -> imports.ImportReport:
+        engine = create_engine(url, settings=settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                await apply_to_database(session, Scope.for_system())
+                scope = await imports.acting_scope(session, tenant_code=tenant, email=acting_as)
+                await apply_to_database(session, scope.but(request_id=f"cli:import:{file.name}"[:120]))
+                with file.open("rb") as handle, _progress(file.name) as progress:
+                    report = await imports.import_candidates(
+                        session, handle, dry_run=dry_run, skip_invalid=skip_invalid, progress=progress
+                    )
+                await session.commit()
+                return report
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(_run())
+    except AppError as exc:
+        raise CliError(f"{exc.detail[:1].lower()}{exc.detail[1:].rstrip('.')}; nothing was imported") from exc
+    for row in report.rejected_rows:
+        typer.echo(f"line {row.line}: {' | '.join(row.reasons)}", err=True)
+    if report.truncated:
+        typer.echo(f"... and {report.rejected - len(report.rejected_rows)} more refused row(s)", err=True)
+    if report.rejected and not report.written and not dry_run:
+        _fail(report.summary())
+    typer.echo(report.summary())
+
+
+class _progress:
+    """A progress bar on stderr while an import runs (bytes of a CSV, rows of a workbook)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.bar, self.shown = label, None, 0
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            self.bar = typer.progressbar(length=total or 0, label=f"importing {self.label}", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(max(done - self.shown, 0))
+        self.shown = max(done, self.shown)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 # --- seed, serve, prisma -----------------------------------------------------------------------------

@@ -203,6 +203,9 @@ TABLE = """
 | DELETE /api/v1/brokers/{broker_id}                    | brokers:delete  | y  | y  | -  | -  | -  | -  | -  | -      | row rules        |
 | GET    /api/v1/candidates                             | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
 | POST   /api/v1/candidates                             | candidates:create | y  | y  | -  | -  | y  | y  | -  | -      | row rules        |
+| GET    /api/v1/candidates/export.csv                  | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| GET    /api/v1/candidates/export.xlsx                 | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
+| POST   /api/v1/candidates/import                      | candidates:create | y  | y  | -  | -  | y  | y  | -  | -      | row rules        |
 | GET    /api/v1/candidates/{candidate_id}              | candidates:read   | y  | y  | y  | y  | y  | y  | y  | -      | row rules        |
 | PATCH  /api/v1/candidates/{candidate_id}              | candidates:update | y  | y  | -  | y  | y  | y  | y  | -      | row rules        |
 | POST   /api/v1/candidates/{candidate_id}/status       | candidates:update | y  | y  | -  | -  | y  | y  | y  | -      | row rules        |

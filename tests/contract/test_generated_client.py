@@ -19,6 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
+from mobility.candidates.exports import XLSX_MEDIA_TYPE
 from mobility.core.config import Settings
 from mobility.main import create_app
 from tests.support.admin_api import World
@@ -59,7 +60,11 @@ def client_package(served: str, tmp_path: Path):
     spec = tmp_path / "openapi.json"
     spec.write_bytes(httpx.get(f"{served}/openapi.json").content)
     config = tmp_path / "config.yaml"
-    config.write_text(f"package_name_override: {PACKAGE}\npost_hooks: []\n")
+    # The generator knows binary bodies only as application/octet-stream: the exports' spreadsheet is one.
+    config.write_text(
+        f"package_name_override: {PACKAGE}\npost_hooks: []\ncontent_type_overrides:\n"
+        f"  {XLSX_MEDIA_TYPE}: application/octet-stream\n"
+    )
     generator = Path(sys.executable).parent / "openapi-python-client"
     result = subprocess.run(
         [generator, "generate", "--path", spec, "--output-path", tmp_path / PACKAGE, "--meta", "none",

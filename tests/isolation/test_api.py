@@ -27,15 +27,7 @@ from mobility.users.models import UserTenant
 from tests.authz.permission_table import PERMISSION_TABLE
 from tests.support.app import login
 from tests.support.factories import PASSWORD, make_tenant, make_user
-from tests.support.routes import (
-    Objects,
-    Route,
-    app_routes,
-    body_for,
-    model_for_param,
-    path_for,
-    request_body,
-)
+from tests.support.routes import Objects, Route, app_routes, body_for, model_for_param, path_for, request_body
 from tests.support.rows import RowBuilder, references_to, snapshot
 from tests.support.sessions import Db, system_session
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annotated_types import Ge, MaxLen, MinLen
-from fastapi import FastAPI
+from fastapi import FastAPI, params
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,6 +62,19 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+# Files the generic requests upload, by route (a body that is a form with a file): the form's fields as
+# httpx's `files=` takes them. A valid file, so that a caller allowed to upload succeeds.
+UPLOADS: dict[tuple[str, str], dict[str, tuple[str, bytes, str]]] = {
+    ("POST", "/api/v1/candidates/import"): {
+        "file": (
+            "intake.csv",
+            b"First name,Last name,Date of birth,Nationality\nMere,Tuilagi,1995-03-04,FJ\n",
+            "text/csv",
+        )
+    },
+}
+
+
 @dataclass(frozen=True)
 class Operation:
     """One HTTP operation: a method and a path template, as the router declares it."""
@@ -89,6 +102,7 @@ class Route(Operation):
     # An upload: the route reads a multipart/form-data body itself (documented in its openapi_extra),
     # this JSON schema of the form's fields, the file's among them.
     form: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    upload: bool = field(default=False)  # the body is a form with a file (multipart/form-data)
 
     @property
     def id_params(self) -> tuple[str, ...]:
@@ -136,6 +150,7 @@ def app_routes(app: FastAPI) -> list[Route]:
                     path_params=tuple(re.findall(r"{(\w+)(?::\w+)?}", path)),
                     authenticated=_authenticates(dependant) if dependant else False,
                     form=_multipart_form(route),
+                    upload=body_field is not None and isinstance(body_field.field_info, params.Form),
                 )
             )
     return found
@@ -225,6 +240,18 @@ def _unique(prefix: str = "X") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
 
 
+async def request_body(route: Route, value_of: Callable[[str], Awaitable[Any]]) -> dict[str, Any]:
+    """The body of a generic request to `route`, as httpx's keyword arguments: `json=` (None without a
+    body), or `files=` for an upload (UPLOADS)."""
+    if route.form is not None:  # an upload that reads its multipart body itself (documented by hand)
+        return form_for(route)
+    if route.upload:
+        if route.key not in UPLOADS:
+            raise AssertionError(f"no file to upload to {route.id}: add it to UPLOADS")
+        return {"files": UPLOADS[route.key]}
+    return {"json": await body_for(route, value_of)}
+
+
 async def body_for(route: Route, value_of: Callable[[str], Awaitable[Any]]) -> dict[str, Any] | None:
     if route.body is None:
         return None
@@ -300,14 +327,6 @@ def form_for(route: Route) -> dict[str, Any]:
         else:
             data[name] = _unique()
     return {"files": files, "data": data}
-
-
-async def request_body(route: Route, value_of: Callable[[str], Awaitable[Any]]) -> dict[str, Any]:
-    """The keyword arguments of `client.request` that carry the route's generic body: `json`, or for an
-    upload `files` and `data` (multipart/form-data)."""
-    if route.form is not None:
-        return form_for(route)
-    return {"json": await body_for(route, value_of)}
 
 
 def input_models() -> list[type[InputModel]]:

@@ -4,17 +4,22 @@ which fields, the service's (schemas.py shapes). Internal notes are shown to sta
 otherwise)."""
 
 import uuid
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
 
-from mobility.candidates import merge, service
+from mobility.candidates import exports, imports, merge, service
 from mobility.candidates.models import Candidate
 from mobility.candidates.schemas import (
     CandidateCreate,
     CandidateCreated,
+    CandidateFilterParams,
     CandidateHistoryEntry,
     CandidateHistoryParams,
+    CandidateImportParams,
+    CandidateImportReport,
     CandidateListParams,
     CandidateMergeRequest,
     CandidateMergeResult,
@@ -28,7 +33,9 @@ from mobility.core.deps import DbSession, FileStore
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.openapi import PROBLEM_REF, problem_responses
 from mobility.core.pagination import Page
+from mobility.core.responses import json_response
 from mobility.core.routing import ApiRoute
+from mobility.core.uploads import content_disposition
 
 router = APIRouter(prefix="/api/v1", tags=["candidates"], route_class=ApiRoute)
 
@@ -63,7 +70,79 @@ async def list_candidates(session: DbSession, params: Annotated[CandidateListPar
     )
     rows, next_cursor = await service.list_candidates(session, params=params, filters=filters)
     staff = service.is_staff(session)
-    return Page[CandidateStaffRead](items=[_shown(row, staff) for row in rows], next_cursor=next_cursor)
+    # Serialized once (core/responses.py): the list is the platform's busiest read.
+    return json_response(
+        Page[CandidateStaffRead](items=[_shown(row, staff) for row in rows], next_cursor=next_cursor)
+    )
+
+
+# Before /candidates/{candidate_id}: a path that is a literal must be matched before the pattern.
+@router.get(
+    "/candidates/export.csv",
+    response_class=StreamingResponse,
+    dependencies=[require("candidates:read")],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, UTF-8"}},
+)
+async def export_candidates_csv(session: DbSession, params: Annotated[CandidateFilterParams, Query()]):
+    """The candidates of the list (same filters, search, order and row rules) as CSV, streamed; cells
+    that a spreadsheet would run as formulas start with an apostrophe (candidates/exports.py)."""
+    return await _export(session, params, "csv")
+
+
+@router.get(
+    "/candidates/export.xlsx",
+    response_class=StreamingResponse,
+    dependencies=[require("candidates:read")],
+    responses={
+        200: {"content": {exports.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+async def export_candidates_xlsx(session: DbSession, params: Annotated[CandidateFilterParams, Query()]):
+    """The candidates of the list as an Excel workbook (.xlsx), streamed."""
+    return await _export(session, params, "xlsx")
+
+
+async def _export(session: DbSession, params: CandidateFilterParams, fmt: str) -> StreamingResponse:
+    body = await exports.export(session, params, fmt)
+    media_type = exports.CSV_MEDIA_TYPE if fmt == "csv" else exports.XLSX_MEDIA_TYPE
+    name = f"candidates-{date.today().isoformat()}.{fmt}"
+    return StreamingResponse(
+        body, media_type=media_type, headers={"Content-Disposition": content_disposition(name)}
+    )
+
+
+@router.post(
+    "/candidates/import",
+    response_model=CandidateImportReport,
+    dependencies=[require("candidates:create")],
+    responses=problem_responses(409, 413, 415),
+)
+async def import_candidates(
+    request: Request,
+    session: DbSession,
+    params: Annotated[CandidateImportParams, Query()],
+    file: Annotated[UploadFile, File(description="CSV (UTF-8) or .xlsx; README: the columns")],
+):
+    """Register the candidates of a spreadsheet, every row checked as `POST /candidates` checks one
+    (duplicates within the file too). All or nothing: one refused row refuses the file (422
+    `import_rejected` with the report: each refused row's line and reasons), unless `skipInvalid`.
+    `dryRun` checks and writes nothing (200 with the report, refused rows included). 413 past the upload cap, 415 for a file that is neither CSV
+    text nor a workbook."""
+    settings = request.app.state.settings
+    limits = imports.ImportLimits(
+        max_bytes=settings.max_file_bytes,
+        max_unpacked_bytes=imports.API_UNPACK_FACTOR * settings.max_file_bytes,
+    )
+    report = await imports.import_candidates(
+        session, file.file, dry_run=params.dry_run, skip_invalid=params.skip_invalid, limits=limits
+    )
+    read = CandidateImportReport.model_validate(report)
+    if report.rejected and not report.written and not report.dry_run:
+        raise imports.ImportRejected(
+            f"{report.summary()[:1].upper()}{report.summary()[1:]}.",
+            **read.model_dump(mode="json", by_alias=True),
+        )
+    return read
 
 
 @router.post(

@@ -36,7 +36,7 @@ from mobility.candidates.profile import (
 from mobility.core.contact import EmailAddress, PhoneNumber, PostalAddress, national_phones, person_name
 from mobility.core.iso_codes import IsoCountry
 from mobility.core.pagination import ListParams, sort_by
-from mobility.core.schemas import InputModel, IsoDate, IsoDateTime, OutputModel, UpdateModel
+from mobility.core.schemas import InputModel, IsoDate, IsoDateTime, OutputModel, QueryModel, UpdateModel
 
 Name = person_name(100)  # the column's length
 MAX_NOTES = 5000
@@ -232,8 +232,9 @@ class CandidateHistoryParams(ListParams):
     sort: sort_by("createdAt") = Field(default=None, description="Default: createdAt")
 
 
-class CandidateListParams(ListParams):
-    """Newest first by default; with `q` on PostgreSQL, best name match first unless `sort` is given."""
+class CandidateFilterParams(QueryModel):
+    """The list's filters and order (also the export's, candidates/exports.py). Newest first by
+    default; with `q` on PostgreSQL, best name match first unless `sort` is given."""
 
     sort: sort_by("name", "createdAt") = Field(default=None, description="Default: -createdAt")
     status: CandidateStatus | None = None
@@ -246,6 +247,39 @@ class CandidateListParams(ListParams):
     q: str | None = Field(
         default=None, min_length=1, max_length=100, description="Name, reference, passport or national id"
     )
+
+
+class CandidateListParams(CandidateFilterParams, ListParams):
+    """Newest first by default; with `q` on PostgreSQL, best name match first unless `sort` is given."""
+
+
+class CandidateImportParams(QueryModel):
+    """`POST /candidates/import`: check only, or write the valid rows and skip the refused ones."""
+
+    dry_run: bool = Field(default=False, description="Check every row as an import would; write nothing")
+    skip_invalid: bool = Field(
+        default=False,
+        description="Import the valid rows and report the refused ones (default: all or nothing)",
+    )
+
+
+class RefusedRowRead(OutputModel):
+    line: int = Field(description="The file's line (CSV) or row number (xlsx)")
+    reasons: list[str]
+
+
+class CandidateImportReport(OutputModel):
+    """What an import did (or, on a dry run, would do): candidates/imports.py."""
+
+    format: str = Field(description="csv or xlsx, from the file's content")
+    dry_run: bool
+    written: bool = Field(description="Whether the candidates were saved")
+    rows: int = Field(description="Data rows read")
+    valid: int = Field(description="Rows that passed every rule")
+    created: int
+    rejected: int
+    rejected_rows: list[RefusedRowRead] = Field(description="The first 10,000 refused rows")
+    truncated: bool = Field(description="More rows were refused than are listed")
 
 
 # ------------------------------------------------------------------------------------------- merge

@@ -223,7 +223,58 @@ async def _ensure_no_duplicate(session: AsyncSession, candidate: Candidate) -> N
     )
 
 
+@dataclass(frozen=True)
+class KeyHolder:
+    """A registered candidate holding one of the duplicate keys asked about (`candidates_holding`)."""
+
+    id: uuid.UUID
+    reference_number: str
+    passport_key: str | None
+    national_id_key: str | None
+    email_key: str | None
+    visible: bool  # whether the caller may see it (else a refusal names no details)
+
+
+async def candidates_holding(
+    session: AsyncSession, *, passport_keys: set[str], national_id_keys: set[str], email_keys: set[str]
+) -> list[KeyHolder]:
+    """The candidates of the caller's tenant holding any of these keys, whatever the caller's row rule
+    (the duplicate rules hold tenant-wide, as `_ensure_no_duplicate`): an import checks a batch at once."""
+    scope = require_scope(session)
+    clauses = [
+        column.in_(sorted(keys))
+        for column, keys in (
+            (Candidate.passport_key, passport_keys),
+            (Candidate.national_id_key, national_id_keys),
+            (Candidate.email_key, email_keys),
+        )
+        if keys
+    ]
+    if not clauses:
+        return []
+    statement = select(
+        Candidate.id,
+        Candidate.reference_number,
+        Candidate.passport_key,
+        Candidate.national_id_key,
+        Candidate.email_key,
+    ).where(Candidate.tenant_id == scope.tenant_id, or_(*clauses))
+    async with across_tenants(session):
+        found = (await session.execute(statement)).all()
+    if not found:
+        return []
+    ids = [row.id for row in found]
+    visible = set((await session.execute(select(Candidate.id).where(Candidate.id.in_(ids)))).scalars())
+    return [KeyHolder(*row, visible=row.id in visible) for row in found]
+
+
 async def _next_reference(session: AsyncSession) -> str:
+    return (await reserve_references(session, 1))[0]
+
+
+async def reserve_references(session: AsyncSession, count: int) -> list[str]:
+    """`count` consecutive reference numbers of this year from the tenant's counter row, in one
+    statement (an import takes a block per batch); the row stays locked until the transaction ends."""
     scope = require_scope(session)
     year = utcnow().year
     table = CandidateReferenceCounter.__table__
@@ -231,16 +282,16 @@ async def _next_reference(session: AsyncSession) -> str:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert(CandidateReferenceCounter)
-        .values(id=new_id(), tenant_id=scope.tenant_id, year=year, last_number=1)
+        .values(id=new_id(), tenant_id=scope.tenant_id, year=year, last_number=count)
         .on_conflict_do_update(
             index_elements=[table.c.tenantId, table.c.year],
-            set_={"lastNumber": table.c.lastNumber + 1},
+            set_={"lastNumber": table.c.lastNumber + count},
         )
         .returning(CandidateReferenceCounter.last_number)
     )
-    number = (await session.execute(statement)).scalar_one()
+    last = (await session.execute(statement)).scalar_one()
     code = (await get_visible(session, Tenant, scope.tenant_id)).code
-    return format_reference(code, year, number)
+    return [format_reference(code, year, number) for number in range(last - count + 1, last + 1)]
 
 
 # --- create, read, update -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 PROBLEM_JSON = "application/problem+json"
 # The request's ASGI scope: set when an AppError that keeps its writes is answered (core.deps commits).
@@ -144,6 +145,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+            # Starlette's answer to an upload body it could not read as multipart/form-data.
+            errors = [
+                {
+                    "loc": ["body"],
+                    "msg": "The body is not valid multipart/form-data",
+                    "type": "multipart_invalid",
+                }
+            ]
+            return problem(
+                request, 422, "validation_error", "Invalid input", "The request is not valid.", errors=errors
+            )
         if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
             # FastAPI's answer to a JSON body it could not read (invalid UTF-8, nested too deep, a number
             # of too many digits); a body that is not JSON at all gets FastAPI's own 422 (json_invalid).

@@ -17,7 +17,8 @@ An `ApiRoute` also:
   `listUsers`): short and stable operation ids for generated clients;
 - answers a method it does not take with 405 and an `Allow` header listing every method of its path
   (each method of a path is a route of its own, and the router asks only the first one);
-- answers 415 to a body that is not JSON (`refuse_other_than_json`);
+- answers 415 to a body that is not JSON (`refuse_other_than_json`), or, on a route taking a file,
+  not multipart/form-data (`refuse_other_than_multipart`);
 - refuses a query string or path that is not UTF-8 or carries NUL with 422
   naming the parameter, before any of it reaches the database (see `refuse_unreadable_input`).
 """
@@ -27,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic.alias_generators import to_camel
@@ -62,7 +63,10 @@ class ApiRoute(APIRoute):
             raise HTTPException(status_code=405, headers={"Allow": ", ".join(self.allowed_methods)})
         refuse_unreadable_input(scope)
         if self.body_field is not None:
-            refuse_other_than_json(scope)
+            if isinstance(self.body_field.field_info, params.Form):  # File is a Form
+                refuse_other_than_multipart(scope)
+            else:
+                refuse_other_than_json(scope)
         await super().handle(scope, receive, send)
 
 
@@ -84,6 +88,23 @@ def refuse_other_than_json(scope: Scope) -> None:
     main, _, sub = media_type.partition(b"/")
     if main != b"application" or not (sub == b"json" or sub.endswith(b"+json")):
         raise HTTPException(415, "The body must be JSON (Content-Type: application/json).")
+
+
+def refuse_other_than_multipart(scope: Scope) -> None:
+    """415 for a body sent to an upload route (a form with a file) as anything but multipart/form-data."""
+    content_type = b""
+    has_body = False
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            has_body = value.strip() not in (b"", b"0")
+        elif name == b"transfer-encoding":
+            has_body = True
+    if not has_body and not content_type:
+        return  # no body: the form says what was required
+    if content_type.partition(b";")[0].strip().lower() != b"multipart/form-data":
+        raise HTTPException(415, "Send the file as multipart/form-data.")
 
 
 def refuse_unreadable_input(scope: Scope) -> None:
