@@ -46,6 +46,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from mobility.core.security import hash_password
@@ -952,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOBILITY_")}
         env.update(
-            MOBILITY_DATABASE_URL=async_url(dbname),
+            MOBILITY_DATABASE_URL=async_url(dbname), MOBILITY_SECRET_KEY=Fernet.generate_key().decode(),
             MOBILITY_DATA_DIR=str(work / "data"),
             MOBILITY_BENCH_DSN=libpq_url(dbname),
             MOBILITY_BENCH_SCOPES=str(work / "scopes.json"),

@@ -46,6 +46,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from cryptography.fernet import Fernet
 
 from auth import APP_ROLE, ROLE_NAMES, _same_json, admin, async_url, free_port, libpq_url, run_wrk
 from mobility.core.security import hash_password
@@ -502,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["setup"] = setup
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOBILITY_")}
-        env.update(MOBILITY_DATABASE_URL=async_url(dbname), MOBILITY_DATA_DIR=str(work / "data"),
+        env.update(MOBILITY_DATABASE_URL=async_url(dbname), MOBILITY_SECRET_KEY=Fernet.generate_key().decode(), MOBILITY_DATA_DIR=str(work / "data"),
                    MOBILITY_BENCH_DSN=libpq_url(dbname), MOBILITY_BENCH_SCOPES=str(work / "scopes.json"))  # fmt: skip
         api_env = dict(env)
         if has_app_role:

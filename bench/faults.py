@@ -50,6 +50,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from auth import (
@@ -495,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             proxy = ProxyThread(pg.host or "127.0.0.1", pg.port or 5432)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOBILITY_")}
         env.update(
-            MOBILITY_DATABASE_URL=async_url(dbname),
+            MOBILITY_DATABASE_URL=async_url(dbname), MOBILITY_SECRET_KEY=Fernet.generate_key().decode(),
             MOBILITY_APP_DATABASE_URL=async_url(
                 dbname, user=APP_ROLE, port=proxy.proxy.port if proxy else None
             ),

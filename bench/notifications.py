@@ -27,6 +27,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import psycopg
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,6 +137,8 @@ def run_workers(dbname: str, port: int, workers: int, data_dir: Path) -> float:
     env = {
         **os.environ,
         "MOBILITY_DATABASE_URL": async_url(dbname),
+        # A configured database needs the installation key (webhook secrets): one per run.
+        "MOBILITY_SECRET_KEY": Fernet.generate_key().decode(),
         "MOBILITY_SMTP_HOST": "127.0.0.1",
         "MOBILITY_SMTP_PORT": str(port),
         "MOBILITY_MAIL_FROM": "no-reply@bench.test",
