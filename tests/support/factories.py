@@ -168,26 +168,27 @@ async def make_invitation(
     return invitation
 
 
-async def make_agent(session: AsyncSession, tenant: Tenant, user: User | None = None, **values) -> Agent:
-    """An active agent with a licence on record (no expiry): one that may register candidates."""
+async def _make_partner(session: AsyncSession, model, tenant: Tenant, user: User | None, **values):
+    """An active partner with a licence on record (no expiry): one that may register candidates."""
     values.setdefault("licence_number", unique("LIC-"))
-    agent = Agent(
-        tenant_id=tenant.id, code=unique("AG"), name="Agent", user_id=user.id if user else None, **values
+    partner = model(
+        tenant_id=tenant.id,
+        code=unique("AG" if model is Agent else "BR"),
+        name=model.__name__,
+        user_id=user.id if user else None,
+        **values,
     )
-    session.add(agent)
+    session.add(partner)
     await session.flush()
-    return agent
+    return partner
+
+
+async def make_agent(session: AsyncSession, tenant: Tenant, user: User | None = None, **values) -> Agent:
+    return await _make_partner(session, Agent, tenant, user, **values)
 
 
 async def make_broker(session: AsyncSession, tenant: Tenant, user: User | None = None, **values) -> Broker:
-    """An active broker with a licence on record (no expiry): one that may register candidates."""
-    values.setdefault("licence_number", unique("LIC-"))
-    broker = Broker(
-        tenant_id=tenant.id, code=unique("BR"), name="Broker", user_id=user.id if user else None, **values
-    )
-    session.add(broker)
-    await session.flush()
-    return broker
+    return await _make_partner(session, Broker, tenant, user, **values)
 
 
 async def make_candidate(session: AsyncSession, tenant: Tenant, **values) -> Candidate:
