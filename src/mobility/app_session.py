@@ -9,7 +9,8 @@ than by whatever happened to be imported:
 - the audit trail (core.audit) into `audit_logs` (`system_audit_logs` for changes made without a tenant);
 - the global keys (core.global_keys): values unique across tenants, registered with their rows;
 - stored files that follow the transaction (core.files): removed after a rollback, or after the commit
-  that dropped the last row naming them.
+  that dropped the last row naming them;
+- on SQLite, `SELECT ... FOR UPDATE` as the database's write lock (core.db), where PostgreSQL locks rows.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class AppSession(ScopedSession):
 audit.install_trail(AppSession, AuditLog, SystemAuditLog)
 install_global_keys(AppSession)
 files.install_file_lifecycle(AppSession)
+db.install_sqlite_row_locks(AppSession)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -11,7 +11,9 @@ import io
 from datetime import date
 
 import openpyxl
+from sqlalchemy import select
 
+from mobility.audit.models import ActivityLog
 from mobility.authz.permissions import SystemRole
 from mobility.candidates.models import Candidate
 from tests.support.admin_api import audit_of, call, make_world, sign_in
@@ -177,6 +179,20 @@ async def test_export_csv_follows_the_lists_filters_and_protects_formulas(migrat
         # Another tenant's admin exports their own (none).
         other = _csv(await call(client, "GET", "/candidates/export.csv", world.auth(world.other_admin)))
         assert other == []
+    # Each export that answered is in the activity log: who, which tenant, format and filters.
+    async with system_session(url) as session:
+        entries = (
+            await session.execute(
+                select(ActivityLog)
+                .where(ActivityLog.action == "candidates_exported", ActivityLog.user_id == world.admin.id)
+                .order_by(ActivityLog.created_at, ActivityLog.id)
+            )
+        ).scalars()
+        details = [entry.details for entry in entries]
+    assert len(details) == 2  # the refused export (422) is not one
+    assert {"tenantId": str(world.tenant.id), "format": "csv"}.items() <= details[0].items()
+    assert {detail["filters"].get("nationality") for detail in details} == {"FJ", None}
+    assert any(detail["filters"].get("status") == "in_training" for detail in details)
 
 
 async def test_a_partner_exports_only_its_candidates_without_notes(migrated_database_url: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from mobility.candidates.models import Candidate, CandidateStatus
 from mobility.candidates.schemas import CandidateHistoryParams, CandidateListParams, CandidateUpdate
 from mobility.core.errors import InvalidInput, NotFound
 from mobility.core.scope import apply_to_database
+from mobility.documents.models import CandidateDocument, DocumentStatus, DocumentType
 from mobility.models import metadata
 from mobility.training.models import Enrollment
 from tests.support.factories import (
@@ -298,6 +299,73 @@ async def test_a_key_the_survivor_takes_that_a_third_record_holds_is_refused(wor
     async with world.db.acting(world.staff()) as session:
         with pytest.raises(service.DuplicateCandidate):
             await merge.merge_candidates(session, survivor_id=survivor.id, duplicate_id=duplicate.id)
+
+
+# --- documents ------------------------------------------------------------------------------------
+
+
+def _at(month: int) -> datetime:
+    return datetime(2026, month, 1, tzinfo=UTC)
+
+
+async def test_one_version_of_each_type_stays_current_the_latest_unrejected(world: World) -> None:
+    """Both records' documents come together; of a type held one at a time, the latest upload that is
+    not rejected counts and the others become versions it superseded. Certificates come several at a
+    time. The passport follows its current document: here the duplicate's, uploaded later."""
+    survivor = await world.candidate(passport_number="FB000001", passport_expiry=date(2030, 1, 1))
+    duplicate = await world.candidate(passport_number="FB000002", passport_expiry=date(2032, 1, 1))
+    D, V = DocumentType, DocumentStatus
+    async with system_session(world.db.url) as session:
+
+        async def doc(candidate, kind, month, **values):
+            return await make_document(session, candidate, type=kind, created_at=_at(month), **values)
+
+        old_passport = await doc(survivor, D.passport, 1, document_number="FB000001", status=V.verified)
+        new_passport = await doc(
+            duplicate, D.passport, 6, document_number="FB000002", expires_on=date(2032, 1, 1)
+        )
+        newer_medical, older_medical = await doc(survivor, D.medical, 5), await doc(duplicate, D.medical, 2)
+        pending_visa = await doc(survivor, D.visa, 1)
+        rejected_visa = await doc(duplicate, D.visa, 7, status=V.rejected)
+        certificates = {(await doc(c, D.certificate, 3)).id for c in (survivor, duplicate)}
+
+    merged = await world.merge(survivor, duplicate)
+
+    async with system_session(world.db.url) as session:
+        rows = (
+            await session.execute(
+                select(CandidateDocument).where(CandidateDocument.candidate_id == survivor.id)
+            )
+        ).scalars()
+        superseded_by = {row.id: row.superseded_by_id for row in rows}
+    assert {key for key, newer in superseded_by.items() if newer is None} == {
+        new_passport.id,
+        newer_medical.id,
+        pending_visa.id,
+        *certificates,
+    }
+    assert {key: newer for key, newer in superseded_by.items() if newer is not None} == {
+        old_passport.id: new_passport.id,
+        older_medical.id: newer_medical.id,
+        rejected_visa.id: pending_visa.id,
+    }
+    assert (merged.survivor.passport_number, merged.survivor.passport_expiry) == (
+        "FB000002",
+        date(2032, 1, 1),
+    )
+    assert {"passportNumber", "passportExpiry"} <= set(merged.filled_fields)
+    assert merged.survivor.passport_key == "FJ:FB000002"
+
+
+async def test_the_survivors_own_later_passport_stays_its_passport(world: World) -> None:
+    survivor = await world.candidate(passport_number="FB000001")
+    duplicate = await world.candidate(passport_number="FB000002")
+    async with system_session(world.db.url) as session:
+        await make_document(session, survivor, created_at=_at(6), document_number="FB000001")
+        await make_document(session, duplicate, created_at=_at(1), document_number="FB000002")
+    merged = await world.merge(survivor, duplicate)
+    assert merged.survivor.passport_number == "FB000001"
+    assert "passportNumber" not in merged.filled_fields
 
 
 # --- conflicts ------------------------------------------------------------------------------------

@@ -244,6 +244,97 @@ async def test_only_the_current_version_is_reviewed(db: Db, file_storage) -> Non
             await service.verify_document(session, old.id)
 
 
+async def _passport_of(db: Db, candidate_id) -> tuple[str | None, date | None]:
+    candidate = await get_row(db.url, Candidate, candidate_id)
+    return candidate.passport_number, candidate.passport_expiry
+
+
+async def test_a_rejected_passport_gives_way_to_the_earlier_one_and_frees_its_number(
+    db: Db, file_storage
+) -> None:
+    """Rejecting the current passport takes its number off the candidate: the latest earlier version
+    that is not rejected stands in; the rejected number is free for the person it belongs to."""
+    people = await make_people(db)
+    first_expiry, second_expiry = date.today() + timedelta(days=1000), date.today() + timedelta(days=3000)
+    async with committed(db, people.admin) as session:
+        for number, expiry in (("FB300000", None), ("FB300001", first_expiry), ("FB300002", second_expiry)):
+            document = await upload(
+                session,
+                file_storage,
+                people.mine,
+                unique_pdf(),
+                type=T.passport,
+                document_number=number,
+                expires_on=expiry,
+            )
+    # The middle version was rejected before the newest came: it never stands in.
+    async with system_session(db.url) as session:
+        middle = (
+            await session.execute(
+                select(CandidateDocument).where(
+                    CandidateDocument.candidate_id == people.mine,
+                    CandidateDocument.document_number == "FB300001",
+                )
+            )
+        ).scalar_one()
+        middle.status = DocumentStatus.rejected
+    assert await _passport_of(db, people.mine) == ("FB300002", second_expiry)
+    async with committed(db, people.recruiter) as session:
+        await service.reject_document(session, document.id, reason="Not the candidate's photo")
+    assert await _passport_of(db, people.mine) == ("FB300000", None)
+    async with committed(db, people.admin) as session:
+        await upload(
+            session, file_storage, people.theirs, unique_pdf(), type=T.passport, document_number="FB300002"
+        )
+    assert (await get_row(db.url, Candidate, people.theirs)).passport_number == "FB300002"
+
+
+async def test_a_rejected_only_passport_empties_the_fields_and_verifying_it_restores_them(
+    db: Db, file_storage
+) -> None:
+    people = await make_people(db)
+    expiry = date.today() + timedelta(days=2000)
+    async with committed(db, people.candidate) as session:
+        document = await upload(
+            session, file_storage, people.mine, type=T.passport, document_number="FB400001", expires_on=expiry
+        )
+    async with committed(db, people.admin) as session:
+        await service.reject_document(session, document.id, reason="Blurred")
+    candidate = await get_row(db.url, Candidate, people.mine)
+    assert (candidate.passport_number, candidate.passport_expiry, candidate.passport_key) == (
+        None,
+        None,
+        None,
+    )
+    async with committed(db, people.admin) as session:
+        await service.verify_document(session, document.id, note="The original was shown")
+    assert await _passport_of(db, people.mine) == ("FB400001", expiry)
+    async with system_session(db.url) as session:
+        actions = (
+            await session.execute(
+                select(AuditLog.action).where(
+                    AuditLog.entity_id == people.mine, AuditLog.action == "candidate.passport"
+                )
+            )
+        ).scalars()
+        assert len(list(actions)) == 3  # the upload, the rejection, the verification
+
+
+async def test_a_rejected_passport_leaves_a_number_typed_since_alone(db: Db, file_storage) -> None:
+    people = await make_people(db)
+    async with committed(db, people.admin) as session:
+        document = await upload(
+            session, file_storage, people.mine, type=T.passport, document_number="FB500001"
+        )
+    async with system_session(db.url) as session:
+        candidate = (await session.execute(select(Candidate).where(Candidate.id == people.mine))).scalar_one()
+        candidate.passport_number = "FB500009"
+        candidates_service._refresh_keys(candidate)
+    async with committed(db, people.admin) as session:
+        await service.reject_document(session, document.id, reason="Wrong passport")
+    assert await _passport_of(db, people.mine) == ("FB500009", None)
+
+
 # --- delete ----------------------------------------------------------------------------------------
 
 

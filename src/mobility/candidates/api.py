@@ -28,7 +28,7 @@ from mobility.candidates.schemas import (
     PossibleDuplicateRead,
     StatusChange,
 )
-from mobility.core.auth import require
+from mobility.core.auth import client_address, require
 from mobility.core.deps import DbSession, FileStore
 from mobility.core.errors import PROBLEM_JSON
 from mobility.core.openapi import PROBLEM_REF, problem_responses
@@ -83,10 +83,13 @@ async def list_candidates(session: DbSession, params: Annotated[CandidateListPar
     dependencies=[require("candidates:read")],
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, UTF-8"}},
 )
-async def export_candidates_csv(session: DbSession, params: Annotated[CandidateFilterParams, Query()]):
+async def export_candidates_csv(
+    request: Request, session: DbSession, params: Annotated[CandidateFilterParams, Query()]
+):
     """The candidates of the list (same filters, search, order and row rules) as CSV, streamed; cells
-    that a spreadsheet would run as formulas start with an apostrophe (candidates/exports.py)."""
-    return await _export(session, params, "csv")
+    that a spreadsheet would run as formulas start with an apostrophe (candidates/exports.py). Each
+    export is recorded in the activity log (who, when, from where, which filters)."""
+    return await _export(request, session, params, "csv")
 
 
 @router.get(
@@ -97,13 +100,17 @@ async def export_candidates_csv(session: DbSession, params: Annotated[CandidateF
         200: {"content": {exports.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
     },
 )
-async def export_candidates_xlsx(session: DbSession, params: Annotated[CandidateFilterParams, Query()]):
-    """The candidates of the list as an Excel workbook (.xlsx), streamed."""
-    return await _export(session, params, "xlsx")
+async def export_candidates_xlsx(
+    request: Request, session: DbSession, params: Annotated[CandidateFilterParams, Query()]
+):
+    """The candidates of the list as an Excel workbook (.xlsx), streamed; recorded as the CSV's is."""
+    return await _export(request, session, params, "xlsx")
 
 
-async def _export(session: DbSession, params: CandidateFilterParams, fmt: str) -> StreamingResponse:
-    body = await exports.export(session, params, fmt)
+async def _export(
+    request: Request, session: DbSession, params: CandidateFilterParams, fmt: str
+) -> StreamingResponse:
+    body = await exports.export(session, params, fmt, ip=client_address(request))
     media_type = exports.CSV_MEDIA_TYPE if fmt == "csv" else exports.XLSX_MEDIA_TYPE
     name = f"candidates-{date.today().isoformat()}.{fmt}"
     return StreamingResponse(

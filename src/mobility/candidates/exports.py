@@ -15,6 +15,10 @@
   would be run as a formula by a spreadsheet opening the file; it is written with a leading
   apostrophe (`'=HYPERLINK(...)`, also `'+6791234567`), which spreadsheets show as text. The import
   drops that apostrophe again.
+- Recorded: every export is an entry of the activity log (`candidates_exported`: who, the tenant, the
+  format, the filters, the address), written with the request's transaction, which commits before
+  the first byte leaves: a bulk copy of people's personal data is something a data-protection
+  officer asks about afterwards.
 - XLSX: written as it streams (a ZIP with data descriptors, no temporary file): one worksheet, every
   cell an inline string, never a formula, so no cell needs the apostrophe; the header row bold and
   frozen.
@@ -35,11 +39,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.agents.models import Agent, Broker
+from mobility.auth.activity import record_activity
 from mobility.candidates import service
 from mobility.candidates.imports import COLUMNS, _column_letter
 from mobility.candidates.models import Candidate
 from mobility.candidates.schemas import CandidateFilterParams
 from mobility.core.pagination import PageParams
+from mobility.core.scope import require_scope
 
 PAGE_SIZE = 500
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -174,12 +180,24 @@ async def _pages(session: AsyncSession, params: CandidateFilterParams) -> AsyncI
     return pages()
 
 
-async def export(session: AsyncSession, params: CandidateFilterParams, fmt: str) -> AsyncIterator[bytes]:
+async def export(
+    session: AsyncSession, params: CandidateFilterParams, fmt: str, *, ip: str | None = None
+) -> AsyncIterator[bytes]:
     """The export's bytes as they are made, `fmt` "csv" or "xlsx"; the first page (and any error in
-    the filters) is read before this returns."""
+    the filters) is read before this returns, and the export recorded (module doc)."""
     staff = service.is_staff(session)
     columns = export_columns(staff)
     pages = await _pages(session, params)
+    scope = require_scope(session)
+    record_activity(
+        session,
+        "candidates_exported",
+        user_id=scope.actor_id,
+        ip=ip,
+        tenantId=str(scope.tenant_id),
+        format=fmt,
+        filters=params.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )
     codes = _Codes()
 
     async def rows() -> AsyncIterator[list[list[str | None]]]:

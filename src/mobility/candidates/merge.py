@@ -25,9 +25,15 @@ Refused, 409, before anything changes:
     survives), or move the survivor first. A withdrawn or rejected duplicate never conflicts; the
     survivor keeps its own status.
 
+Documents: the two records' versions come together, and of each type a person holds one of at a time
+one stays current (documents.service.reconcile_versions: the latest upload that is not rejected; the
+others become versions it superseded, kept as history).
+
 Profile fields: the survivor's values win; a field the survivor has empty (null, an empty list) is
 filled from the duplicate (`FILLED`, and the passport number and expiry as one: taken together when the
-survivor has no passport number). The partner links and the login follow the same rule. The
+survivor has no passport number). One exception: the passport fields follow the current passport
+document, as on an upload, so when that document came from the duplicate (and is not rejected and
+has a number), its number and expiry are the survivor's. The partner links and the login follow the same rule. The
 duplicate's values that were not taken stay on the tombstone and in its history (which the survivor's
 history includes). The survivor's duplicate keys are recomputed, and a key that another record holds
 is refused as on an edit (409 `duplicate_candidate`).
@@ -60,6 +66,8 @@ from mobility.core import audit
 from mobility.core.errors import Conflict
 from mobility.core.models import utcnow
 from mobility.core.scope import require_scope
+from mobility.documents import service as documents_service
+from mobility.documents.models import DocumentStatus, DocumentType
 from mobility.finance.models import Invoice, Payment
 from mobility.placements.models import Placement
 from mobility.training.models import Assessment, AttendanceRecord, Certificate, Enrollment
@@ -249,6 +257,7 @@ async def merge_candidates(
         tombstone.merged_into_id = survivor.id
     moved["tombstones"] = [tombstone.id for tombstone in tombstones]
     await audit.flush_as(session, "candidate.merge.move", conflict="A record was changed meanwhile.")
+    current_documents = await documents_service.reconcile_versions(session, survivor.id)
 
     # 2. The duplicate becomes a tombstone, giving up its keys and login first (they are unique).
     values = {name: getattr(duplicate, name) for name in (*FILLED, "passport_number", "passport_expiry")}
@@ -259,6 +268,18 @@ async def merge_candidates(
 
     # 3. The survivor: its empty fields filled, its keys recomputed; the one `candidate.merge` entry.
     filled = _fill(survivor, values)
+    passport = current_documents.get(DocumentType.passport)
+    if (
+        passport is not None
+        and passport.id in moved[CandidateDocument.__tablename__]
+        and passport.status != DocumentStatus.rejected
+        and passport.document_number
+        and (passport.document_number, passport.expires_on)
+        != (survivor.passport_number, survivor.passport_expiry)
+    ):
+        survivor.passport_number, survivor.passport_expiry = passport.document_number, passport.expires_on
+        filled = [name for name in filled if not name.startswith("passport_")]
+        filled += ["passport_number", "passport_expiry"]
     service._refresh_keys(survivor)
     await service._ensure_no_duplicate(session, survivor)
     survivor.updated_at = utcnow()  # the entry is written even when no field was empty

@@ -440,6 +440,16 @@ async def record_passport(
     return candidate
 
 
+async def clear_passport(
+    session: AsyncSession, candidate: Candidate, *, action: str = "candidate.passport"
+) -> None:
+    """The candidate's passport fields emptied: the passport document they came from was rejected and no
+    earlier passport stands in for it (documents service). Audited as `action`."""
+    candidate.passport_number = candidate.passport_expiry = None
+    _refresh_keys(candidate)
+    await audit.flush_as(session, action, conflict="The candidate was changed meanwhile.")
+
+
 # --- deleting -----------------------------------------------------------------------------------
 
 
@@ -755,6 +765,7 @@ __all__ = [
     "PossibleDuplicate",
     "Registered",
     "change_status",
+    "clear_passport",
     "create_candidate",
     "delete_candidate",
     "get_candidate",

@@ -86,6 +86,31 @@ def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("the server closed this pooled connection")
 
 
+def install_sqlite_row_locks(session_class: type[Session]) -> None:
+    """`SELECT ... FOR UPDATE` holds on SQLite too, as the whole database's write lock.
+
+    SQLite has no row locks and SQLAlchemy leaves FOR UPDATE out there, so two units of work that
+    read-then-write one record (a candidate's document versions, a setting, an invitation) both read
+    before either wrote, and the later one wrote over what it never saw. Before such a SELECT the
+    session writes nothing to the table it reads (`UPDATE ... WHERE 0`): that opens the transaction
+    as a writer, which SQLite allows one connection at a time, so the other unit waits (busy_timeout)
+    until this one commits and then reads what it wrote. PostgreSQL keeps its row locks."""
+
+    @event.listens_for(session_class, "do_orm_execute")
+    def _take_write_lock(state: Any) -> None:
+        if not state.is_select or state.statement._for_update_arg is None:
+            return
+        connection = state.session.connection()
+        if connection.dialect.name != "sqlite":
+            return
+        froms = state.statement.get_final_froms()
+        table = getattr(froms[0], "name", None) if froms else None
+        if table is None:
+            raise RuntimeError("SELECT ... FOR UPDATE on SQLite needs a table to lock by")
+        quoted = connection.dialect.identifier_preparer.quote(table)
+        connection.exec_driver_sql(f"UPDATE {quoted} SET rowid = rowid WHERE 0")
+
+
 def create_sessionmaker(
     engine: AsyncEngine, session_class: type[Session]
 ) -> async_sessionmaker[AsyncSession]:

@@ -15,6 +15,12 @@ when its candidate is, except to a Trainer):
 - A passport document's number and expiry are the candidate's passport fields: set through the
   candidates service (`record_passport`: normalised, range-checked, duplicate keys kept, 409 for
   another candidate's passport, audited), on upload and when deleting brings an older passport back.
+  Rejecting the current passport takes its number off the candidate (when the candidate still holds
+  it: a number staff typed since is left alone): the latest unrejected earlier version that has a
+  number stands in, or the fields are emptied; a rejected passport verified after all puts its number
+  back. So a rejected scan never keeps another person's passport number reserved for this candidate.
+- Merging two candidates (candidates/merge.py) brings two sets of versions together:
+  `reconcile_versions` leaves one current version per type (below).
 - Review: staff verify or reject the current version (who, when; a rejection needs a reason);
   partners and candidates never review (the matrix gives them no `candidate_documents:update`, and the
   service refuses anyone but staff). Deciding again is allowed (a rejected scan verified after a
@@ -241,11 +247,18 @@ async def verify_document(
     document = await _reviewable(session, document_id)
     if document.status == DocumentStatus.verified:
         raise AlreadyReviewed("The document is verified already.")
+    was_rejected = document.status == DocumentStatus.rejected
     scope, now = require_scope(session), utcnow()
     document.status = DocumentStatus.verified
     document.verified_by, document.verified_at = scope.actor_id, now
     document.reviewed_by, document.reviewed_at, document.review_reason = scope.actor_id, now, note
     await audit.flush_as(session, "document.verify", conflict="The document was changed meanwhile.")
+    if was_rejected and document.type == DocumentType.passport and document.document_number:
+        candidate = await get_visible(session, Candidate, document.candidate_id)
+        await _lock_candidate(session, candidate)
+        await candidates_service.record_passport(
+            session, candidate, number=document.document_number, expiry=document.expires_on
+        )
     return document
 
 
@@ -263,7 +276,68 @@ async def reject_document(session: AsyncSession, document_id: uuid.UUID, *, reas
     await audit.flush_as(
         session, "document.reject", conflict="The document was changed meanwhile.", details={"reason": reason}
     )
+    if document.type == DocumentType.passport and document.document_number:
+        await _withdraw_passport(session, document)
     return document
+
+
+async def _withdraw_passport(session: AsyncSession, rejected: CandidateDocument) -> None:
+    """A rejected passport's number off its candidate (module doc), if the candidate still holds it."""
+    candidate = await get_visible(session, Candidate, rejected.candidate_id)
+    await _lock_candidate(session, candidate)
+    if candidate.passport_number != rejected.document_number:
+        return
+    earlier = (
+        await session.execute(
+            select(CandidateDocument)
+            .where(
+                CandidateDocument.candidate_id == candidate.id,
+                CandidateDocument.type == DocumentType.passport,
+                CandidateDocument.id != rejected.id,
+                CandidateDocument.status != DocumentStatus.rejected,
+                CandidateDocument.document_number.is_not(None),
+            )
+            .order_by(CandidateDocument.created_at.desc(), CandidateDocument.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if earlier is None:
+        await candidates_service.clear_passport(session, candidate)
+    else:
+        await candidates_service.record_passport(
+            session, candidate, number=earlier.document_number, expiry=earlier.expires_on
+        )
+
+
+async def reconcile_versions(
+    session: AsyncSession, candidate_id: uuid.UUID
+) -> dict[DocumentType, CandidateDocument]:
+    """One current version per type held one at a time, after a merge gave the candidate two: the one
+    that counts is the latest upload that is not rejected (the latest upload when all are), and the
+    other current versions become versions it superseded (`supersededAt` now), as if it had been
+    uploaded after them. Audited as document.supersede. Returns the current version of each such type
+    the candidate holds (the merge takes the passport's number from there)."""
+    rows = (
+        await session.execute(
+            select(CandidateDocument).where(
+                CandidateDocument.candidate_id == candidate_id,
+                CandidateDocument.type.in_(SUPERSEDING_TYPES),
+                CandidateDocument.superseded_at.is_(None),
+            )
+        )
+    ).scalars()
+    by_type: dict[DocumentType, list[CandidateDocument]] = {}
+    for row in rows:
+        by_type.setdefault(row.type, []).append(row)
+    current_by_type, now = {}, utcnow()
+    for document_type, versions in by_type.items():
+        current = max(versions, key=lambda v: (v.status != DocumentStatus.rejected, v.created_at, v.id))
+        for version in versions:
+            if version is not current:
+                version.superseded_at, version.superseded_by_id = now, current.id
+        current_by_type[document_type] = current
+    await audit.flush_as(session, "document.supersede", conflict="The documents changed meanwhile.")
+    return current_by_type
 
 
 # --- delete -------------------------------------------------------------------------------------
