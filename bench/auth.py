@@ -953,7 +953,8 @@ def main(argv: list[str] | None = None) -> int:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOBILITY_")}
         env.update(
-            MOBILITY_DATABASE_URL=async_url(dbname), MOBILITY_SECRET_KEY=Fernet.generate_key().decode(),
+            MOBILITY_DATABASE_URL=async_url(dbname),
+            MOBILITY_SECRET_KEY=Fernet.generate_key().decode(),
             MOBILITY_DATA_DIR=str(work / "data"),
             MOBILITY_BENCH_DSN=libpq_url(dbname),
             MOBILITY_BENCH_SCOPES=str(work / "scopes.json"),

@@ -37,7 +37,7 @@ COLUMNS = ", ".join(f'"{key}"' for key in KEYS)
 FIRST = f"""SELECT {COLUMNS} FROM candidates WHERE "tenantId" = $1 AND status = $2
             ORDER BY "createdAt" DESC, id DESC LIMIT $3"""
 AFTER = f"""SELECT {COLUMNS} FROM candidates WHERE "tenantId" = $1 AND status = $2
-            AND ("createdAt" < $4 OR ("createdAt" = $4 AND id < $5))
+            AND ("createdAt", id) < ($4, $5)
             ORDER BY "createdAt" DESC, id DESC LIMIT $3"""
 JSON_KEYS = ("address", "emergencyContact", "skills", "languages", "education", "workHistory")
 

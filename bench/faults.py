@@ -496,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             proxy = ProxyThread(pg.host or "127.0.0.1", pg.port or 5432)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOBILITY_")}
         env.update(
-            MOBILITY_DATABASE_URL=async_url(dbname), MOBILITY_SECRET_KEY=Fernet.generate_key().decode(),
+            MOBILITY_DATABASE_URL=async_url(dbname),
+            MOBILITY_SECRET_KEY=Fernet.generate_key().decode(),
             MOBILITY_APP_DATABASE_URL=async_url(
                 dbname, user=APP_ROLE, port=proxy.proxy.port if proxy else None
             ),

@@ -579,7 +579,12 @@ def import_candidates(
                 await apply_to_database(session, scope.but(request_id=f"cli:import:{file.name}"[:120]))
                 with file.open("rb") as handle, _progress(file.name) as progress:
                     report = await imports.import_candidates(
-                        session, handle, dry_run=dry_run, skip_invalid=skip_invalid, progress=progress
+                        session,
+                        handle,
+                        dry_run=dry_run,
+                        skip_invalid=skip_invalid,
+                        progress=progress,
+                        processes=imports.checking_processes(file.stat().st_size),
                     )
                 await session.commit()
                 return report

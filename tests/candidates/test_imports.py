@@ -353,3 +353,59 @@ async def test_a_row_naming_a_partner_that_may_not_register_is_refused(db: Db) -
         f"The agent {agent.code} is suspended and cannot register candidates."
     ]
     assert (report.written, report.created) == (False, 0)
+
+
+async def test_rows_checked_by_processes_of_their_own_import_as_rows_checked_here(db: Db) -> None:
+    """The command line has large files checked by a pool of processes (imports.checking_processes):
+    the same refusals, line numbers, partners and duplicate keys as checking in the importing process,
+    batches in the file's order. Each way imports into a tenant of its own."""
+    reports, written = {}, {}
+    for processes in (0, 1):
+        tenant, admin, _ = await _tenant(db.url)
+        async with system_session(db.url) as session:
+            agent = await make_agent(session, tenant)
+        lines = [
+            "First name,Last name,Date of birth,Nationality,Passport number,Agent code\n",
+            f"Mere,Tuilagi,1995-03-04,FJ,FB100001,{agent.code}\n",  # line 2
+            "Sione,Tupou,1890-01-02,TO,TP100002,\n",  # line 3: born too long ago
+            "Ana,Vake,1998-07-30,TO,TP100003,NO-SUCH\n",  # line 4: no such agent
+            "Losa,Lui,1992-02-02,TO,TP100004,\n",  # line 5
+            "Vika,Lui,1993-02-02,TO,tp 100004,\n",  # line 6: line 5's passport, a batch later
+            "Pita,Moala,1994-02-02,WS,WS100006,\n",  # line 7
+        ]
+        async with db.acting(admin.scope()) as session:
+            reports[processes] = await imports.import_candidates(
+                session,
+                io.BytesIO("".join(lines).encode()),
+                batch_size=2,
+                processes=processes,
+                skip_invalid=True,
+            )
+            rows = await session.execute(
+                select(Candidate.first_name, Candidate.agent_id, Candidate.passport_key).order_by(
+                    Candidate.reference_number
+                )
+            )
+            written[processes] = [(name, agent_id == agent.id, key) for name, agent_id, key in rows]
+    pooled, here = reports[1], reports[0]
+    assert (
+        written[1]
+        == written[0]
+        == [
+            ("Mere", True, "FJ:FB100001"),
+            ("Losa", False, "TO:TP100004"),
+            ("Pita", False, "WS:WS100006"),
+        ]
+    )
+    assert [row.line for row in pooled.rejected_rows] == [3, 4, 6]
+    assert pooled.rejected_rows[1].reasons == ["agentCode: no agent 'NO-SUCH'"]
+    assert pooled.rejected_rows[2].reasons == ["The same passport as line 5 of this file."]
+    assert [(row.line, row.reasons) for row in pooled.rejected_rows] == [
+        (row.line, row.reasons) for row in here.rejected_rows
+    ]
+    assert (pooled.rows, pooled.valid, pooled.created) == (here.rows, here.valid, here.created) == (6, 3, 3)
+
+
+def test_small_files_are_checked_in_the_importing_process() -> None:
+    assert imports.checking_processes(imports.POOL_MIN_BYTES - 1) == 0
+    assert 1 <= imports.checking_processes(imports.POOL_MIN_BYTES) <= imports.MAX_CHECKING_PROCESSES

@@ -46,6 +46,11 @@ Speed and memory
   entry per candidate, as the flush writes them; the trail of personal data is per person). What is kept for the whole file
   is its counts, the refused rows' report (the first `MAX_REPORTED`) and, per created row, its
   reference's sequence number and line (12 bytes) to name the line a later duplicate repeats.
+- Checking a row (reading its cells, the create shape's validation, its duplicate keys) needs nothing
+  of the database and is most of an import's work: the command line has it done by processes of
+  their own (`checking_processes`: from `POOL_MIN_BYTES` on, one per core but one), a few batches
+  ahead of the batch being written, while this process looks partners and duplicates up and writes.
+  The API checks in its own process (an upload is capped at 10 MiB).
 - The reference counter row stays locked from the first batch until the import's transaction ends
   (as for any registration): registrations in the tenant by others wait for the import to finish.
 
@@ -58,18 +63,23 @@ expansion is defused (defusedxml, which openpyxl uses when it is installed).
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import codecs
 import contextlib
 import csv
 import io
 import json
+import multiprocessing
+import os
 import re
 import unicodedata
 import uuid
 import zipfile
 from array import array
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from types import SimpleNamespace
@@ -96,6 +106,9 @@ from mobility.tenants.models import Tenant
 from mobility.users.models import user_by_email
 
 BATCH_SIZE = 1000
+# Files from this size on are checked by processes of their own (`checking_processes`): about 8,000 rows.
+POOL_MIN_BYTES = 1 << 20
+MAX_CHECKING_PROCESSES = 4
 MAX_REPORTED = 10_000  # refused rows listed in a report (all are counted)
 MAX_REASONS = 10  # reasons listed per refused row
 MAX_ZIP_ENTRIES = 1000
@@ -607,6 +620,58 @@ class ImportReport:
 Progress = Callable[[int, int | None], None]
 
 
+@dataclass(frozen=True)
+class RowCheck:
+    """What checking a row takes, nothing of the database's: sent to the checking processes."""
+
+    header: Header
+    kind: str  # the caller's kind (service._kind): its create shape
+
+
+@dataclass
+class CheckedRow:
+    """A row checked: its values (by attribute, the duplicate keys computed) or None, the partners it
+    names (looked up by the importing process), and the reasons found so far."""
+
+    line: int
+    values: dict[str, Any] | None
+    partners: list[tuple[str, str, str]]  # ("agent" | "broker", the column, the value given)
+    problems: list[str]  # cells that could not be read
+    reasons: list[str]  # the create shape's refusals
+
+
+def check_row(check: RowCheck, line: int, cells: list[Any]) -> CheckedRow:
+    """One row read and validated by the API's create shape, as far as it goes without the database."""
+    body, problems = row_body(check.header, cells)
+    named = []
+    for name in ("agent", "broker"):
+        for key in (f"{name}Code", f"{name}Id"):
+            given = body.pop(key, None)
+            if given is not None:
+                named.append((name, key, given))
+    shape = service._CREATE_SHAPES[check.kind]
+    try:
+        valid: BaseModel = shape.model_validate(body)
+    except ValidationError as exc:
+        return CheckedRow(line, None, named, problems, _reasons(exc, check.header))
+    values = {name: service._plain(getattr(valid, name)) for name in type(valid).model_fields}
+    values.pop("agent_id", None), values.pop("broker_id", None)
+    keys = SimpleNamespace(**values)
+    service._refresh_keys(keys)  # the API's duplicate keys and search name
+    values.update(
+        passport_key=keys.passport_key,
+        national_id_key=keys.national_id_key,
+        email_key=keys.email_key,
+        search_name=keys.search_name,
+    )
+    return CheckedRow(line, values, named, problems, [])
+
+
+def check_rows(check: RowCheck, rows: list[tuple[int, list[Any]]]) -> list[CheckedRow]:
+    """A batch of rows checked (in a checking process, or in this one)."""
+    return [check_row(check, line, cells) for line, cells in rows]
+
+
 class _Import:
     def __init__(
         self, session: Any, sheet: Spreadsheet, report: ImportReport, header: Header, shape: type
@@ -666,41 +731,28 @@ class _Import:
             self.partners[cache_key] = result
         return self.partners[cache_key]
 
-    async def candidate(self, line: int, cells: list[Any]) -> dict[str, Any] | list[str]:
-        """The row as the candidate's columns (by attribute), or the reasons it is refused."""
-        body, problems = row_body(self.header, cells)
-        for model, name in ((Agent, "agent"), (Broker, "broker")):
-            for by_code, key in ((True, f"{name}Code"), (False, f"{name}Id")):
-                given = body.pop(key, None)
-                if given is None:
-                    continue
-                partner_id, reason = await self.partner(model, given, by_code)
-                if reason:
-                    problems.append(reason)
-                else:
-                    body[f"{name}Id"] = str(partner_id)
-        try:
-            valid: BaseModel = self.shape.model_validate(body)
-        except ValidationError as exc:
-            return problems + _reasons(exc, self.header)
-        if problems:
-            return problems
-        values = {name: service._plain(getattr(valid, name)) for name in type(valid).model_fields}
-        agent_id, broker_id = values.pop("agent_id", None), values.pop("broker_id", None)
+    async def candidate(self, checked: CheckedRow) -> dict[str, Any] | list[str]:
+        """The checked row as the candidate's columns (by attribute), its partners looked up, or the
+        reasons it is refused."""
+        reasons = list(checked.problems)
+        partner_ids: dict[str, uuid.UUID] = {}
+        for name, key, given in checked.partners:
+            partner_id, reason = await self.partner(
+                Agent if name == "agent" else Broker, given, key.endswith("Code")
+            )
+            if reason:
+                reasons.append(reason)
+            else:
+                partner_ids[name] = partner_id
+        reasons += checked.reasons
+        if reasons or checked.values is None:
+            return reasons
+        agent_id, broker_id = partner_ids.get("agent"), partner_ids.get("broker")
         if self.kind == "agent":
             agent_id = self.scope.agent_id
         elif self.kind == "broker":
             broker_id = self.scope.broker_id
-        row = {**self.blank, **values, "id": new_id(), "agent_id": agent_id, "broker_id": broker_id}
-        keys = SimpleNamespace(**row)
-        service._refresh_keys(keys)  # the API's duplicate keys and search name
-        row.update(
-            passport_key=keys.passport_key,
-            national_id_key=keys.national_id_key,
-            email_key=keys.email_key,
-            search_name=keys.search_name,
-        )
-        return row
+        return {**self.blank, **checked.values, "id": new_id(), "agent_id": agent_id, "broker_id": broker_id}
 
     def line_of(self, reference: str) -> int | None:
         """The line of this import that created `reference`, if it did."""
@@ -714,11 +766,12 @@ class _Import:
             return self.lines[index]
         return None
 
-    async def batch(self, rows: list[tuple[int, list[Any]]]) -> None:
+    async def batch(self, checked_rows: list[CheckedRow]) -> None:
         pending: list[tuple[int, dict[str, Any], list[tuple[str, str]]]] = []
         seen: dict[tuple[str, str], int] = {}
-        for line, cells in rows:
-            result = await self.candidate(line, cells)
+        for checked in checked_rows:
+            line = checked.line
+            result = await self.candidate(checked)
             if isinstance(result, list):
                 self.refuse(line, result)
                 continue
@@ -796,6 +849,57 @@ class _Import:
         self.report.valid += len(kept)
 
 
+def checking_processes(file_size: int) -> int:
+    """How many processes check the rows of a file of `file_size` bytes beside the importing one: none
+    for a small file (starting one costs more than it saves), else one per core but the one that
+    imports (PostgreSQL wants its share too), at most `MAX_CHECKING_PROCESSES`."""
+    if file_size < POOL_MIN_BYTES:
+        return 0
+    return max(1, min(MAX_CHECKING_PROCESSES, (os.cpu_count() or 1) - 1))
+
+
+async def _checked_batches(
+    rows: Iterator[tuple[int, list[Any]]],
+    check: RowCheck,
+    batch_size: int,
+    processes: int,
+    report: ImportReport,
+) -> AsyncIterator[list[CheckedRow]]:
+    """The file's rows in batches, checked, in the file's order. With `processes`, the batches are
+    checked by a pool of that many processes (spawned: nothing of this process's connections or loop
+    is copied), a few batches ahead of the one being written, so reading and checking overlap the
+    database's work."""
+
+    def batches() -> Iterator[list[tuple[int, list[Any]]]]:
+        batch: list[tuple[int, list[Any]]] = []
+        for row in rows:
+            report.rows += 1
+            batch.append(row)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    if processes <= 0:
+        for batch in batches():
+            yield check_rows(check, batch)
+        return
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        ahead: deque[asyncio.Future[list[CheckedRow]]] = deque()
+        try:
+            for batch in batches():
+                ahead.append(loop.run_in_executor(pool, check_rows, check, batch))
+                if len(ahead) > 2 * processes:
+                    yield await ahead.popleft()
+            while ahead:
+                yield await ahead.popleft()
+        finally:
+            for future in ahead:
+                future.cancel()
+
+
 async def import_candidates(
     session: Any,
     file: IO[bytes],
@@ -805,10 +909,12 @@ async def import_candidates(
     limits: ImportLimits = ImportLimits(),
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
+    processes: int = 0,
 ) -> ImportReport:
     """Import the candidates of `file` (binary, seekable) as the session's caller; see the module's
     doc. Returns the report; the rows are kept (in the caller's transaction, which the caller commits)
-    only when `report.written`."""
+    only when `report.written`. `processes` > 0: rows are checked by that many processes beside this
+    one (`checking_processes`), 0: here."""
     scope = require_scope(session)
     kind = service._kind(scope)
     shape = service._CREATE_SHAPES.get(kind)
@@ -831,18 +937,12 @@ async def import_candidates(
                 session, **{"agent_id" if kind == "agent" else "broker_id": partner_id}
             )
         work = _Import(session, sheet, report, header, shape)
-        async with session.begin_nested() as savepoint:
-            batch: list[tuple[int, list[Any]]] = []
-            for row in rows:
-                report.rows += 1
-                batch.append(row)
-                if len(batch) >= batch_size:
-                    await work.batch(batch)
-                    batch = []
-                    if progress is not None:
-                        progress(sheet.done(), sheet.total)
-            if batch:
-                await work.batch(batch)
+        batches = _checked_batches(rows, RowCheck(header, kind), batch_size, processes, report)
+        async with session.begin_nested() as savepoint, contextlib.aclosing(batches):
+            async for checked in batches:
+                await work.batch(checked)
+                if progress is not None:
+                    progress(sheet.done(), sheet.total)
             report.rejected_rows.sort(key=lambda row: row.line)
             if progress is not None:
                 progress(sheet.total or sheet.done(), sheet.total)

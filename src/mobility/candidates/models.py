@@ -56,7 +56,9 @@ class Candidate(TenantScopedMixin, Base):
         # with that record if the record is ever deleted.
         same_tenant_fk("mergedIntoId", "candidates", ondelete="CASCADE"),
         Index(None, "tenantId", "mergedIntoId"),
-        Index(None, "tenantId", "status"),
+        # The list's order, newest first, with and without a status filter (0022).
+        Index(None, "tenantId", "status", "createdAt", "id"),
+        Index(None, "tenantId", "createdAt", "id"),
         Index(None, "tenantId", "agentId"),
         Index(None, "tenantId", "brokerId"),
         Index(None, "tenantId", "lastName", "firstName"),
@@ -67,9 +69,11 @@ class Candidate(TenantScopedMixin, Base):
         UniqueConstraint("tenantId", "nationalIdKey"),
         UniqueConstraint("tenantId", "emailKey"),
         Index(None, "tenantId", "dateOfBirth"),
-        # The name search: trigram similarity on PostgreSQL (pg_trgm), a plain index on SQLite.
+        # The name search within a tenant: trigram similarity on PostgreSQL (pg_trgm; the tenant's key
+        # through btree_gin, 0022), a plain index on SQLite.
         Index(
-            "candidates_searchName_trgm_idx",
+            "candidates_tenantId_searchName_trgm_idx",
+            "tenantId",
             "searchName",
             postgresql_using="gin",
             postgresql_ops={"searchName": "gin_trgm_ops"},

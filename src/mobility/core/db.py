@@ -19,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.util import find_tables
 
 from mobility.core.config import Settings, get_settings
 from mobility.core.errors import Conflict, ServiceUnavailable
@@ -103,11 +104,11 @@ def install_sqlite_row_locks(session_class: type[Session]) -> None:
         connection = state.session.connection()
         if connection.dialect.name != "sqlite":
             return
-        froms = state.statement.get_final_froms()
-        table = getattr(froms[0], "name", None) if froms else None
-        if table is None:
-            raise RuntimeError("SELECT ... FOR UPDATE on SQLite needs a table to lock by")
-        quoted = connection.dialect.identifier_preparer.quote(table)
+        # Any table will do: SQLite's write lock is the whole database's.
+        tables = find_tables(state.statement, include_joins=True)
+        if not tables:
+            raise RuntimeError("SELECT ... FOR UPDATE on SQLite without a table to write to")
+        quoted = connection.dialect.identifier_preparer.quote(tables[0].name)
         connection.exec_driver_sql(f"UPDATE {quoted} SET rowid = rowid WHERE 0")
 
 

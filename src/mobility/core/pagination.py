@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, literal, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobility.core.errors import InvalidInput
@@ -109,6 +109,55 @@ def _decode(cursor: str) -> list[Any]:
     return values
 
 
+def after_cursor(column: Any, id_column: Any, cursor: tuple[Any, Any], *, descending: bool) -> Any:
+    """The rows after the cursor's (value, id) in the list's order.
+
+    One row-value comparison, not `column < v OR (column = v AND id < last)`: an index on
+    (..., column, id) seeks straight to the cursor with it, where the OR form read every row before
+    the cursor (PostgreSQL and SQLite both compare row values)."""
+    position, cursor_at = tuple_(column, id_column), tuple_(*cursor)
+    return position < cursor_at if descending else position > cursor_at
+
+
+def ordered(statement: Select, column: Any, id_column: Any, *, descending: bool) -> Select:
+    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
+    return statement.order_by(*order)
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a page starts: the sort key, its direction, and the cursor's (value, id) if any."""
+
+    sort: str
+    key: SortKey
+    descending: bool
+    after: tuple[Any, uuid.UUID] | None
+
+    @classmethod
+    def of(cls, params: PageParams, sort_keys: dict[str, SortKey], default_sort: str) -> Keyset:
+        """The page `params` ask for (InvalidInput for an unknown sort or a forged cursor)."""
+        sort = params.sort or default_sort
+        name = sort.lstrip("-")
+        key = sort_keys.get(name)
+        if key is None:
+            raise InvalidInput(
+                f"Cannot sort by {sort!r}; one of: {', '.join(sorted(sort_keys))}.", field="sort"
+            )
+        after = None
+        if params.cursor:
+            raw_value, raw_id = _decode(params.cursor)
+            value = key.from_json(raw_value) if key.from_json else raw_value
+            try:
+                after = (value, uuid.UUID(raw_id))
+            except (TypeError, ValueError, AttributeError):
+                raise _invalid_cursor() from None
+        return cls(name, key, sort.startswith("-"), after)
+
+    def next_cursor(self, value: Any, row_id: Any) -> str:
+        """The cursor of the page after the one whose last row has this sort value and id."""
+        return _encode([self.key.to_json(value) if value is not None else None, str(row_id)])
+
+
 async def paginate(
     session: AsyncSession,
     statement: Select,
@@ -122,28 +171,23 @@ async def paginate(
 
     `sort` is a key of `sort_keys`, optionally prefixed by "-" for descending.
     """
-    sort = params.sort or default_sort
-    descending = sort.startswith("-")
-    key = sort_keys.get(sort.lstrip("-"))
-    if key is None:
-        raise InvalidInput(f"Cannot sort by {sort!r}; one of: {', '.join(sorted(sort_keys))}.", field="sort")
-    column = key.column
-    if params.cursor:
-        raw_value, raw_id = _decode(params.cursor)
-        value = key.from_json(raw_value) if key.from_json else raw_value
-        try:
-            last_id = uuid.UUID(raw_id)
-        except (TypeError, ValueError, AttributeError):
-            raise _invalid_cursor() from None
-        after = (column < value) if descending else (column > value)
-        tie = (id_column < last_id) if descending else (id_column > last_id)
-        statement = statement.where(or_(after, and_(column == value, tie)))
-    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
-    rows = list((await session.execute(statement.order_by(*order).limit(params.limit + 1))).scalars().all())
+    page = Keyset.of(params, sort_keys, default_sort)
+    column, descending = page.key.column, page.descending
+    if page.after is not None:
+        value, last_id = page.after
+        after = (literal(value, column.type), literal(last_id, id_column.type))
+        statement = statement.where(after_cursor(column, id_column, after, descending=descending))
+    rows = list(
+        (
+            await session.execute(
+                ordered(statement, column, id_column, descending=descending).limit(params.limit + 1)
+            )
+        )
+        .scalars()
+        .all()
+    )
     next_cursor = None
     if len(rows) > params.limit:
         rows = rows[: params.limit]
-        last = rows[-1]
-        value = getattr(last, column.key)
-        next_cursor = _encode([key.to_json(value) if value is not None else None, str(last.id)])
+        next_cursor = page.next_cursor(getattr(rows[-1], column.key), rows[-1].id)
     return rows, next_cursor
