@@ -191,8 +191,16 @@ def test_candidate_model(rendered: str) -> None:
     assert field(rendered, "Candidate", "status") == "status CandidateStatus @default(registered)"
     # 48 since 0018: a 32-character tenant code, the year and the sequence number.
     assert field(rendered, "Candidate", "referenceNumber") == "referenceNumber String @db.VarChar(48)"
-    # The trigram index of the name search is left to the database, noted on the model (0018).
-    assert "/// INDEX candidates_searchName_trgm_idx: USING gin (searchName gin_trgm_ops)" in rendered
+    # The trigram index of the name search (per tenant since 0022) is left to the database, noted on the model.
+    assert (
+        "/// INDEX candidates_tenantId_searchName_trgm_idx: USING gin (tenantId, searchName gin_trgm_ops)"
+        in rendered
+    )
+    # The list's order (0022).
+    assert (
+        "@@index([tenantId, status, createdAt, id])" in lines
+        and "@@index([tenantId, createdAt, id])" in lines
+    )
     assert field(rendered, "Candidate", "dateOfBirth") == "dateOfBirth DateTime? @db.Date"
     assert field(rendered, "Candidate", "skills") == 'skills Json @default("[]")'
     # The other side of the relations.
