@@ -36,6 +36,16 @@ BEGIN
 END
 $$;
 
+DO $leakproof$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER FUNCTION word_similarity_commutator_op(text, text) NOT LEAKPROOF;
+    ELSE
+        RAISE NOTICE 'not a superuser: run ALTER FUNCTION word_similarity_commutator_op(text, text) NOT LEAKPROOF as one';
+    END IF;
+END
+$leakproof$;
+
 COMMIT;
 
 SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', n.nspname, c.relname)

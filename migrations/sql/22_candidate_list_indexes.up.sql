@@ -47,6 +47,16 @@ $$;
 
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 
+DO $leakproof$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER FUNCTION word_similarity_commutator_op(text, text) LEAKPROOF;
+    ELSE
+        RAISE NOTICE 'not a superuser: run ALTER FUNCTION word_similarity_commutator_op(text, text) LEAKPROOF as one';
+    END IF;
+END
+$leakproof$;
+
 COMMIT;
 
 SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', n.nspname, c.relname)

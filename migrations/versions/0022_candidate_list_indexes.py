@@ -16,12 +16,20 @@ tenant's 10,000 rows instead (51 ms). Now:
   search reads only the tenant's matching rows (4 ms). SQLite: a plain index on ("tenantId",
   "searchName") replaces the one on "searchName".
 
+Under row-level security (the API's app role), PostgreSQL uses an index for a condition only when the
+condition's function is LEAKPROOF (it could otherwise run on rows the policy hides, before the policy's
+check). pg_trgm's `%>` (word_similarity_commutator_op) is not marked so, and the search read the
+tenant's rows whatever the index: the revision marks it LEAKPROOF, which it is (a boolean computed from
+its two texts, no error or side effect depending on them). Only a superuser may: run by another role,
+the revision says so (NOTICE) and goes on, and the search then works as before, only slower.
+
 PostgreSQL builds the new indexes CONCURRENTLY (no write lock on a large table) and only then drops the
 old ones (CONCURRENTLY too), so no lookup is ever without its index. A rerun changes nothing (IF [NOT]
 EXISTS). If a concurrent build fails it leaves an INVALID index, which IF NOT EXISTS would accept: drop
 it (DROP INDEX CONCURRENTLY "<its name>") before retrying.
 
-The downgrade builds the old indexes again, drops the new ones and then btree_gin (RESTRICT: while
+The downgrade makes `%>` NOT LEAKPROOF again (a superuser), builds the old indexes again, drops the new
+ones and then btree_gin (RESTRICT: while
 anything else uses it, the downgrade fails there and changes nothing more): indexes only, no data.
 
 Revision ID: 0022
@@ -74,13 +82,34 @@ def _swap(build: Sequence[str], drop: Sequence[str]) -> None:
         op.drop_index(name, table_name=TABLE, if_exists=True)
 
 
+def _word_similarity_leakproof(leakproof: bool) -> None:
+    mark = "LEAKPROOF" if leakproof else "NOT LEAKPROOF"
+    notice = f"not a superuser: run ALTER FUNCTION word_similarity_commutator_op(text, text) {mark} as one"
+    execute(
+        f"""
+        DO $leakproof$
+        BEGIN
+            IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+                ALTER FUNCTION word_similarity_commutator_op(text, text) {mark};
+            ELSE
+                RAISE NOTICE '{notice}';
+            END IF;
+        END
+        $leakproof$
+        """
+    )
+
+
 def upgrade() -> None:
     if is_postgresql():
         execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+        _word_similarity_leakproof(True)
     _swap([NEW_STATUS, NEW_CREATED, NEW_SEARCH], [OLD_STATUS, OLD_SEARCH])
 
 
 def downgrade() -> None:
+    if is_postgresql():
+        _word_similarity_leakproof(False)
     _swap([OLD_STATUS, OLD_SEARCH], [NEW_STATUS, NEW_CREATED, NEW_SEARCH])
     if is_postgresql():
         execute("DROP EXTENSION IF EXISTS btree_gin")

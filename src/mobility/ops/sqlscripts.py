@@ -35,6 +35,9 @@ INSERT INTO t (...) SELECT ... ON CONFLICT DO NOTHING;  inside DO $$ ... IF the 
 DELETE FROM t WHERE ... EXISTS (SELECT FROM copy ...)  the script's target revision THEN ... (a copy,
                                                        a move: each adds or removes nothing a second
                                                        time either)
+DO $$ BEGIN IF (SELECT rolsuper ...) THEN ALTER      unchanged: it sets a state (a superuser only;
+FUNCTION f(...) [NOT] LEAKPROOF; ELSE RAISE NOTICE     a NOTICE for another role)
+'...'; END IF; END $$
 DO $check$ ... $check$ (reads only, may RAISE)         unchanged: a check that refuses to go on
                                                        changes nothing (no write, lock, DDL or
                                                        dynamic SQL in it, else refused)
@@ -646,9 +649,21 @@ def read_only_check(code: str) -> bool:
     return match is not None and not _WRITES.search(_without_literals(match.group("body")))
 
 
+# Marking a function LEAKPROOF or NOT LEAKPROOF where the role may (a superuser; a NOTICE otherwise): it
+# sets a state, so running it again changes nothing.
+_MARK_LEAKPROOF = re.compile(
+    r"^DO\s+(\$\w*\$)\s*BEGIN\s+"
+    r"IF\s*\(\s*SELECT\s+rolsuper\s+FROM\s+pg_roles\s+WHERE\s+rolname\s*=\s*current_user\s*\)\s+THEN\s+"
+    r"ALTER\s+FUNCTION\s+[a-z_][a-z0-9_]*\s*\([a-z, ]*\)\s+(?:NOT\s+)?LEAKPROOF\s*;\s+"
+    r"ELSE\s+RAISE\s+NOTICE\s+'(?:[^']|'')*'\s*;\s+"
+    r"END\s+IF\s*;\s+END\s*\1$",
+    _FLAGS,
+)
+
+
 @handles(r"^DO\s")
 def _do(ctx: _Context, statement: Statement, match: re.Match[str]) -> list[Piece]:
-    if read_only_check(statement.code):
+    if read_only_check(statement.code) or _MARK_LEAKPROOF.match(statement.code):
         return [_plain(statement.code)]
     if not _ENSURE_ROLE.match(statement.code):
         raise ctx.fail(statement, "no idempotent form known for this DO block")
