@@ -247,6 +247,33 @@ def test_other_role_blocks_fail_loudly(block: str, backend) -> None:
         _body(block)
 
 
+_LEAKPROOF = """DO $leakproof$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER FUNCTION word_similarity_commutator_op(text, text) LEAKPROOF;
+    ELSE
+        RAISE NOTICE 'not a superuser';
+    END IF;
+END
+$leakproof$"""
+
+
+def test_marking_a_function_leakproof_as_a_superuser_is_kept_as_it_is(backend) -> None:
+    """It sets a state: running it again changes nothing. Anything more in the block fails loudly."""
+    assert _body(_LEAKPROOF) == _LEAKPROOF + ";"
+    assert (
+        _body(_LEAKPROOF.replace(" LEAKPROOF;", " NOT LEAKPROOF;"))
+        == _LEAKPROOF.replace(" LEAKPROOF;", " NOT LEAKPROOF;") + ";"
+    )
+    for other in (
+        _LEAKPROOF.replace("LEAKPROOF;", "LEAKPROOF;\n        DROP TABLE users;"),
+        _LEAKPROOF.replace("RAISE NOTICE 'not a superuser';", "DELETE FROM users;"),
+        _LEAKPROOF.replace("LEAKPROOF;", "SECURITY DEFINER;"),
+    ):
+        with pytest.raises(UnsupportedStatement, match="no idempotent form known for this DO block"):
+            _body(other)
+
+
 _CHECK = """DO $check$
 DECLARE
     found integer;
