@@ -409,3 +409,53 @@ async def test_rows_checked_by_processes_of_their_own_import_as_rows_checked_her
 def test_small_files_are_checked_in_the_importing_process() -> None:
     assert imports.checking_processes(imports.POOL_MIN_BYTES - 1) == 0
     assert 1 <= imports.checking_processes(imports.POOL_MIN_BYTES) <= imports.MAX_CHECKING_PROCESSES
+
+
+async def test_an_imported_candidates_audit_entry_is_the_one_a_registration_writes(db: Db) -> None:
+    """The import writes its rows' trail in bulk (core.audit.record_bulk_insert); each entry's `after`
+    is what the flush of the same registration through the API writes: the same columns and values,
+    dates as ISO text, the typed sections (skills, languages, address) as JSON."""
+    from mobility.candidates import service
+    from mobility.candidates.schemas import CandidateCreate
+
+    row = {
+        "firstName": "Mere",
+        "lastName": "Tuilagi",
+        "dateOfBirth": "1995-03-04",
+        "nationality": "FJ",
+        "passportNumber": "FB123456",
+        "passportExpiry": "2031-01-01",
+        "email": "mere@example.org",
+        "phone": "+6799991234",
+        "address": {"line1": "1 Ratu Mara Rd", "city": "Suva", "country": "FJ"},
+        "skills": [{"name": "Welding"}, {"name": "Carpentry"}],
+        "languages": [{"code": "en", "level": "C1"}],
+    }
+    afters = {}
+    for way in ("import", "api"):
+        tenant, admin, _ = await _tenant(db.url)
+        async with db.acting(admin.scope()) as session:
+            if way == "import":
+                file = "firstName,lastName,dateOfBirth,nationality,passportNumber,passportExpiry,email,phone,"
+                file += "Address line 1,City,Address country,Skills,Languages\n"
+                file += "Mere,Tuilagi,1995-03-04,FJ,FB123456,2031-01-01,mere@example.org,+6799991234,"
+                file += "1 Ratu Mara Rd,Suva,FJ,Welding; Carpentry,en C1\n"
+                report = await imports.import_candidates(session, io.BytesIO(file.encode()))
+                assert report.created == 1
+            else:
+                await service.create_candidate(session, CandidateCreate.model_validate(row))
+                await session.flush()
+            entry = (
+                await session.execute(
+                    select(AuditLog).where(
+                        AuditLog.entity_type == "candidates", AuditLog.tenant_id == tenant.id
+                    )
+                )
+            ).scalar_one()
+            afters[way] = entry.after
+    varying = {"id", "tenantId", "referenceNumber", "createdAt", "updatedAt", "createdBy", "updatedBy"}
+    imported = {key: value for key, value in afters["import"].items() if key not in varying}
+    registered = {key: value for key, value in afters["api"].items() if key not in varying}
+    assert imported == registered
+    assert imported["skills"] == [{"name": "Welding"}, {"name": "Carpentry"}]
+    assert imported["dateOfBirth"] == "1995-03-04" and imported["address"]["city"] == "Suva"

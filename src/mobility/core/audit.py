@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import event, insert, inspect
+from sqlalchemy import types as sa_types
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -212,6 +213,10 @@ async def record_inserted(session: AsyncSession, obj: Any, action: str) -> None:
 _PLAIN = (str, int, float, bool, type(None))
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def _plain_or_safe(value: Any) -> Any:
     # Most of a row's values are JSON already: `_json_safe` only for the others (cheaper by half).
     return value if type(value) in _PLAIN else _json_safe(value)
@@ -228,7 +233,16 @@ async def record_bulk_insert(
         raise ValueError(f"{model.__name__} is not tenant-scoped: add its rows to the session instead")
     scope = session.sync_session.info.get("scope")
     secret = getattr(model, "__audit_redact__", frozenset())
-    columns = [(attr.key, attr.columns[0].name) for attr in model.__mapper__.column_attrs]
+    # A JSON column's value is JSON already (the row's INSERT serializes it as it is, in the same
+    # transaction): kept as it is, where walking each list and object cost a third of an import's audit.
+    columns = [
+        (
+            attr.key,
+            attr.columns[0].name,
+            _as_is if isinstance(attr.columns[0].type, sa_types.JSON) else _plain_or_safe,
+        )
+        for attr in model.__mapper__.column_attrs
+    ]
     now = utcnow()
     entries = [
         {
@@ -240,8 +254,8 @@ async def record_bulk_insert(
             "entity_id": row["id"],
             "before": None,
             "after": {
-                name: _plain_or_safe(row.get(key)) if key not in secret or row.get(key) is None else REDACTED
-                for key, name in columns
+                name: safe(row.get(key)) if key not in secret or row.get(key) is None else REDACTED
+                for key, name, safe in columns
             },
             "ip_address": scope.ip_address if scope else None,
             "request_id": scope.request_id if scope else None,
