@@ -50,7 +50,8 @@ Speed and memory
   of the database and is most of an import's work: the command line has it done by processes of
   their own (`checking_processes`: from `POOL_MIN_BYTES` on, one per core but one), a few batches
   ahead of the batch being written, while this process looks partners and duplicates up and writes.
-  The API checks in its own process (an upload is capped at 10 MiB).
+  The API checks in its own process (an upload is capped at 10 MiB), in a thread, so that its event loop
+  serves other requests meanwhile.
 - The reference counter row stays locked from the first batch until the import's transaction ends
   (as for any registration): registrations in the tenant by others wait for the import to finish.
 
@@ -882,8 +883,16 @@ async def _checked_batches(
             yield batch
 
     if processes <= 0:
-        for batch in batches():
-            yield check_rows(check, batch)
+        # Read and checked in a thread: the API's event loop serves other requests meanwhile (about
+        # 0.3 s of Python for 1,000 rows) instead of stalling them all. One batch at a time.
+        pending = batches()
+
+        def next_checked() -> list[CheckedRow] | None:
+            batch = next(pending, None)
+            return None if batch is None else check_rows(check, batch)
+
+        while (checked := await asyncio.to_thread(next_checked)) is not None:
+            yield checked
         return
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
