@@ -6,6 +6,7 @@ service's module doc."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -242,6 +243,23 @@ async def test_only_the_current_version_is_reviewed(db: Db, file_storage) -> Non
     async with db.acting(people.admin) as session:
         with pytest.raises(service.DocumentSuperseded):
             await service.verify_document(session, old.id)
+
+
+async def test_two_uploads_of_one_type_at_once_leave_one_current_version(db: Db, file_storage) -> None:
+    """Concurrent uploads of the same type to one candidate take turns (the candidate's row lock; on
+    SQLite the database's write lock): the later one supersedes the earlier, never both current."""
+    people = await make_people(db)
+
+    async def one() -> CandidateDocument:
+        async with committed(db, people.admin) as session:
+            return await upload(session, file_storage, people.mine, unique_pdf(), type=T.police_clearance)
+
+    first, second = await asyncio.gather(one(), one())
+    rows = [row for row in await rows_of(db, people.mine) if row.type == T.police_clearance]
+    assert {row.id for row in rows} == {first.id, second.id}
+    assert len([row for row in rows if row.current]) == 1
+    [older] = [row for row in rows if not row.current]
+    assert older.superseded_by_id == ({first.id, second.id} - {older.id}).pop()
 
 
 async def _passport_of(db: Db, candidate_id) -> tuple[str | None, date | None]:

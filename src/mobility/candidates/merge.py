@@ -165,7 +165,7 @@ async def _rows_of(session: AsyncSession, model: type, attribute: str, ids: list
 
 async def _lock(session: AsyncSession, *ids: uuid.UUID) -> None:
     """Both records locked (in id order) until the transaction ends: two merges of the same records,
-    or a merge and an edit, run one after the other (PostgreSQL; SQLite has one writer anyway)."""
+    or a merge and an edit, run one after the other (on SQLite, the database's write lock: core.db)."""
     await session.execute(
         select(Candidate.id).where(Candidate.id.in_(ids)).order_by(Candidate.id).with_for_update()
     )

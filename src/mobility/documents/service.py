@@ -9,8 +9,8 @@ when its candidate is, except to a Trainer):
   a refusal or a rollback later leaves no file behind.
 - Versions: a document of a type a person holds one of at a time (models.SUPERSEDING_TYPES) supersedes
   the current one of that type: the older one is kept as history (`supersededAt`, `supersededById`),
-  and only the current one counts. Uploads to one candidate take turns (its row is locked on
-  PostgreSQL while the versions change). Deleting the current version makes the one it superseded
+  and only the current one counts. Uploads to one candidate take turns (its row is locked while
+  the versions change; on SQLite the database's write lock). Deleting the current version makes the one it superseded
   current again; deleting a version in the middle links its neighbours.
 - A passport document's number and expiry are the candidate's passport fields: set through the
   candidates service (`record_passport`: normalised, range-checked, duplicate keys kept, 409 for
@@ -130,7 +130,8 @@ async def store_file(
 
 
 async def _lock_candidate(session: AsyncSession, candidate: Candidate) -> None:
-    """Changes to one candidate's versions take turns (PostgreSQL: the row lock until commit)."""
+    """Changes to one candidate's versions take turns: the row lock until commit (on SQLite, the
+    database's write lock: core.db.install_sqlite_row_locks)."""
     await session.execute(select(Candidate.id).where(Candidate.id == candidate.id).with_for_update())
 
 
