@@ -63,16 +63,7 @@ _READ_FIELDS = tuple(CandidateStaffRead.model_fields)
 
 @router.get("/candidates", response_model=Page[CandidateStaffRead], dependencies=[require("candidates:read")])
 async def list_candidates(session: DbSession, params: Annotated[CandidateListParams, Query()]):
-    filters = service.CandidateFilters(
-        status=params.status,
-        agent_id=params.agent_id,
-        broker_id=params.broker_id,
-        nationality=params.nationality,
-        created_from=params.created_from,
-        created_to=params.created_to,
-        passport_expiring_before=params.passport_expiring_before,
-        q=params.q,
-    )
+    filters = service.CandidateFilters.of(params)
     rows, next_cursor = await service.list_candidate_values(
         session, params=params, filters=filters, columns=_READ_FIELDS
     )

@@ -55,19 +55,6 @@ XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.s
 Cell = Callable[[Candidate, "_Codes"], str | None]
 
 
-def filters_of(params: CandidateFilterParams) -> service.CandidateFilters:
-    return service.CandidateFilters(
-        status=params.status,
-        agent_id=params.agent_id,
-        broker_id=params.broker_id,
-        nationality=params.nationality,
-        created_from=params.created_from,
-        created_to=params.created_to,
-        passport_expiring_before=params.passport_expiring_before,
-        q=params.q,
-    )
-
-
 # --- the columns ---------------------------------------------------------------------------------
 
 
@@ -162,7 +149,7 @@ def protect(text: str) -> str:
 
 async def _pages(session: AsyncSession, params: CandidateFilterParams) -> AsyncIterator[list[Candidate]]:
     """The pages of the list through the whole set; the first is read before this returns."""
-    filters = filters_of(params)
+    filters = service.CandidateFilters.of(params)
     page = PageParams.model_construct(limit=PAGE_SIZE, cursor=None, sort=params.sort)
     rows, cursor = await service.list_candidates(session, params=page, filters=filters)
 

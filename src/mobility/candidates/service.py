@@ -55,6 +55,7 @@ from mobility.candidates.profile import PassportExpiry, normalise_national_id, n
 from mobility.candidates.reference import format_reference, parse_reference
 from mobility.candidates.schemas import (
     CandidateCreate,
+    CandidateFilterParams,
     CandidateSelfUpdate,
     CandidateUpdate,
     PartnerCandidateCreate,
@@ -570,6 +571,11 @@ class CandidateFilters:
     created_to: datetime | None = None
     passport_expiring_before: date | None = None
     q: str | None = None
+
+    @classmethod
+    def of(cls, params: CandidateFilterParams) -> CandidateFilters:
+        """The filters of a list's or an export's query parameters."""
+        return cls(**{name: getattr(params, name) for name in cls.__dataclass_fields__})
 
 
 def _is_postgresql(session: AsyncSession) -> bool:

@@ -186,6 +186,14 @@ async def add_document(
     return document
 
 
+async def _passport_onto(session: AsyncSession, candidate: Candidate, document: CandidateDocument) -> None:
+    """A passport version's number and expiry as the candidate's passport fields (module doc): the
+    version brought back, verified after a rejection, or standing in for a rejected one."""
+    await candidates_service.record_passport(
+        session, candidate, number=document.document_number, expiry=document.expires_on
+    )
+
+
 # --- read ---------------------------------------------------------------------------------------
 
 
@@ -257,9 +265,7 @@ async def verify_document(
     if was_rejected and document.type == DocumentType.passport and document.document_number:
         candidate = await get_visible(session, Candidate, document.candidate_id)
         await _lock_candidate(session, candidate)
-        await candidates_service.record_passport(
-            session, candidate, number=document.document_number, expiry=document.expires_on
-        )
+        await _passport_onto(session, candidate, document)
     return document
 
 
@@ -305,9 +311,7 @@ async def _withdraw_passport(session: AsyncSession, rejected: CandidateDocument)
     if earlier is None:
         await candidates_service.clear_passport(session, candidate)
     else:
-        await candidates_service.record_passport(
-            session, candidate, number=earlier.document_number, expiry=earlier.expires_on
-        )
+        await _passport_onto(session, candidate, earlier)
 
 
 async def reconcile_versions(
@@ -370,13 +374,7 @@ async def delete_document(session: AsyncSession, storage: FileStorage, document_
             version.superseded_by_id = document.superseded_by_id
     await audit.flush_as(session, "document.restore", conflict="The documents changed meanwhile.")
     if restored is not None and restored.type == DocumentType.passport and restored.document_number:
-        await candidates_service.record_passport(
-            session,
-            candidate,
-            number=restored.document_number,
-            expiry=restored.expires_on,
-            action="candidate.passport",
-        )
+        await _passport_onto(session, candidate, restored)
     await session.delete(document)
     await audit.flush_as(session, "document.delete", conflict="The document was changed meanwhile.")
     await _forget_file(session, storage, document.storage_key)
