@@ -242,3 +242,42 @@ async def test_twenty_concurrent_registrations_get_twenty_numbers(migrated_datab
     assert [response.status_code for response in responses] == [201] * 20, [r.text for r in responses]
     numbers = {response.json()["referenceNumber"] for response in responses}
     assert numbers == {f"{world.tenant.code}-{YEAR}-{n:06d}" for n in range(1, 21)}
+
+
+async def test_the_list_shows_each_caller_only_what_is_theirs(migrated_database_url: str) -> None:
+    """The list (a compiled read since bench/candidates.py) from the attacker's side: another partner,
+    another tenant's Admin and a Trainer who teaches none of them see none of the candidates, on the first
+    page, filtered, or after a cursor; the partner pages through its own; partners never see notes."""
+    url = migrated_database_url
+    world = await make_world(url)
+    _agent_user, _agent, agent_headers = await _partner(url, world, SystemRole.agent)
+    _other_user, _other, other_headers = await _partner(url, world, SystemRole.agent)
+    admin = world.auth(world.admin)
+    async with api_client(url) as client:
+        mine = []
+        for index, last in enumerate(("Tuilagi", "Tupou", "Vake")):
+            body = {**PERSON, "lastName": last, "passportNumber": f"ZL10000{index}"}
+            created = await call(client, "POST", "/candidates", agent_headers, json=body)
+            assert created.status_code == 201, created.text
+            mine.append(created.json()["id"])
+        staff_only = await call(client, "POST", "/candidates", admin, json={**PERSON, "notes": "internal"})
+        assert staff_only.status_code == 201
+
+        async def listed(headers, **params) -> list[str]:
+            ids, cursor = [], None
+            while True:
+                query = {"limit": 2, **params, **({"cursor": cursor} if cursor else {})}
+                page = await call(client, "GET", "/candidates", headers, params=query)
+                assert page.status_code == 200, page.text
+                ids += [item["id"] for item in page.json()["items"]]
+                assert all(item["notes"] is None for item in page.json()["items"]) or headers is admin
+                if not (cursor := page.json()["nextCursor"]):
+                    return ids
+
+        assert sorted(await listed(agent_headers)) == sorted(mine)
+        assert await listed(agent_headers, sort="name") == mine  # Tuilagi, Tupou, Vake
+        assert sorted(await listed(agent_headers, status="registered")) == sorted(mine)
+        assert await listed(other_headers) == []
+        assert await listed(world.auth(world.other_admin)) == []
+        assert await listed(world.auth(world.trainer)) == []
+        assert set(await listed(admin)) >= {*mine, staff_only.json()["id"]}
