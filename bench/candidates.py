@@ -147,7 +147,7 @@ def pick_admins(dbname: str) -> tuple[list[dict[str, Any]], bool]:
         conn.execute("SET TIME ZONE 'UTC'")
         rows = conn.execute(
             """SELECT u.email, t.id::text, t.code FROM users u JOIN tenants t ON t.id = u."tenantId"
-               ORDER BY t.code LIMIT %s""",
+               WHERE u.email LIKE 'admin-%%@bench.example' ORDER BY t.code LIMIT %s""",
             (ADMINS,),
         ).fetchall()
         admins = []
@@ -400,10 +400,13 @@ def run_copy(dbname: str, file: Path) -> float:
 
 
 def import_phase(dbname: str, env: dict[str, str], work: Path, rows: int) -> dict[str, Any]:
-    """Two fresh tenants of the same table: one for the import, one for COPY."""
+    """Two fresh tenants of the same table: one for the import, one for COPY (codes new to the database,
+    so a kept one can be measured again)."""
+    suffix = secrets.token_hex(3).upper()
+    importer = f"importer-{suffix.lower()}@bench.example"
     with psycopg.connect(libpq_url(dbname), autocommit=True) as conn:
         found = {}
-        for code in ("IMPORT", "COPY"):
+        for code in (f"IMPORT{suffix}", f"COPY{suffix}"):
             tenant_id = conn.execute(
                 "INSERT INTO tenants (id, name, code) VALUES (gen_random_uuid(), %s, %s) RETURNING id::text",
                 (f"Bench {code}", code),
@@ -411,26 +414,26 @@ def import_phase(dbname: str, env: dict[str, str], work: Path, rows: int) -> dic
             found[code] = tenant_id
         conn.execute(
             """INSERT INTO users (id, email, "passwordHash", name, "roleId", "tenantId", "createdAt", "updatedAt")
-               VALUES (gen_random_uuid(), 'importer@bench.example', 'x', 'Importer',
+               VALUES (gen_random_uuid(), %s, 'x', 'Importer',
                        (SELECT id FROM roles WHERE name = 'Admin'), %s, now(), now())""",
-            (found["IMPORT"],),
+            (importer, found[f"IMPORT{suffix}"]),
         )
         conn.execute(
             """INSERT INTO user_tenants (id, "userId", "tenantId", "roleId", "isPrimary")
-               SELECT gen_random_uuid(), id, "tenantId", "roleId", true FROM users
-               WHERE email = 'importer@bench.example'"""
+               SELECT gen_random_uuid(), id, "tenantId", "roleId", true FROM users WHERE email = %s""",
+            (importer,),
         )
-    intake, raw, empty = write_files(work, rows, found["COPY"], "COPY")
-    startup, _rss, _line = run_import(env, empty, "IMPORT", "importer@bench.example")
-    seconds, rss_kib, line = run_import(env, intake, "IMPORT", "importer@bench.example")
+    intake, raw, empty = write_files(work, rows, found[f"COPY{suffix}"], f"COPY{suffix}")
+    startup, _rss, _line = run_import(env, empty, f"IMPORT{suffix}", importer)
+    seconds, rss_kib, line = run_import(env, intake, f"IMPORT{suffix}", importer)
     copy_seconds = run_copy(dbname, raw)
     with psycopg.connect(libpq_url(dbname), autocommit=True) as conn:
         imported = conn.execute(
-            'SELECT count(*) FROM candidates WHERE "tenantId" = %s', (found["IMPORT"],)
+            'SELECT count(*) FROM candidates WHERE "tenantId" = %s', (found[f"IMPORT{suffix}"],)
         ).fetchone()[0]
         audited = conn.execute(
             "SELECT count(*) FROM audit_logs WHERE \"tenantId\" = %s AND action = 'candidate.import'",
-            (found["IMPORT"],),
+            (found[f"IMPORT{suffix}"],),
         ).fetchone()[0]
     if imported != rows or audited != rows:
         raise RuntimeError(
@@ -470,6 +473,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the database and work files afterwards")
+    parser.add_argument(
+        "--database",
+        help="measure a database an earlier --keep run left (not filled again, not dropped; its admins get "
+        "a new password); --candidates and --tenants are then what it holds",
+    )
+    parser.add_argument(
+        "--phases", default="load,import", help="what to measure: load, import or both (default load,import)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: `sudo apt-get install -y wrk`", file=sys.stderr)
@@ -478,37 +489,128 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--tenants must be >= {ADMINS} and --candidates >= --tenants", file=sys.stderr)
         return 2
 
+    phases = set(args.phases.split(","))
+    if not phases or phases - {"load", "import"}:
+        print("--phases takes load, import or load,import", file=sys.stderr)
+        return 2
     started_at = datetime.now(UTC)
     stamp = f"{started_at:%Y%m%dT%H%M%SZ}"
-    dbname = f"mobility_bench_{secrets.token_hex(4)}"
+    dbname = args.database or f"mobility_bench_{secrets.token_hex(4)}"
     work = Path(tempfile.mkdtemp(prefix="mobility-bench-candidates-"))
     figures: dict[str, Any] = {"started_at": started_at.isoformat(), "candidates": args.candidates,
                                "tenants": args.tenants, "import_rows": args.import_rows, "workers": args.workers,
-                               "cpus": os.cpu_count()}  # fmt: skip
+                               "cpus": os.cpu_count(), "phases": sorted(phases)}  # fmt: skip
     created = False
-    servers: dict[str, Server] = {}
+    results: dict[str, dict[str, dict]] = {}
+    imported: dict[str, Any] = {}
     try:
-        print(
-            f"database {dbname}: {args.tenants} tenants, {args.candidates:,} candidates; work files in {work}"
-        )
-        admin(f'CREATE DATABASE "{dbname}"')
-        created = True
-        started = time.perf_counter()
-        upgrade(async_url(dbname))
-        setup = {"migrate_s": time.perf_counter() - started}
         password = secrets.token_urlsafe(18)
-        setup.update(fill(dbname, args.tenants, args.candidates, hash_password(password)))
-        admins, has_app_role = pick_admins(dbname)
-        print("setup: " + ", ".join(f"{k} {v:.1f}" for k, v in setup.items()))
-        figures["setup"] = setup
+        if args.database:
+            print(f"database {dbname} (kept by an earlier run); work files in {work}")
+            with psycopg.connect(libpq_url(dbname), autocommit=True) as conn:
+                conn.execute(
+                    """UPDATE users SET "passwordHash" = %s WHERE email LIKE 'admin-%%@bench.example'""",
+                    (hash_password(password),),
+                )
+        else:
+            print(
+                f"database {dbname}: {args.tenants} tenants, {args.candidates:,} candidates; work files in {work}"
+            )
+            admin(f'CREATE DATABASE "{dbname}"')
+            created = True
+            started = time.perf_counter()
+            upgrade(async_url(dbname))
+            setup = {"migrate_s": time.perf_counter() - started}
+            setup.update(fill(dbname, args.tenants, args.candidates, hash_password(password)))
+            print("setup: " + ", ".join(f"{k} {v:.1f}" for k, v in setup.items()))
+            figures["setup"] = setup
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOBILITY_")}
         env.update(MOBILITY_DATABASE_URL=async_url(dbname), MOBILITY_SECRET_KEY=Fernet.generate_key().decode(), MOBILITY_DATA_DIR=str(work / "data"),
                    MOBILITY_BENCH_DSN=libpq_url(dbname), MOBILITY_BENCH_SCOPES=str(work / "scopes.json"))  # fmt: skip
-        api_env = dict(env)
-        if has_app_role:
-            api_env["MOBILITY_APP_DATABASE_URL"] = async_url(dbname, user=APP_ROLE)
-        (work / "rotate.lua").write_text(WRK_LUA)
+        if "load" in phases:
+            figures["load"] = results = load_phase(args, dbname, env, work, password)
+        if "import" in phases:
+            print(
+                f"import: {args.import_rows:,} rows through `mobility import candidates`, then COPY of the same rows"
+            )
+            figures["import"] = imported = import_phase(dbname, env, work, args.import_rows)
+    except Exception as exc:
+        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if created and not args.keep:
+            with suppress(psycopg.Error):
+                admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        elif created:
+            print(f"kept database {dbname} (measure it again with --database {dbname}); work files in {work}")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    verdicts: dict[str, float] = {}
+    met: dict[str, bool] = {}
+    errors = sum(r["errors"] for runs in results.values() for r in runs.values())
+    if results:
+        header = f"{'load':<14}{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        print(f"\n{header}\n{'-' * len(header)}")
+        names = {"a": "(a) the app", "b": "(b) bare FastAPI+asyncpg"}
+        for name, runs in results.items():
+            for kind, r in runs.items():
+                print(
+                    f"{name:<14}{names[kind]:<26}{r['rps']:>9,.0f}{r['p50_us'] / 1000:>9.1f}{r['p99_us'] / 1000:>9.1f}{r['errors']:>8}"
+                )
+        for name in ("first page", "deep page"):
+            verdicts[name] = results[name]["a"]["rps"] / results[name]["b"]["rps"]
+            met[name] = verdicts[name] >= GOAL_LIST
+        verdicts["search p99"] = results["name search"]["a"]["p99_us"] / results["first page"]["b"]["p99_us"]
+        met["search p99"] = verdicts["search p99"] <= GOAL_SEARCH_P99
+    if imported:
+        print(
+            f"\nimport of {imported['rows']:,} rows ({imported['file_bytes'] / 1e6:.1f} MB): {imported['command_s']:.1f} s "
+            f"(start-up {imported['startup_s']:.1f} s), {imported['import_rows_per_s']:,.0f} rows/s "
+            f"({imported['command_rows_per_s']:,.0f} with start-up); peak memory {imported['peak_rss_mib']:.0f} MiB"
+        )
+        print(f"COPY of the same rows: {imported['copy_s']:.2f} s, {imported['copy_rows_per_s']:,.0f} rows/s")
+        verdicts["import"] = imported["import_rows_per_s"] / imported["copy_rows_per_s"]
+        met["import"] = verdicts["import"] >= GOAL_IMPORT
+
+    print()
+    lines = {
+        "first page": lambda v: (
+            f"first page: (a)/(b) = {100 * v:.0f} % of req/s (goal >= {100 * GOAL_LIST:.0f} %)"
+        ),
+        "deep page": lambda v: (
+            f"deep page:  (a)/(b) = {100 * v:.0f} % of req/s (goal >= {100 * GOAL_LIST:.0f} %)"
+        ),
+        "search p99": lambda v: f"name search p99 = {v:.1f} x (b)'s p99 (goal <= {GOAL_SEARCH_P99:.0f} x)",
+        "import": lambda v: f"import = {100 * v:.0f} % of COPY's rows/s (goal >= {100 * GOAL_IMPORT:.0f} %)",
+    }
+    for name, value in verdicts.items():
+        print(f"{lines[name](value)}  {'met' if met[name] else 'NOT MET'}")
+    goal_met = all(met.values()) and errors == 0
+    if errors:
+        print(f"{errors} errors during the load: figures invalid")
+    measured = "" if phases == {"load", "import"} else f" (measured: {', '.join(sorted(phases))} only)"
+    print(f"GOALS: {'MET' if goal_met else 'NOT MET'}{measured}")
+    figures.update(ratios=verdicts, met=met, goal_met=goal_met)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"candidates-{stamp}.json"
+    path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    print(f"figures: {path}")
+    return 0 if goal_met else 1
+
+
+def load_phase(
+    args, dbname: str, env: dict[str, str], work: Path, password: str
+) -> dict[str, dict[str, dict]]:
+    """The list and search loads on (a) the app and (b) the bare endpoint."""
+    admins, has_app_role = pick_admins(dbname)
+    api_env = dict(env)
+    if has_app_role:
+        api_env["MOBILITY_APP_DATABASE_URL"] = async_url(dbname, user=APP_ROLE)
+    (work / "rotate.lua").write_text(WRK_LUA)
+    servers: dict[str, Server] = {}
+    try:
         servers["a"] = Server("a", args.workers, api_env, work)
         servers["a"].wait_ready("/health", {})
         tokens = login(servers["a"], admins, password)
@@ -524,7 +626,6 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"checks: (a) and (b) answer the same first and deep pages; (a) as {APP_ROLE if has_app_role else 'owner'}"
         )
-
         results: dict[str, dict[str, dict]] = {}
         for name in ("first page", "deep page"):
             results[name] = {}
@@ -538,80 +639,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  name search (a): {r['rps']:,.0f} req/s, p50 {r['p50_us'] / 1000:.1f} ms, p99 {r['p99_us'] / 1000:.1f} ms"
         )
-        figures["load"] = results
-        for server in servers.values():
-            server.stop()
-        servers = {}
-
-        print(
-            f"import: {args.import_rows:,} rows through `mobility import candidates`, then COPY of the same rows"
-        )
-        figures["import"] = imported = import_phase(dbname, env, work, args.import_rows)
-    except Exception as exc:
-        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return results
     finally:
         for server in servers.values():
             server.stop()
-        if created and not args.keep:
-            with suppress(psycopg.Error):
-                admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        elif created:
-            print(f"kept database {dbname}; work files in {work}")
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-
-    header = f"{'load':<14}{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-    print(f"\n{header}\n{'-' * len(header)}")
-    names = {"a": "(a) the app", "b": "(b) bare FastAPI+asyncpg"}
-    for name, runs in results.items():
-        for kind, r in runs.items():
-            print(
-                f"{name:<14}{names[kind]:<26}{r['rps']:>9,.0f}{r['p50_us'] / 1000:>9.1f}{r['p99_us'] / 1000:>9.1f}{r['errors']:>8}"
-            )
-    print(
-        f"\nimport of {imported['rows']:,} rows ({imported['file_bytes'] / 1e6:.1f} MB): {imported['command_s']:.1f} s "
-        f"(start-up {imported['startup_s']:.1f} s), {imported['import_rows_per_s']:,.0f} rows/s "
-        f"({imported['command_rows_per_s']:,.0f} with start-up); peak memory {imported['peak_rss_mib']:.0f} MiB"
-    )
-    print(f"COPY of the same rows: {imported['copy_s']:.2f} s, {imported['copy_rows_per_s']:,.0f} rows/s")
-
-    errors = sum(r["errors"] for runs in results.values() for r in runs.values())
-    verdicts = {
-        "first page": results["first page"]["a"]["rps"] / results["first page"]["b"]["rps"],
-        "deep page": results["deep page"]["a"]["rps"] / results["deep page"]["b"]["rps"],
-        "search p99": results["name search"]["a"]["p99_us"] / results["first page"]["b"]["p99_us"],
-        "import": imported["import_rows_per_s"] / imported["copy_rows_per_s"],
-    }
-    met = {
-        "first page": verdicts["first page"] >= GOAL_LIST,
-        "deep page": verdicts["deep page"] >= GOAL_LIST,
-        "search p99": verdicts["search p99"] <= GOAL_SEARCH_P99,
-        "import": verdicts["import"] >= GOAL_IMPORT,
-    }
-    print()
-    print(
-        f"first page: (a)/(b) = {100 * verdicts['first page']:.0f} % of req/s (goal >= {100 * GOAL_LIST:.0f} %)  {'met' if met['first page'] else 'NOT MET'}"
-    )  # noqa: E501
-    print(
-        f"deep page:  (a)/(b) = {100 * verdicts['deep page']:.0f} % of req/s (goal >= {100 * GOAL_LIST:.0f} %)  {'met' if met['deep page'] else 'NOT MET'}"
-    )  # noqa: E501
-    print(
-        f"name search p99 = {verdicts['search p99']:.1f} x (b)'s p99 (goal <= {GOAL_SEARCH_P99:.0f} x)  {'met' if met['search p99'] else 'NOT MET'}"
-    )  # noqa: E501
-    print(
-        f"import = {100 * verdicts['import']:.0f} % of COPY's rows/s (goal >= {100 * GOAL_IMPORT:.0f} %)  {'met' if met['import'] else 'NOT MET'}"
-    )  # noqa: E501
-    goal_met = all(met.values()) and errors == 0
-    if errors:
-        print(f"{errors} errors during the load: figures invalid")
-    print(f"GOALS: {'MET' if goal_met else 'NOT MET'}")
-    figures.update(ratios=verdicts, met=met, goal_met=goal_met)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"candidates-{stamp}.json"
-    path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    print(f"figures: {path}")
-    return 0 if goal_met else 1
 
 
 if __name__ == "__main__":

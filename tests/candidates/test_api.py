@@ -247,7 +247,7 @@ async def test_twenty_concurrent_registrations_get_twenty_numbers(migrated_datab
 async def test_the_list_shows_each_caller_only_what_is_theirs(migrated_database_url: str) -> None:
     """The list (a compiled read since bench/candidates.py) from the attacker's side: another partner,
     another tenant's Admin and a Trainer who teaches none of them see none of the candidates, on the first
-    page, filtered, or after a cursor; the partner pages through its own; partners never see notes."""
+    page, filtered, searched by name, or after a cursor; the partner pages through its own; partners never see notes."""
     url = migrated_database_url
     world = await make_world(url)
     _agent_user, _agent, agent_headers = await _partner(url, world, SystemRole.agent)
@@ -281,3 +281,9 @@ async def test_the_list_shows_each_caller_only_what_is_theirs(migrated_database_
         assert await listed(world.auth(world.other_admin)) == []
         assert await listed(world.auth(world.trainer)) == []
         assert set(await listed(admin)) >= {*mine, staff_only.json()["id"]}
+        # A name search (on PostgreSQL a compiled read of its own, ranked): the same rows, no others.
+        assert await listed(agent_headers, q="Tuilagi") == [mine[0]]
+        assert await listed(other_headers, q="Tuilagi") == []
+        assert await listed(world.auth(world.other_admin), q="Tuilagi") == []
+        assert await listed(world.auth(world.trainer), q="Tuilagi") == []
+        assert set(await listed(admin, q="Tuilagi")) == {mine[0], staff_only.json()["id"]}

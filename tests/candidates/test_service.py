@@ -548,3 +548,42 @@ def test_the_page_size_is_capped() -> None:
 
 def test_reference_format() -> None:
     assert re.fullmatch(r"[A-Z0-9-]+-\d{4}-\d{6}", "WTI-2026-000123")
+
+
+async def test_a_name_search_ranks_the_best_match_first_page_by_page(
+    db: Db, world: World, backend: str, listing: str
+) -> None:
+    """PostgreSQL ranks a name search by trigram word similarity, best first, equal ranks by id; a
+    cursor continues exactly there, and both ways to the list agree."""
+    if backend != "postgresql":
+        pytest.skip("SQLite matches names by substring, unranked")
+    async with db.acting(world.staff()) as session:
+        made = {}
+        for first, last in [
+            ("Ana", "Tupou"),
+            ("Mele", "Tupuo"),
+            ("Vika", "Tupou"),
+            ("Losa", "Tupuo"),
+            ("Ofa", "Kioa"),
+        ]:
+            made[first] = (
+                await service.create_candidate(session, body(firstName=first, lastName=last))
+            ).candidate.id
+        vika = await service.get_candidate(session, made["Vika"])
+        await service.change_status(session, vika, S.in_training)
+        # The surname as typed ranks above the one it is a misspelling of (two letters swapped).
+        expected = sorted([made["Mele"], made["Losa"]], key=str) + sorted(
+            [made["Ana"], made["Vika"]], key=str
+        )
+        whole, cursor = await _list(session, listing, q="Tupuo", limit=100)
+        assert [row.id for row in whole] == expected and cursor is None
+        paged, cursor = [], None
+        for _page in range(len(expected) + 1):  # a cursor that does not move on fails, never hangs
+            rows, cursor = await _list(session, listing, q="Tupuo", limit=1, cursor=cursor)
+            paged += [row.id for row in rows]
+            if cursor is None:
+                break
+        assert paged == expected and cursor is None
+        # Filters narrow the ranked matches (before the page is cut, not after).
+        rows, _ = await _list(session, listing, q="Tupuo", limit=1, status=S.in_training)
+        assert [row.id for row in rows] == [made["Vika"]]

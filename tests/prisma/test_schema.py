@@ -191,10 +191,10 @@ def test_candidate_model(rendered: str) -> None:
     assert field(rendered, "Candidate", "status") == "status CandidateStatus @default(registered)"
     # 48 since 0018: a 32-character tenant code, the year and the sequence number.
     assert field(rendered, "Candidate", "referenceNumber") == "referenceNumber String @db.VarChar(48)"
-    # The trigram index of the name search (per tenant since 0022) is left to the database, noted on the model.
+    # The trigram index of the name search (per tenant since 0022, GiST since 0023) is left to the database, noted on the model.
     assert (
-        "/// INDEX candidates_tenantId_searchName_trgm_idx: USING gin (tenantId, searchName gin_trgm_ops)"
-        in rendered
+        "/// INDEX candidates_tenantId_searchName_idx: USING gist (tenantId, searchName gist_trgm_ops(siglen=32)) "
+        "INCLUDE (searchName, mergedIntoId, id)" in rendered
     )
     # The list's order (0022).
     assert (

@@ -42,9 +42,10 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import and_, bindparam, false, func, or_, select, text
+from sqlalchemy import Float, String, and_, bindparam, false, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mobility.agents import service as partners
 from mobility.audit.models import AuditLog
@@ -89,10 +90,6 @@ from mobility.vetting.models import VettingRecord
 CANDIDATE_SORT_KEYS = {"name": text_key(Candidate.last_name), "createdAt": time_key(Candidate.created_at)}
 SEARCH_NAME_LENGTH = 600
 HISTORY_SORT_KEYS = {"createdAt": time_key(AuditLog.created_at)}
-# Trigram word similarity (0..1) a name must reach to match a search on PostgreSQL (pg_trgm's `<%`
-# operator, set for the transaction; its default 0.6 missed two swapped letters in a 5-letter surname,
-# "Tupuo" for Tupou: 0.5).
-WORD_SIMILARITY = 0.45
 
 
 class DuplicateCandidate(Conflict):
@@ -582,14 +579,27 @@ def _is_postgresql(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
-def _text_matches(q: str, postgres: bool) -> tuple[Any, Any | None]:
-    """The WHERE clause of a text search, and on PostgreSQL the rank of a row (name similarity).
-
-    Reference, passport and national id numbers all hold a digit: a text without one is looked for
-    in names only, which the tenant's trigram index answers alone (0022); one more OR arm that no
+def _names_only(q: str) -> bool:
+    """Reference, passport and national id numbers all hold a digit: a text without one is looked for
+    in names only, which the tenant's trigram index answers alone (0022, 0023); one more OR arm that no
     index serves (a reference's substring) made PostgreSQL read every row of the tenant instead."""
+    return not any(character.isdigit() for character in q)
+
+
+def _name_match(key: Any, candidate: Any = Candidate) -> tuple[Any, Any]:
+    """PostgreSQL: a name matches `key` (a name key, or a parameter for one), and its rank.
+
+    Word similarity alone (it finds every name a word of which starts like the text, and the misspelt
+    ones): the tenant's trigram index answers `%>` under row-level security (0022 marks it LEAKPROOF);
+    an ILIKE beside it is not LEAKPROOF and made PostgreSQL read every row. `%>` compares with the
+    threshold every connection starts with (settings.name_search_similarity, core/db.server_settings)."""
+    return candidate.search_name.op("%>")(key), func.word_similarity(key, candidate.search_name)
+
+
+def _text_matches(q: str, postgres: bool) -> tuple[Any, Any | None]:
+    """The WHERE clause of a text search, and on PostgreSQL the rank of a row (name similarity)."""
     clauses = []
-    if any(character.isdigit() for character in q):
+    if not _names_only(q):
         clauses.append(contains(Candidate.reference_number, text=q.strip()))
         with contextlib.suppress(ValueError):
             clauses.append(Candidate.reference_number == str(parse_reference(q)))
@@ -602,25 +612,39 @@ def _text_matches(q: str, postgres: bool) -> tuple[Any, Any | None]:
     key = duplicates.name_key(q, "")
     rank = None
     if key and postgres:
-        # Word similarity alone (it finds every name a word of which starts like the text, and the
-        # misspelt ones): the tenant's trigram index answers `%>` under row-level security (0022 marks
-        # it LEAKPROOF); an ILIKE beside it is not LEAKPROOF and made PostgreSQL read every row.
-        clauses.append(Candidate.search_name.op("%>")(key))
-        rank = func.word_similarity(key, Candidate.search_name)
+        match, rank = _name_match(key)
+        clauses.append(match)
     elif key:
         clauses.append(contains(Candidate.search_name, text=key))
     return (or_(*clauses) if clauses else false()), rank
 
 
-# The list's filters (CandidateFilters, but the text search): each a condition on its value.
+def _after_rank(rank: Any, last_rank: Any, last_id: Any, candidate: Any = Candidate) -> Any:
+    """Rows after (`last_rank`, `last_id`) in the ranked order: best match first, then by id."""
+    return or_(rank < last_rank, and_(rank == last_rank, candidate.id > last_id))
+
+
+def _rank_cursor(cursor: str) -> tuple[float, uuid.UUID]:
+    """The last row's (rank, id) a ranked page's cursor carries."""
+    raw_rank, raw_id = _decode(cursor)
+    if not isinstance(raw_rank, int | float) or isinstance(raw_rank, bool):
+        raise _invalid_cursor()
+    try:
+        return float(raw_rank), uuid.UUID(raw_id)
+    except (TypeError, ValueError, AttributeError):
+        raise _invalid_cursor() from None
+
+
+# The list's filters (CandidateFilters, but the text search): each a condition on its value (of
+# `candidate`, the model or an alias of it).
 FILTERS: dict[str, Any] = {
-    "status": lambda value: Candidate.status == value,
-    "agent_id": lambda value: Candidate.agent_id == value,
-    "broker_id": lambda value: Candidate.broker_id == value,
-    "nationality": lambda value: Candidate.nationality == value,
-    "created_from": lambda value: Candidate.created_at >= value,
-    "created_to": lambda value: Candidate.created_at < value,
-    "passport_expiring_before": lambda value: Candidate.passport_expiry < value,
+    "status": lambda value, candidate=Candidate: candidate.status == value,
+    "agent_id": lambda value, candidate=Candidate: candidate.agent_id == value,
+    "broker_id": lambda value, candidate=Candidate: candidate.broker_id == value,
+    "nationality": lambda value, candidate=Candidate: candidate.nationality == value,
+    "created_from": lambda value, candidate=Candidate: candidate.created_at >= value,
+    "created_to": lambda value, candidate=Candidate: candidate.created_at < value,
+    "passport_expiring_before": lambda value, candidate=Candidate: candidate.passport_expiry < value,
 }
 
 
@@ -655,13 +679,73 @@ def _list_read(
     return Read(build)
 
 
+@functools.lru_cache(maxsize=512)
+def _ranked_read(given: tuple[str, ...], columns: tuple[str, ...], after: bool) -> Read:
+    """A name search on PostgreSQL ranked by similarity as a `Read`, one per shape of request (which
+    filters are given, whether it starts after a cursor): the conditions, order and row rules of
+    `list_candidates`' ranked page. The rank comes as `rank`.
+
+    In two steps: the page's ids and ranks from the search index alone (it holds each name, id and
+    merge pointer, 0023: an index-only scan over every match), then those rows' columns by key; one
+    step read every match's whole row only to rank it (476 rows for a page of 51 at a million
+    candidates)."""
+
+    def build() -> Any:
+        matched = aliased(Candidate)
+        match, rank = _name_match(bindparam("key", type_=String), matched)
+        page = select(matched.id.label("matched_id"), rank.label("rank")).where(
+            matched.merged_into_id.is_(None),
+            *(FILTERS[name](bindparam(name), matched) for name in given),
+            match,
+        )
+        if after:
+            page = page.where(
+                _after_rank(
+                    rank,
+                    bindparam("after_rank", type_=Float),
+                    bindparam("after_id", type_=Candidate.id.type),
+                    matched,
+                )
+            )
+        page = page.order_by(rank.desc(), matched.id.asc()).limit(bindparam("limit")).subquery("page")
+        return (
+            select(*(getattr(Candidate, name) for name in columns), page.c.rank)
+            .join(page, Candidate.id == page.c.matched_id)
+            .order_by(page.c.rank.desc(), Candidate.id.asc())
+        )
+
+    return Read(build)
+
+
+async def _ranked_values(
+    session: AsyncSession, params: PageParams, filters: CandidateFilters, columns: tuple[str, ...], key: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    given = _given(filters)
+    values: dict[str, Any] = {**given, "key": key, "limit": params.limit + 1}
+    if params.cursor:
+        values["after_rank"], values["after_id"] = _rank_cursor(params.cursor)
+    read = _ranked_read(tuple(given), tuple(dict.fromkeys((*columns, "id"))), params.cursor is not None)
+    rows = await read.all(session, **values)
+    next_cursor = None
+    if len(rows) > params.limit:
+        rows = rows[: params.limit]
+        next_cursor = _encode([float(rows[-1]["rank"]), str(rows[-1]["id"])])
+    for row in rows:
+        del row["rank"]
+    return rows, next_cursor
+
+
 async def list_candidate_values(
     session: AsyncSession, *, params: PageParams, filters: CandidateFilters, columns: tuple[str, ...]
 ) -> tuple[list[dict[str, Any]], str | None]:
     """`list_candidates` as plain values (by attribute name, the `columns` asked for): the API's list,
     its busiest read, runs it as a compiled `Read` on the request's read connection without the ORM
-    (bench/candidates.py). A text search goes through `list_candidates` (its ranking and settings)."""
+    (bench/candidates.py). A name search on PostgreSQL, ranked, runs as a `Read` too; any other text
+    search goes through `list_candidates`."""
     if filters.q:
+        key = duplicates.name_key(filters.q, "")
+        if key and not params.sort and _names_only(filters.q) and _is_postgresql(session):
+            return await _ranked_values(session, params, filters, columns, key)
         rows, next_cursor = await list_candidates(session, params=params, filters=filters)
         return [{name: getattr(row, name) for name in columns} for row in rows], next_cursor
     given = _given(filters)
@@ -692,11 +776,6 @@ async def list_candidates(
     rank = None
     if filters.q:
         postgres = _is_postgresql(session)
-        if postgres:
-            await session.execute(
-                text("SELECT set_config('pg_trgm.word_similarity_threshold', :value, true)"),
-                {"value": str(WORD_SIMILARITY)},
-            )
         clause, rank = _text_matches(filters.q, postgres)
         statement = statement.where(clause)
     if rank is not None and not params.sort:
@@ -716,16 +795,7 @@ async def _ranked_page(
 ) -> tuple[list[Candidate], str | None]:
     """A page of search results, best match first; the cursor carries the last (rank, id)."""
     if params.cursor:
-        raw_rank, raw_id = _decode(params.cursor)
-        if not isinstance(raw_rank, int | float):
-            raise _invalid_cursor()
-        try:
-            last_id = uuid.UUID(raw_id)
-        except (TypeError, ValueError, AttributeError):
-            raise _invalid_cursor() from None
-        statement = statement.where(
-            or_(rank < float(raw_rank), and_(rank == float(raw_rank), Candidate.id > last_id))
-        )
+        statement = statement.where(_after_rank(rank, *_rank_cursor(params.cursor)))
     rows = (
         await session.execute(
             statement.add_columns(rank).order_by(rank.desc(), Candidate.id.asc()).limit(params.limit + 1)

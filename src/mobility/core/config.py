@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # PostgreSQL: seconds a new connection may take. While the database is unreachable each request
     # is answered 503 within this (core/db.py), instead of waiting for asyncpg's 60 s.
     database_connect_timeout: float = Field(default=5, gt=0)
+    # PostgreSQL: how tolerant the candidates' name search is, the trigram word similarity (0..1) a
+    # name must reach (pg_trgm's `%>`). Every connection starts with it (core/db.server_settings):
+    # 0.45 finds "Tupuo" for Tupou (0.5), which pg_trgm's own default 0.6 missed.
+    name_search_similarity: float = Field(default=0.45, gt=0, le=1)
 
     # HTTP limits (core/http.py). Request bodies: JSON (and forms) up to 1 MiB, far above any request
     # of the API; uploads (multipart/form-data) up to max_file_bytes of file plus the form around it

@@ -526,10 +526,13 @@ def _block_attributes(model: _Model) -> None:
             model.comments.append(f"{kind} {_constraint_name(index)}: ({sql})")
             continue
         if _is_operator_class_index(index):
-            # A trigram index (0018): left to the database like the expression indexes.
+            # A trigram index (0018, 0023): left to the database like the expression indexes.
             options = index.dialect_options["postgresql"]._non_defaults
             columns = ", ".join(f"{c.name} {options['ops'].get(c.name, '')}".strip() for c in index.columns)
-            model.comments.append(f"INDEX {_constraint_name(index)}: USING {options['using']} ({columns})")
+            included = f" INCLUDE ({', '.join(options['include'])})" if options.get("include") else ""
+            model.comments.append(
+                f"INDEX {_constraint_name(index)}: USING {options['using']} ({columns}){included}"
+            )
             continue
         _check_index(table, index)
         columns = [c.name for c in index.columns]
@@ -555,7 +558,7 @@ def _is_expression_index(index: Index) -> bool:
 
 
 def _is_operator_class_index(index: Index) -> bool:
-    """An index with its own access method and operator classes (a pg_trgm GIN index)."""
+    """An index with its own access method and operator classes (a pg_trgm GIN or GiST index)."""
     options = index.dialect_options["postgresql"]._non_defaults
     return bool(options.get("ops")) and options.get("using") is not None
 
