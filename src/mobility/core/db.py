@@ -53,6 +53,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _begin_before_savepoint(connection: Any, _name: str) -> None:
+    # The SQLite driver (pysqlite's legacy transaction control) sends BEGIN only before an INSERT,
+    # UPDATE or DELETE: a SAVEPOINT sent before any of them began a transaction of its own, and its
+    # RELEASE committed it, whatever the unit of work around it did next (an API import on SQLite kept
+    # its rows though the request failed). BEGIN first makes the savepoint part of the transaction;
+    # the locks are the ones the savepoint took anyway (a deferred transaction).
+    if not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
 def create_engine(url: str | None = None, settings: Settings | None = None, **kwargs) -> AsyncEngine:
     settings = settings or get_settings()
     url = url or settings.effective_database_url
@@ -77,6 +87,7 @@ def create_engine(url: str | None = None, settings: Settings | None = None, **kw
     engine = create_async_engine(url, echo=settings.sql_echo, **pooling, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)
     else:
         event.listen(engine.sync_engine, "checkout", _discard_closed)
     return engine
