@@ -244,3 +244,28 @@ async def test_read_connections_are_handed_out_in_the_order_asked(db: Db) -> Non
         await pool.close()
     assert len(granted) == 12 * 8
     assert granted == asked
+
+
+@pytest.mark.postgres_only
+async def test_a_request_cancelled_while_giving_its_read_connection_back_still_gives_it_back(
+    db: Db, world
+) -> None:
+    """A request's task cancelled while its read connection ends its transaction (a client gone, a
+    server shutting down) still gives the connection and its turn back: the next request gets one."""
+    settings = Settings(database_url=db.url, read_pool_size=1)
+    pool = await create_read_pool(app_role_url(db.url), settings)
+    try:
+        async with db.app_sessionmaker() as session:
+            session.sync_session.info[READ_POOL] = pool
+            await apply_to_database(session, world["a"])
+            assert await SETTINGS_BY_KEY.all(session, prefix=world["prefix"])
+            giving_back = asyncio.create_task(release_read_connection(session))
+            await asyncio.sleep(0)  # it has sent the end of its transaction, and waits for the answer
+            giving_back.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await giving_back
+        # The one connection of the pool, and its turn, are free again (a leak waits here for ever).
+        connection = await asyncio.wait_for(pool.acquire_in_turn(), timeout=10)
+        await pool.release_in_turn(connection)
+    finally:
+        pool.terminate()  # not close(): that waits for a leaked connection for ever

@@ -312,13 +312,16 @@ async def release_read_connection(session: AsyncSession) -> None:
     except Exception as exc:  # the answer is out already; the connection only read
         if not is_unavailable(exc):
             logger.warning("a read connection failed to end its transaction: %r", exc)
-    try:
-        # Rolls back whatever is still open (a failed COMMIT), terminates a closed connection, and
-        # does nothing for one the pool took back already (closed under the request).
-        await pool.release_in_turn(connection)
-    except Exception as exc:  # asyncpg terminated the connection: its place in the pool is free
-        if not is_unavailable(exc):
-            logger.warning("a read connection could not be reset and was closed: %r", exc)
+    finally:
+        # Given back even when the request's task is cancelled meanwhile: else the connection and its
+        # turn were lost to every later request.
+        try:
+            # Rolls back whatever is still open (a failed COMMIT), terminates a closed connection, and
+            # does nothing for one the pool took back already (closed under the request).
+            await pool.release_in_turn(connection)
+        except Exception as exc:  # asyncpg terminated the connection: its place in the pool is free
+            if not is_unavailable(exc):
+                logger.warning("a read connection could not be reset and was closed: %r", exc)
 
 
 async def _orm_driver_connection(session: AsyncSession) -> Any:
