@@ -552,7 +552,7 @@ def test_reference_format() -> None:
 
 @pytest.mark.postgres_only  # SQLite matches names by substring, unranked
 async def test_a_name_search_ranks_the_best_match_first_page_by_page(
-    db: Db, world: World, backend: str, listing: str
+    db: Db, world: World, listing: str
 ) -> None:
     """PostgreSQL ranks a name search by trigram word similarity, best first, equal ranks by id; a
     cursor continues exactly there, and both ways to the list agree."""

@@ -243,6 +243,7 @@ async def create_read_pool(url: str, settings: Settings) -> ReadPool | None:
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     return await ReadPool(
         dsn,
+        # Required by asyncpg.Pool's constructor (create_pool fills them in): create_pool's defaults.
         loop=None,
         max_queries=50_000,
         record_class=asyncpg.Record,
